@@ -7,6 +7,7 @@ package federation
 import (
 	"crypto/rsa"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -112,3 +113,59 @@ type ClientConfig struct {
 	MaxBody       int64         // response body cap; default 1 MiB
 	MaxRedirects  int           // default 3
 }
+
+// New builds the Service. Store and Key are required; Client, Logger and Now
+// get defaults when nil.
+func New(cfg Config, deps Deps) (*Service, error) {
+	if cfg.BaseURL == "" || cfg.Handle == "" {
+		return nil, errors.New("federation: new service: base URL and handle are required")
+	}
+	if deps.Store == nil {
+		return nil, errors.New("federation: new service: nil store")
+	}
+	if deps.Key == nil {
+		return nil, errors.New("federation: new service: nil key")
+	}
+	s := &Service{
+		cfg:    cfg,
+		store:  deps.Store,
+		posts:  deps.Posts,
+		key:    deps.Key,
+		client: deps.Client,
+		log:    deps.Logger,
+		now:    deps.Now,
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.client == nil {
+		s.client = NewClient(ClientConfig{})
+	}
+	signer, err := NewSigner(cfg.KeyID(), deps.Key, s.now)
+	if err != nil {
+		return nil, fmt.Errorf("federation: new service: %w", err)
+	}
+	s.signer = signer
+	return s, nil
+}
+
+// Config returns the configuration the service was built with.
+func (s *Service) Config() Config { return s.cfg }
+
+// Signer returns the signer for outgoing requests (the delivery workers use it).
+func (s *Service) Signer() *Signer { return s.signer }
+
+// Client returns the guarded outgoing client.
+func (s *Service) Client() *Client { return s.client }
+
+// Store returns the storage the service works with.
+func (s *Service) Store() *storage.Store { return s.store }
+
+// Logger returns the service's logger.
+func (s *Service) Logger() *slog.Logger { return s.log }
+
+// Now returns the service's clock.
+func (s *Service) Now() time.Time { return s.now() }
