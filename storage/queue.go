@@ -1,0 +1,434 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"net/url"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// The queue keeps one record per pending job (bucket jobs) and two indexes:
+//
+//   - due: timeKey(NextAttempt) + id → chain prefix, walked in time order;
+//   - chain: chain prefix + id → empty, where the chain prefix encodes
+//     (Inbox, Topic). The lowest id of a chain is its head; only heads are
+//     handed out, so activities about one object reach one inbox in the order
+//     they were enqueued, whatever happens to retries.
+//
+// Failed jobs move to their own bucket and leave both indexes, so a dead
+// Create does not block the Update behind it forever.
+
+// Enqueue stores an activity (unless act.ID is empty) and its delivery jobs
+// in one transaction. See Publish for the job defaults.
+func (s *Store) Enqueue(act Activity, jobs []Job) error {
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		if act.ID != "" {
+			if err := putActivity(tx, act); err != nil {
+				return err
+			}
+		}
+		return s.enqueue(tx, act, jobs)
+	})
+	if err != nil {
+		return fmt.Errorf("storage: enqueue: %w", err)
+	}
+	return nil
+}
+
+// AcceptFollower stores the follower, the Accept activity and its delivery
+// jobs in one transaction.
+func (s *Store) AcceptFollower(f Follower, act Activity, jobs []Job) error {
+	if f.ActorID == "" {
+		return fmt.Errorf("storage: accept follower: empty actor id")
+	}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		if err := s.putFollower(tx, f); err != nil {
+			return err
+		}
+		if err := putActivity(tx, act); err != nil {
+			return err
+		}
+		return s.enqueue(tx, act, jobs)
+	})
+	if err != nil {
+		return fmt.Errorf("storage: accept follower %s: %w", f.ActorID, err)
+	}
+	return nil
+}
+
+// enqueue writes jobs. Storage assigns ID, State (pending) and CreatedAt
+// (now); NextAttempt defaults to now, ActivityID to act.ID, Topic to
+// act.ObjectID (else the activity id) and Host to the inbox URL's host.
+func (s *Store) enqueue(tx *bbolt.Tx, act Activity, jobs []Job) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	b := tx.Bucket(bucketJobs)
+	now := s.now()
+	pending := map[string]int{}
+	for _, j := range jobs {
+		if j.ActivityID == "" {
+			j.ActivityID = act.ID
+		}
+		if j.ActivityID == "" {
+			return fmt.Errorf("job without activity id")
+		}
+		if j.Inbox == "" {
+			return fmt.Errorf("job for %s without inbox", j.ActivityID)
+		}
+		if j.Topic == "" {
+			j.Topic = act.ObjectID
+		}
+		if j.Topic == "" {
+			j.Topic = j.ActivityID
+		}
+		if j.Host == "" {
+			if u, err := url.Parse(j.Inbox); err == nil {
+				j.Host = u.Host
+			}
+		}
+		id, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		j.ID = id
+		j.State = JobPending
+		j.CreatedAt = now
+		if j.NextAttempt.IsZero() {
+			j.NextAttempt = now
+		}
+		if err := putJSON(b, u64(j.ID), j); err != nil {
+			return err
+		}
+		if err := addJobIndexes(tx, j); err != nil {
+			return err
+		}
+		pending[j.ActivityID]++
+	}
+	for actID, n := range pending {
+		if err := addCounts(tx, actID, DeliveryCounts{Pending: n}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// chainPrefix encodes (Inbox, Topic) with length prefixes, so no URL content
+// can make one chain's keys look like another's.
+func chainPrefix(j Job) []byte {
+	p := make([]byte, 0, 2*binary.MaxVarintLen64+len(j.Inbox)+len(j.Topic)+8)
+	p = binary.AppendUvarint(p, uint64(len(j.Inbox)))
+	p = append(p, j.Inbox...)
+	p = binary.AppendUvarint(p, uint64(len(j.Topic)))
+	p = append(p, j.Topic...)
+	return p
+}
+
+func dueKey(j Job) []byte { return append(timeKey(j.NextAttempt), u64(j.ID)...) }
+
+func addJobIndexes(tx *bbolt.Tx, j Job) error {
+	prefix := chainPrefix(j)
+	if err := tx.Bucket(bucketDue).Put(dueKey(j), prefix); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketChain).Put(append(prefix, u64(j.ID)...), nil)
+}
+
+func removeJobIndexes(tx *bbolt.Tx, j Job) error {
+	if err := tx.Bucket(bucketDue).Delete(dueKey(j)); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketChain).Delete(append(chainPrefix(j), u64(j.ID)...))
+}
+
+// isHead tells whether the job with due-index key dk and value prefix is the
+// lowest id of its chain.
+func isHead(chain *bbolt.Cursor, dk, prefix []byte) bool {
+	k, _ := chain.Seek(prefix)
+	return k != nil && len(k) == len(prefix)+8 &&
+		bytes.HasPrefix(k, prefix) && bytes.Equal(k[len(prefix):], dk[timeKeyLen:])
+}
+
+func addCounts(tx *bbolt.Tx, activityID string, d DeliveryCounts) error {
+	b := tx.Bucket(bucketCounters)
+	var c DeliveryCounts
+	if _, err := getJSON(b, []byte(activityID), &c); err != nil {
+		return err
+	}
+	c.Delivered += d.Delivered
+	c.Pending += d.Pending
+	c.Failed += d.Failed
+	return putJSON(b, []byte(activityID), c)
+}
+
+func getJob(tx *bbolt.Tx, id uint64) (Job, bool, error) {
+	var j Job
+	found, err := getJSON(tx.Bucket(bucketJobs), u64(id), &j)
+	return j, found, err
+}
+
+// DueJobs returns up to limit (all when limit <= 0) pending jobs with
+// NextAttempt <= now, earliest first, keeping only the head of each
+// (Inbox, Topic) chain. The jobs stay pending until CompleteJob, RetryJob or
+// FailJob: callers track what they have in flight.
+func (s *Store) DueJobs(now time.Time, limit int) ([]Job, error) {
+	var out []Job
+	end := timeKey(now)
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		jobs := tx.Bucket(bucketJobs)
+		chain := tx.Bucket(bucketChain).Cursor()
+		c := tx.Bucket(bucketDue).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if bytes.Compare(k[:timeKeyLen], end) > 0 || (limit > 0 && len(out) >= limit) {
+				break
+			}
+			if !isHead(chain, k, v) {
+				continue
+			}
+			var j Job
+			found, err := getJSON(jobs, k[timeKeyLen:], &j)
+			if err != nil {
+				return err
+			}
+			if !found {
+				return fmt.Errorf("due index names missing job %x", k[timeKeyLen:])
+			}
+			out = append(out, j)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: due jobs: %w", err)
+	}
+	return out, nil
+}
+
+// NextDue returns when the earliest chain head is due; ok is false when the
+// queue is empty. Jobs waiting behind a head do not count: their time is
+// not theirs to decide, and counting them would wake the scheduler for
+// nothing.
+func (s *Store) NextDue() (time.Time, bool, error) {
+	var (
+		next time.Time
+		ok   bool
+	)
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		chain := tx.Bucket(bucketChain).Cursor()
+		c := tx.Bucket(bucketDue).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if !isHead(chain, k, v) {
+				continue
+			}
+			var j Job
+			found, err := getJSON(tx.Bucket(bucketJobs), k[timeKeyLen:], &j)
+			if err != nil {
+				return err
+			}
+			if !found {
+				return fmt.Errorf("due index names missing job %x", k[timeKeyLen:])
+			}
+			next, ok = j.NextAttempt, true
+			return nil
+		}
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("storage: next due: %w", err)
+	}
+	return next, ok, nil
+}
+
+// CompleteJob removes a delivered job and counts it as delivered. Unknown
+// ids are not an error: delivery is at-least-once and a job retried after a
+// crash may be completed twice. Calls from many workers share transactions
+// (db.Batch), so a fan-out costs few fsyncs.
+func (s *Store) CompleteJob(id uint64) error {
+	err := s.db.Batch(func(tx *bbolt.Tx) error {
+		j, found, err := getJob(tx, id)
+		if err != nil || !found {
+			return err
+		}
+		if err := removeJobIndexes(tx, j); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketJobs).Delete(u64(id)); err != nil {
+			return err
+		}
+		return addCounts(tx, j.ActivityID, DeliveryCounts{Delivered: 1, Pending: -1})
+	})
+	if err != nil {
+		return fmt.Errorf("storage: complete job %d: %w", id, err)
+	}
+	return nil
+}
+
+// RetryJob reschedules a pending job at next and records the last result.
+// countAttempt is false when the job is deferred without being tried (host
+// circuit breaker open). An unknown id gives ErrNotFound.
+func (s *Store) RetryJob(id uint64, next time.Time, status int, errMsg string, countAttempt bool) error {
+	var missing bool
+	// Batch may run the function more than once; it must not return
+	// ErrNotFound itself, or bbolt would re-run the whole batch solo.
+	err := s.db.Batch(func(tx *bbolt.Tx) error {
+		missing = false
+		j, found, err := getJob(tx, id)
+		if err != nil {
+			return err
+		}
+		if !found {
+			missing = true
+			return nil
+		}
+		if err := tx.Bucket(bucketDue).Delete(dueKey(j)); err != nil {
+			return err
+		}
+		j.NextAttempt = next
+		j.LastStatus = status
+		j.LastError = errMsg
+		if countAttempt {
+			j.Attempts++
+		}
+		if err := putJSON(tx.Bucket(bucketJobs), u64(id), j); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketDue).Put(dueKey(j), chainPrefix(j))
+	})
+	if err == nil && missing {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("storage: retry job %d: %w", id, err)
+	}
+	return nil
+}
+
+// FailJob gives up on a job after a final attempt: it leaves the queue (so
+// the next job of its chain can go) and is kept among failed jobs with the
+// last status and error. An unknown id gives ErrNotFound.
+func (s *Store) FailJob(id uint64, status int, errMsg string) error {
+	var missing bool
+	err := s.db.Batch(func(tx *bbolt.Tx) error {
+		missing = false
+		j, found, err := getJob(tx, id)
+		if err != nil {
+			return err
+		}
+		if !found {
+			missing = true
+			return nil
+		}
+		if err := removeJobIndexes(tx, j); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketJobs).Delete(u64(id)); err != nil {
+			return err
+		}
+		j.State = JobFailed
+		j.Attempts++
+		j.LastStatus = status
+		j.LastError = errMsg
+		if err := putJSON(tx.Bucket(bucketFailed), u64(id), j); err != nil {
+			return err
+		}
+		return addCounts(tx, j.ActivityID, DeliveryCounts{Pending: -1, Failed: 1})
+	})
+	if err == nil && missing {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("storage: fail job %d: %w", id, err)
+	}
+	return nil
+}
+
+// QueueStats counts pending (never tried), retrying and failed jobs, in
+// total and per host, with the most recent error seen for each host.
+func (s *Store) QueueStats() (QueueStats, error) {
+	st := QueueStats{PerHost: map[string]HostStats{}}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		walk := func(name []byte, failed bool) error {
+			return tx.Bucket(name).ForEach(func(k, v []byte) error {
+				var j Job
+				if err := decode(v, &j); err != nil {
+					return fmt.Errorf("job %x: %w", k, err)
+				}
+				h := st.PerHost[j.Host]
+				switch {
+				case failed:
+					st.Failed++
+					h.Failed++
+				case j.Attempts > 0:
+					st.Retrying++
+					h.Retrying++
+				default:
+					st.Pending++
+					h.Pending++
+				}
+				if j.LastError != "" {
+					h.LastError = j.LastError
+				}
+				st.PerHost[j.Host] = h
+				return nil
+			})
+		}
+		if err := walk(bucketFailed, true); err != nil {
+			return err
+		}
+		// Pending jobs last: their errors are fresher than failed ones'.
+		return walk(bucketJobs, false)
+	})
+	if err != nil {
+		return QueueStats{}, fmt.Errorf("storage: queue stats: %w", err)
+	}
+	return st, nil
+}
+
+// DeliveryCounts tells how many deliveries of an activity succeeded, wait
+// and failed. An activity with no jobs has zero counts.
+func (s *Store) DeliveryCounts(activityID string) (DeliveryCounts, error) {
+	var c DeliveryCounts
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		_, err := getJSON(tx.Bucket(bucketCounters), []byte(activityID), &c)
+		return err
+	})
+	if err != nil {
+		return DeliveryCounts{}, fmt.Errorf("storage: delivery counts %s: %w", activityID, err)
+	}
+	return c, nil
+}
+
+// PendingJobs lists every pending job by id.
+func (s *Store) PendingJobs() ([]Job, error) {
+	jobs, err := s.listJobs(bucketJobs)
+	if err != nil {
+		return nil, fmt.Errorf("storage: pending jobs: %w", err)
+	}
+	return jobs, nil
+}
+
+// FailedJobs lists every failed job by id.
+func (s *Store) FailedJobs() ([]Job, error) {
+	jobs, err := s.listJobs(bucketFailed)
+	if err != nil {
+		return nil, fmt.Errorf("storage: failed jobs: %w", err)
+	}
+	return jobs, nil
+}
+
+func (s *Store) listJobs(name []byte) ([]Job, error) {
+	var out []Job
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(name).ForEach(func(k, v []byte) error {
+			var j Job
+			if err := decode(v, &j); err != nil {
+				return fmt.Errorf("job %x: %w", k, err)
+			}
+			out = append(out, j)
+			return nil
+		})
+	})
+	return out, err
+}

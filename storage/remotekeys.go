@@ -1,0 +1,49 @@
+package storage
+
+import (
+	"fmt"
+
+	"go.etcd.io/bbolt"
+)
+
+// PutRemoteKey caches a remote actor's public key.
+func (s *Store) PutRemoteKey(k RemoteKey) error {
+	if k.KeyID == "" {
+		return fmt.Errorf("storage: put remote key: empty key id")
+	}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		return putJSON(tx.Bucket(bucketRemoteKeys), []byte(k.KeyID), k)
+	})
+	if err != nil {
+		return fmt.Errorf("storage: put remote key: %w", err)
+	}
+	return nil
+}
+
+// RemoteKey returns a cached key, or ErrNotFound.
+func (s *Store) RemoteKey(keyID string) (RemoteKey, error) {
+	var k RemoteKey
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		found, err := getJSON(tx.Bucket(bucketRemoteKeys), []byte(keyID), &k)
+		if err == nil && !found {
+			err = ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return RemoteKey{}, fmt.Errorf("storage: get remote key %s: %w", keyID, err)
+	}
+	return k, nil
+}
+
+// DeleteRemoteKey forgets a cached key; deleting an unknown key is not an
+// error.
+func (s *Store) DeleteRemoteKey(keyID string) error {
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketRemoteKeys).Delete([]byte(keyID))
+	})
+	if err != nil {
+		return fmt.Errorf("storage: delete remote key: %w", err)
+	}
+	return nil
+}

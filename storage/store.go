@@ -1,0 +1,162 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// DefaultOpenTimeout is how long Open waits for the file lock. bbolt takes an
+// exclusive flock; without a timeout a second crieur on the same data folder
+// would hang forever instead of saying why it cannot start.
+const DefaultOpenTimeout = 2 * time.Second
+
+// fileMode keeps the database private to the user running crieur: it holds
+// follower lists and delivery history.
+const fileMode = 0o600
+
+// ErrLocked is returned by Open when another process holds the database.
+var ErrLocked = errors.New("storage: database is locked by another process")
+
+// Bucket names, one per kind of record.
+var (
+	bucketFollowers     = []byte("followers")      // actorID → Follower
+	bucketFollowerOrder = []byte("follower_order") // timeKey(CreatedAt)+actorID → status
+	bucketActivities    = []byte("activities")     // activity id → Activity
+	bucketOutbox        = []byte("outbox")         // timeKey(Published)+id → id (InOutbox only)
+	bucketLedger        = []byte("ledger")         // post key → LedgerEntry
+	bucketJobs          = []byte("jobs")           // u64(id) → Job (pending)
+	bucketDue           = []byte("jobs_due")       // timeKey(NextAttempt)+u64(id) → chain prefix
+	bucketChain         = []byte("jobs_chain")     // chain prefix+u64(id) → empty
+	bucketFailed        = []byte("jobs_failed")    // u64(id) → Job (failed)
+	bucketCounters      = []byte("delivery_counts")
+	bucketRemoteKeys    = []byte("remote_keys") // keyID → RemoteKey
+	bucketMeta          = []byte("meta")
+
+	allBuckets = [][]byte{
+		bucketFollowers, bucketFollowerOrder, bucketActivities, bucketOutbox,
+		bucketLedger, bucketJobs, bucketDue, bucketChain, bucketFailed,
+		bucketCounters, bucketRemoteKeys, bucketMeta,
+	}
+)
+
+// schemaVersion is written in meta on creation so a later layout change can
+// recognise old files.
+const schemaVersion = "1"
+
+// Options configure Open.
+type Options struct {
+	// Timeout for acquiring the file lock; DefaultOpenTimeout when zero.
+	Timeout time.Duration
+	// Now is the clock used for CreatedAt and default NextAttempt;
+	// time.Now when nil.
+	Now func() time.Time
+}
+
+// Store is crieur's durable state. It is safe for concurrent use.
+type Store struct {
+	db  *bbolt.DB
+	now func() time.Time
+}
+
+// Open opens (creating if needed) the bbolt file at path and makes sure
+// every bucket exists.
+func Open(path string, opts Options) (*Store, error) {
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultOpenTimeout
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	db, err := bbolt.Open(path, fileMode, &bbolt.Options{Timeout: timeout})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("storage: open %s: still locked after %s (is another crieur running on this data folder?): %w: %w",
+				path, timeout, ErrLocked, err)
+		}
+		return nil, fmt.Errorf("storage: open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if meta.Get([]byte("schema")) == nil {
+			return meta.Put([]byte("schema"), []byte(schemaVersion))
+		}
+		return nil
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("storage: open %s: %w", path, err)
+	}
+	return &Store{db: db, now: now}, nil
+}
+
+// Close releases the file. Pending batched writes are flushed first by bbolt.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("storage: close: %w", err)
+	}
+	return nil
+}
+
+// Path is the database file name.
+func (s *Store) Path() string { return s.db.Path() }
+
+// --- encoding helpers -------------------------------------------------------
+
+func putJSON(b *bbolt.Bucket, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, data)
+}
+
+// getJSON decodes the value under key into v; found is false when absent.
+func getJSON(b *bbolt.Bucket, key []byte, v any) (found bool, err error) {
+	data := b.Get(key)
+	if data == nil {
+		return false, nil
+	}
+	if err := decode(data, v); err != nil {
+		return true, fmt.Errorf("decode %q: %w", key, err)
+	}
+	return true, nil
+}
+
+func decode(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+func u64(v uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return b[:]
+}
+
+// timeKeyLen is the size of timeKey's output.
+const timeKeyLen = 12
+
+// timeKey encodes t so that byte order is time order, for any time including
+// the zero time.Time (whose UnixNano overflows): Unix seconds with the sign
+// bit flipped, then nanoseconds.
+func timeKey(t time.Time) []byte {
+	b := make([]byte, timeKeyLen, timeKeyLen+64)
+	binary.BigEndian.PutUint64(b[:8], uint64(t.Unix())^(1<<63))
+	binary.BigEndian.PutUint32(b[8:], uint32(t.Nanosecond()))
+	return b
+}
+
+func cat(parts ...[]byte) []byte {
+	return bytes.Join(parts, nil)
+}
