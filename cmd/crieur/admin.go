@@ -1,0 +1,287 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/crieur/crieur/storage"
+)
+
+// Admin commands and the running server share one bbolt file, which only one
+// process may open. So a running `crieur serve` listens on a Unix socket in
+// the data folder (0600: whoever can read the data can administer it), and
+// the admin commands send their request there; when no server runs they open
+// the data folder themselves. Either way the same adminOp runs.
+
+// adminOp does one admin action against a wired app and writes its report.
+type adminOp func(ctx context.Context, a *app, args []string, w io.Writer) error
+
+var adminOps = map[string]adminOp{
+	"queue":             opQueue,
+	"followers":         opFollowersList,
+	"followers-pending": opFollowersPending,
+	"followers-remove":  opFollowersRemove,
+	"followers-approve": opFollowersApprove,
+	"followers-reject":  opFollowersReject,
+	"publish-dry-run":   opPublishDryRun,
+	"publish-again":     opPublishAgain,
+	"status":            opStatus,
+}
+
+type adminRequest struct {
+	Op   string   `json:"op"`
+	Args []string `json:"args"`
+}
+
+// adminTimeout bounds one admin request on the socket.
+const adminTimeout = 60 * time.Second
+
+func listenAdmin(path string) (net.Listener, error) {
+	// A socket left by a killed server is stale if nobody answers on it.
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("another crieur is serving this data folder (%s answers)", path)
+	}
+	os.Remove(path)
+	old := syscall.Umask(0o077)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("admin socket %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+func newAdminHandler(a *app) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /admin", func(w http.ResponseWriter, r *http.Request) {
+		var req adminRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+			http.Error(w, "bad admin request", http.StatusBadRequest)
+			return
+		}
+		op, ok := adminOps[req.Op]
+		if !ok {
+			http.Error(w, "unknown admin operation "+req.Op, http.StatusNotFound)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), adminTimeout)
+		defer cancel()
+		var buf bytes.Buffer
+		if err := op(ctx, a, req.Args, &buf); err != nil {
+			a.log.Warn("admin operation failed", "op", req.Op, "err", err)
+			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write(buf.Bytes())
+	})
+	return mux
+}
+
+// runAdmin runs op on the live server when one answers on the socket, else
+// on the data folder directly.
+func runAdmin(ctx context.Context, cfg config, op string, args []string, stdout, stderr io.Writer) error {
+	client := &http.Client{
+		Timeout: adminTimeout,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", cfg.sockPath())
+		}},
+	}
+	body, _ := json.Marshal(adminRequest{Op: op, Args: args})
+	resp, err := client.Post("http://crieur/admin", "application/json", bytes.NewReader(body))
+	if err == nil {
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+		if resp.StatusCode != http.StatusOK {
+			return errors.New(strings.TrimSpace(string(out)))
+		}
+		_, err = stdout.Write(out)
+		return err
+	}
+	a, err := openApp(cfg, newLogger(cfg, stderr))
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	return adminOps[op](ctx, a, args, stdout)
+}
+
+func runQueue(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, rest, err := parseConfig("queue", args, getenv, stderr, nil)
+	if err != nil {
+		return err
+	}
+	return runAdmin(ctx, cfg, "queue", rest, stdout, stderr)
+}
+
+func runFollowers(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, rest, err := parseConfig("followers", args, getenv, stderr, nil)
+	if err != nil {
+		return err
+	}
+	sub := "list"
+	if len(rest) > 0 {
+		sub, rest = rest[0], rest[1:]
+	}
+	op := map[string]string{"list": "followers", "pending": "followers-pending", "remove": "followers-remove",
+		"approve": "followers-approve", "reject": "followers-reject"}[sub]
+	if op == "" {
+		fmt.Fprintf(stderr, "crieur followers: unknown action %q (list, pending, remove, approve, reject)\n", sub)
+		return errUsage
+	}
+	if sub != "list" && sub != "pending" && len(rest) != 1 {
+		fmt.Fprintf(stderr, "crieur followers %s: give one actor id\n", sub)
+		return errUsage
+	}
+	return runAdmin(ctx, cfg, op, rest, stdout, stderr)
+}
+
+func runPublish(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var dry bool
+	var again string
+	cfg, _, err := parseConfig("publish", args, getenv, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&dry, "dry-run", false, "show what would be sent, and to how many inboxes, without sending")
+		fs.StringVar(&again, "again", "", "announce SLUG/LANG again to every follower (an Update)")
+	})
+	if err != nil {
+		return err
+	}
+	switch {
+	case dry && again == "":
+		return runAdmin(ctx, cfg, "publish-dry-run", nil, stdout, stderr)
+	case again != "" && !dry:
+		return runAdmin(ctx, cfg, "publish-again", []string{again}, stdout, stderr)
+	default:
+		fmt.Fprintln(stderr, "crieur publish: give either -dry-run or -again SLUG/LANG (publishing itself happens in crieur serve)")
+		return errUsage
+	}
+}
+
+func runStatus(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, rest, err := parseConfig("status", args, getenv, stderr, nil)
+	if err != nil {
+		return err
+	}
+	return runAdmin(ctx, cfg, "status", rest, stdout, stderr)
+}
+
+func opQueue(_ context.Context, a *app, _ []string, w io.Writer) error {
+	st, err := a.store.QueueStats()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "pending %d, retrying %d, failed %d\n", st.Pending, st.Retrying, st.Failed)
+	if len(st.PerHost) == 0 {
+		return nil
+	}
+	hosts := make([]string, 0, len(st.PerHost))
+	for h := range st.PerHost {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tPENDING\tRETRYING\tFAILED\tLAST ERROR")
+	for _, h := range hosts {
+		s := st.PerHost[h]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", h, s.Pending, s.Retrying, s.Failed, s.LastError)
+	}
+	return tw.Flush()
+}
+
+func printFollowers(w io.Writer, fs []storage.Follower) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACTOR\tHANDLE\tINBOX\tSINCE")
+	for _, f := range fs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.ActorID, f.Handle, f.DeliveryInbox(), f.CreatedAt.Format(time.RFC3339))
+	}
+	fmt.Fprintf(tw, "%d in all\n", len(fs))
+	return tw.Flush()
+}
+
+func opFollowersList(_ context.Context, a *app, _ []string, w io.Writer) error {
+	fs, err := a.store.Followers(storage.FollowerAccepted)
+	if err != nil {
+		return err
+	}
+	return printFollowers(w, fs)
+}
+
+func opFollowersPending(_ context.Context, a *app, _ []string, w io.Writer) error {
+	fs, err := a.store.Followers(storage.FollowerPending)
+	if err != nil {
+		return err
+	}
+	return printFollowers(w, fs)
+}
+
+func opFollowersRemove(_ context.Context, a *app, args []string, w io.Writer) error {
+	ok, err := a.store.DeleteFollower(args[0])
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("no follower %s", args[0])
+	}
+	fmt.Fprintf(w, "removed %s\n", args[0])
+	return nil
+}
+
+func opFollowersApprove(ctx context.Context, a *app, args []string, w io.Writer) error {
+	if err := a.svc.ApproveFollower(ctx, args[0]); err != nil {
+		return err
+	}
+	a.del.Wake()
+	fmt.Fprintf(w, "approved %s: the Accept is queued\n", args[0])
+	return nil
+}
+
+func opFollowersReject(ctx context.Context, a *app, args []string, w io.Writer) error {
+	if err := a.svc.RejectFollower(ctx, args[0]); err != nil {
+		return err
+	}
+	a.del.Wake()
+	fmt.Fprintf(w, "rejected %s: the Reject is queued\n", args[0])
+	return nil
+}
+
+func opPublishDryRun(_ context.Context, a *app, _ []string, w io.Writer) error {
+	plan, err := a.pub.DryRun()
+	if err != nil {
+		return err
+	}
+	if len(plan) == 0 {
+		fmt.Fprintln(w, "nothing to publish: every article is announced as it is")
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACTIVITY\tARTICLE\tINBOXES")
+	for _, p := range plan {
+		fmt.Fprintf(tw, "%s\t%s\t%d\n", p.Type, p.Key, p.Inboxes)
+	}
+	return tw.Flush()
+}
+
+func opPublishAgain(ctx context.Context, a *app, args []string, w io.Writer) error {
+	n, err := a.pub.Republish(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	a.del.Wake()
+	fmt.Fprintf(w, "announced %s again: %d deliveries queued\n", args[0], n)
+	return nil
+}

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is every setting of crieur, parsed once from flags and environment
+// variables and handed down to the rooms as their own small structs.
+type config struct {
+	BaseURL      string
+	Listen       string
+	PostsDir     string
+	DataDir      string
+	Handle       string
+	DisplayName  string
+	Bio          string
+	Language     string
+	Avatar       string
+	Header       string
+	Fields       []string // "Name=Value" pairs
+	ManualApprove bool
+	ShowFollowers bool
+	LedeOnly     bool
+	AllowPrivate bool
+	Workers      int
+	PerHost      int
+	RetryFor     time.Duration
+	LogLevel     string
+	LogFormat    string
+}
+
+// setting ties one flag to its environment variable; the README's
+// configuration table is written from the same list.
+type setting struct {
+	flag, env, def, help string
+}
+
+var settingsDoc = []setting{
+	{"base-url", "CRIEUR_BASE_URL", "http://localhost:8080", "public URL of the site, used in every ActivityPub id"},
+	{"listen", "CRIEUR_LISTEN", ":8080", "address the HTTP server listens on"},
+	{"posts", "CRIEUR_POSTS", "./posts", "folder of Markdown articles"},
+	{"data", "CRIEUR_DATA", "./data", "folder for crieur.db and the actor key"},
+	{"handle", "CRIEUR_HANDLE", "reports", "the bot's user name (@handle@host)"},
+	{"name", "CRIEUR_NAME", "Reports", "display name"},
+	{"bio", "CRIEUR_BIO", "Articles of the association, published in the fediverse.", "short biography (plain text)"},
+	{"lang", "CRIEUR_LANG", "en", "site language and language of articles without a language suffix"},
+	{"avatar", "CRIEUR_AVATAR", "", "image file for the avatar (PNG, JPEG, GIF, WebP or SVG)"},
+	{"header", "CRIEUR_HEADER", "", "image file for the profile header"},
+	{"field", "CRIEUR_FIELDS", "", "profile field Name=Value; repeat the flag, or separate with ';' in the variable"},
+	{"manual-approval", "CRIEUR_MANUAL_APPROVAL", "false", "keep follow requests pending until `crieur followers approve`"},
+	{"show-followers", "CRIEUR_SHOW_FOLLOWERS", "false", "list followers in the public followers collection (the count is always shown)"},
+	{"lede-only", "CRIEUR_LEDE_ONLY", "false", "publish the summary and a link instead of the full article"},
+	{"allow-private", "CRIEUR_ALLOW_PRIVATE", "false", "let outgoing requests reach loopback and private addresses (tests, local federation)"},
+	{"workers", "CRIEUR_WORKERS", "0", "concurrent deliveries (0: chosen from the number of CPUs)"},
+	{"per-host", "CRIEUR_PER_HOST", "4", "concurrent deliveries to one remote host"},
+	{"retry-for", "CRIEUR_RETRY_FOR", "48h", "how long a failing delivery is retried before it is given up"},
+	{"log-level", "CRIEUR_LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"log-format", "CRIEUR_LOG_FORMAT", "text", "text or json"},
+}
+
+type fieldList []string
+
+func (f *fieldList) String() string     { return strings.Join(*f, ";") }
+func (f *fieldList) Set(v string) error { *f = append(*f, v); return nil }
+
+var handleRE = regexp.MustCompile(`^[a-z0-9_]{1,30}$`)
+
+// parseConfig reads flags from args, falling back to env, then to defaults.
+// Flags given on the command line win over the environment.
+// extra registers a subcommand's own flags; the positional arguments left
+// after the flags are returned.
+func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (config, []string, error) {
+	var c config
+	fs := flag.NewFlagSet("crieur "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if extra != nil {
+		extra(fs)
+	}
+	values := map[string]*string{}
+	var fields fieldList
+	for _, s := range settingsDoc {
+		if s.flag == "field" {
+			fs.Var(&fields, s.flag, s.help+" (env "+s.env+")")
+			continue
+		}
+		v := new(string)
+		def := s.def
+		if e := getenv(s.env); e != "" {
+			def = e
+		}
+		fs.StringVar(v, s.flag, def, s.help+" (env "+s.env+")")
+		values[s.flag] = v
+	}
+	if err := fs.Parse(args); err != nil {
+		// The flag package has printed the problem and the usage.
+		return c, nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if len(fields) == 0 {
+		if e := getenv("CRIEUR_FIELDS"); e != "" {
+			for _, f := range strings.Split(e, ";") {
+				if strings.TrimSpace(f) != "" {
+					fields = append(fields, f)
+				}
+			}
+		}
+	}
+	get := func(k string) string { return strings.TrimSpace(*values[k]) }
+	c = config{
+		BaseURL:     strings.TrimRight(get("base-url"), "/"),
+		Listen:      get("listen"),
+		PostsDir:    get("posts"),
+		DataDir:     get("data"),
+		Handle:      get("handle"),
+		DisplayName: get("name"),
+		Bio:         get("bio"),
+		Language:    get("lang"),
+		Avatar:      get("avatar"),
+		Header:      get("header"),
+		Fields:      fields,
+		LogLevel:    get("log-level"),
+		LogFormat:   get("log-format"),
+	}
+	var errs []error
+	boolOf := func(k string) bool {
+		b, err := strconv.ParseBool(get(k))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("-%s: %q is not true or false", k, get(k)))
+		}
+		return b
+	}
+	intOf := func(k string) int {
+		n, err := strconv.Atoi(get(k))
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("-%s: %q is not a whole number >= 0", k, get(k)))
+		}
+		return n
+	}
+	c.ManualApprove = boolOf("manual-approval")
+	c.ShowFollowers = boolOf("show-followers")
+	c.LedeOnly = boolOf("lede-only")
+	c.AllowPrivate = boolOf("allow-private")
+	c.Workers = intOf("workers")
+	c.PerHost = intOf("per-host")
+	d, err := time.ParseDuration(get("retry-for"))
+	if err != nil || d <= 0 {
+		errs = append(errs, fmt.Errorf("-retry-for: %q is not a positive duration such as 48h", get("retry-for")))
+	}
+	c.RetryFor = d
+	errs = append(errs, c.validate()...)
+	if err := errors.Join(errs...); err != nil {
+		return c, nil, fmt.Errorf("configuration: %w", err)
+	}
+	return c, fs.Args(), nil
+}
+
+func (c config) validate() []error {
+	var errs []error
+	u, err := url.Parse(c.BaseURL)
+	switch {
+	case err != nil:
+		errs = append(errs, fmt.Errorf("-base-url: %v", err))
+	case u.Scheme != "http" && u.Scheme != "https":
+		errs = append(errs, fmt.Errorf("-base-url: %q must start with https:// (or http:// for a local run)", c.BaseURL))
+	case u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+		errs = append(errs, fmt.Errorf("-base-url: %q must be scheme://host[:port] with no path: ActivityPub ids live at the root", c.BaseURL))
+	}
+	if !handleRE.MatchString(c.Handle) {
+		errs = append(errs, fmt.Errorf("-handle: %q must be 1-30 characters of a-z, 0-9 and _", c.Handle))
+	}
+	if c.Listen == "" {
+		errs = append(errs, errors.New("-listen: empty"))
+	}
+	if c.PostsDir == "" || c.DataDir == "" {
+		errs = append(errs, errors.New("-posts and -data must not be empty"))
+	}
+	if len(c.Language) != 2 {
+		errs = append(errs, fmt.Errorf("-lang: %q must be a two-letter ISO 639-1 code", c.Language))
+	}
+	for _, f := range c.Fields {
+		if k, _, ok := strings.Cut(f, "="); !ok || strings.TrimSpace(k) == "" {
+			errs = append(errs, fmt.Errorf("-field: %q must be Name=Value", f))
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("-log-level: %q must be debug, info, warn or error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("-log-format: %q must be text or json", c.LogFormat))
+	}
+	return errs
+}
+
+func (c config) dbPath() string  { return filepath.Join(c.DataDir, "crieur.db") }
+func (c config) keyPath() string { return filepath.Join(c.DataDir, "actor.pem") }
+func (c config) sockPath() string { return filepath.Join(c.DataDir, "admin.sock") }

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A remote actor follows, is accepted with a signed Accept that embeds its
+// Follow, survives a restart, and unfollows.
+func TestFollowAcceptRestartUndo(t *testing.T) {
+	in := newInstance(t, map[string]string{"hello.en.md": post("hello", "en", "Hello", "2023-01-02", "First.")})
+	in.start()
+	r := newRemote(t)
+
+	if n := in.followerCount(); n != 0 {
+		t.Fatalf("followers before: %d", n)
+	}
+	f := follow(r, in, "alice")
+	if resp := r.send(in.actorID()+"/inbox", "alice", f, nil); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("Follow answered %d, want 202", resp.StatusCode)
+	}
+	acc := r.waitFor(10*time.Second, "Accept", ofType("Accept"))
+	if acc.Path != "/users/alice/inbox" {
+		t.Errorf("Accept went to %s, want the follower's own inbox", acc.Path)
+	}
+	if acc.KeyID != in.actorID()+"#main-key" {
+		t.Errorf("Accept signed with keyId %q", acc.KeyID)
+	}
+	if acc.Activity["actor"] != in.actorID() {
+		t.Errorf("Accept actor %v", acc.Activity["actor"])
+	}
+	id, _ := acc.Activity["id"].(string)
+	if !strings.HasPrefix(id, in.base+"/activities/") {
+		t.Errorf("Accept id %q is not one of ours", id)
+	}
+	obj, _ := acc.Activity["object"].(map[string]any)
+	if obj == nil || obj["id"] != f["id"] || obj["type"] != "Follow" {
+		t.Errorf("Accept object %v does not embed the Follow %v", acc.Activity["object"], f["id"])
+	}
+	// The Accept's id dereferences to the same document.
+	if code, m := in.getJSON(id); code != 200 || m["type"] != "Accept" {
+		t.Errorf("GET Accept id: %d %v", code, m["type"])
+	}
+	if n := in.followerCount(); n != 1 {
+		t.Fatalf("followers after Follow: %d, want 1", n)
+	}
+
+	in.stop()
+	in.start()
+	if n := in.followerCount(); n != 1 {
+		t.Fatalf("followers after restart: %d, want 1", n)
+	}
+	out, err := in.admin("followers")
+	if err != nil || !strings.Contains(out, r.actorID("alice")) {
+		t.Errorf("crieur followers while serving: %v\n%s", err, out)
+	}
+
+	undo := map[string]any{
+		"@context": "https://www.w3.org/ns/activitystreams",
+		"id":       r.actorID("alice") + "/undo/1",
+		"type":     "Undo",
+		"actor":    r.actorID("alice"),
+		"object":   f,
+	}
+	// Through the shared inbox this time: both inboxes handle everything.
+	if resp := r.send(in.base+"/inbox", "alice", undo, nil); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("Undo answered %d", resp.StatusCode)
+	}
+	if n := in.followerCount(); n != 0 {
+		t.Fatalf("followers after Undo: %d, want 0", n)
+	}
+}
+
+// Forged or malformed requests get a 4xx and change nothing.
+func TestInboxRefusesBadRequests(t *testing.T) {
+	in := newInstance(t, nil)
+	in.start()
+	r := newRemote(t)
+	inbox := in.actorID() + "/inbox"
+	f := follow(r, in, "mallory")
+	cases := []struct {
+		name   string
+		actor  string
+		mutate func(*http.Request, []byte) []byte
+	}{
+		{"unsigned", "mallory", func(req *http.Request, _ []byte) []byte { req.Header.Del("Signature"); return nil }},
+		{"key of another actor", "eve", nil},
+		{"body changed after signing", "mallory", func(_ *http.Request, b []byte) []byte {
+			return []byte(strings.Replace(string(b), "mallory", "mallorx", 1))
+		}},
+		{"malformed JSON", "mallory", func(_ *http.Request, b []byte) []byte { return b[:len(b)-2] }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp := r.send(inbox, c.actor, f, c.mutate)
+			if resp.StatusCode < 400 || resp.StatusCode >= 500 {
+				t.Errorf("answered %d, want 4xx", resp.StatusCode)
+			}
+			if n := in.followerCount(); n != 0 {
+				t.Errorf("followers: %d, want 0", n)
+			}
+		})
+	}
+	// A Date two hours old: signed honestly, but stale.
+	t.Run("stale date", func(t *testing.T) {
+		resp := r.sendDated(inbox, "mallory", f, time.Now().Add(-2*time.Hour))
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("answered %d, want 401", resp.StatusCode)
+		}
+		if n := in.followerCount(); n != 0 {
+			t.Errorf("followers: %d", n)
+		}
+	})
+	t.Run("body over the limit", func(t *testing.T) {
+		big := map[string]any{"type": "Follow", "actor": r.actorID("mallory"), "object": in.actorID(),
+			"padding": strings.Repeat("x", 2<<20)}
+		resp := r.send(inbox, "mallory", big, nil)
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("answered %d, want 413", resp.StatusCode)
+		}
+	})
+	time.Sleep(300 * time.Millisecond)
+	if len(r.deliveries()) != 0 {
+		t.Errorf("crieur answered a refused Follow: %v", summarize(r.deliveries()))
+	}
+}

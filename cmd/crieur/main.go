@@ -1,0 +1,91 @@
+// Command crieur publishes a folder of Markdown articles on the web and to the
+// fediverse from one ActivityPub bot actor. This package is the composition
+// root: it parses configuration once, builds storage → posts → federation →
+// web in that order, and runs the subcommands. It holds no logic of its own.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "crieur:", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+// errUsage marks errors whose message was already printed (flag errors,
+// problems listed by check).
+var errUsage = errors.New("usage")
+
+func exitCode(err error) int {
+	if errors.Is(err, errUsage) {
+		return 2
+	}
+	return 1
+}
+
+const usage = `crieur publishes a folder of Markdown articles on the web and in the fediverse.
+
+Usage:
+  crieur serve     [flags]   run the server (web pages, ActivityPub, delivery)
+  crieur check     [flags]   validate the posts folder and print every problem
+  crieur queue     [flags]   show the delivery queue (pending, retrying, failed, per host)
+  crieur followers [flags] [list | remove ACTOR | pending | approve ACTOR | reject ACTOR]
+  crieur publish   [flags] -dry-run | -again SLUG/LANG
+  crieur status    [flags] [SLUG/LANG]   delivery status of articles
+  crieur bench     [flags]   fan-out benchmark on loopback
+  crieur version
+
+Every flag has an environment variable (see crieur serve -h and README.md).
+`
+
+// run is crieur's whole life, callable from tests: args without the program
+// name, getenv for the environment, stdout for results, stderr for usage.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return runServe(ctx, rest, getenv, stdout, stderr)
+	case "check":
+		return runCheck(rest, getenv, stdout, stderr)
+	case "queue":
+		return runQueue(ctx, rest, getenv, stdout, stderr)
+	case "followers":
+		return runFollowers(ctx, rest, getenv, stdout, stderr)
+	case "publish":
+		return runPublish(ctx, rest, getenv, stdout, stderr)
+	case "status":
+		return runStatus(ctx, rest, getenv, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "crieur", version)
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "crieur: unknown command %q\n\n%s", cmd, usage)
+		return errUsage
+	}
+}
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "0.1.0-dev"

@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/crieur/crieur/federation"
+	"github.com/crieur/crieur/posts"
+	"github.com/crieur/crieur/storage"
+	"github.com/crieur/crieur/web"
+)
+
+// Server timeouts: slow clients cannot hold connections forever, and a
+// shutdown never waits longer than shutdownGrace.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 60 * time.Second
+	idleTimeout       = 120 * time.Second
+	shutdownGrace     = 15 * time.Second
+	storeOpenTimeout  = 2 * time.Second
+	inboxMaxBody      = 1 << 20
+)
+
+// app is the wired set of rooms. Admin commands build it without serving.
+type app struct {
+	cfg     config
+	log     *slog.Logger
+	store   *storage.Store
+	watcher *posts.Watcher
+	svc     *federation.Service
+	pub     *federation.Publisher
+	del     *federation.Deliverer
+}
+
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// openApp builds storage → posts → federation in that order. The caller
+// must call close.
+func openApp(cfg config, log *slog.Logger) (*app, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data folder: %w", err)
+	}
+	key, err := federation.LoadOrCreateKey(cfg.keyPath())
+	if err != nil {
+		return nil, err
+	}
+	created := time.Now().UTC()
+	if st, err := os.Stat(cfg.keyPath()); err == nil {
+		// The key is made once, on the first start: its age is the actor's.
+		created = st.ModTime().UTC()
+	}
+	store, err := storage.Open(cfg.dbPath(), storage.Options{Timeout: storeOpenTimeout})
+	if err != nil {
+		if errors.Is(err, storage.ErrLocked) {
+			return nil, fmt.Errorf("%s is in use by a running crieur: stop it first, or run this command against the running server's data folder", cfg.dbPath())
+		}
+		return nil, err
+	}
+	w, err := posts.NewWatcher(cfg.PostsDir, posts.WatchOptions{
+		Options: posts.Options{DefaultLanguage: cfg.Language},
+		Logger:  log.With("room", "posts"),
+	})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	fields := make([]federation.Field, 0, len(cfg.Fields))
+	for _, f := range cfg.Fields {
+		k, v, _ := strings.Cut(f, "=")
+		fields = append(fields, federation.Field{Name: strings.TrimSpace(k), Value: strings.TrimSpace(v)})
+	}
+	fcfg := federation.Config{
+		BaseURL:                   cfg.BaseURL,
+		Handle:                    cfg.Handle,
+		DisplayName:               cfg.DisplayName,
+		Bio:                       cfg.Bio,
+		Fields:                    fields,
+		ManuallyApprovesFollowers: cfg.ManualApprove,
+		Discoverable:              true,
+		Indexable:                 true,
+		ShowFollowers:             cfg.ShowFollowers,
+		LedeOnly:                  cfg.LedeOnly,
+		Created:                   created,
+		Software:                  "crieur",
+		Version:                   version,
+	}
+	fcfg.AvatarURL, fcfg.AvatarType = imageURL(cfg.BaseURL, "/avatar", cfg.Avatar, "image/svg+xml")
+	if cfg.Header != "" {
+		fcfg.HeaderURL, fcfg.HeaderType = imageURL(cfg.BaseURL, "/header", cfg.Header, "")
+	}
+	client := federation.NewClient(federation.ClientConfig{
+		UserAgent:     fmt.Sprintf("crieur/%s (+%s)", version, cfg.BaseURL),
+		AllowPrefixes: allowPrefixes(cfg.AllowPrivate),
+	})
+	svc, err := federation.New(fcfg, federation.Deps{
+		Store:  store,
+		Posts:  w.Library,
+		Key:    key,
+		Client: client,
+		Logger: log.With("room", "federation"),
+	})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	del := federation.NewDeliverer(svc, federation.DeliveryOptions{
+		Workers: cfg.Workers,
+		PerHost: cfg.PerHost,
+		MaxAge:  cfg.RetryFor,
+		Logger:  log.With("room", "delivery"),
+	})
+	pub := federation.NewPublisher(svc, del, federation.PublisherOptions{
+		Logger: log.With("room", "publisher"),
+	})
+	return &app{cfg: cfg, log: log, store: store, watcher: w, svc: svc, pub: pub, del: del}, nil
+}
+
+func (a *app) close() error { return a.store.Close() }
+
+// imageURL gives the public URL and media type of a configured image file,
+// or of the embedded placeholder when none is configured.
+func imageURL(base, path, file, fallbackType string) (string, string) {
+	if file == "" {
+		return base + "/static/avatar.svg", fallbackType
+	}
+	typ := mime.TypeByExtension(strings.ToLower(filepath.Ext(file)))
+	if i := strings.IndexByte(typ, ';'); i >= 0 {
+		typ = typ[:i]
+	}
+	return base + path + strings.ToLower(filepath.Ext(file)), typ
+}
+
+// allowPrefixes lists the address ranges the outgoing client may reach in
+// spite of its guard. Only -allow-private opens them.
+func allowPrefixes(allowPrivate bool) []netip.Prefix {
+	if !allowPrivate {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, p := range []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"} {
+		out = append(out, netip.MustParsePrefix(p))
+	}
+	return out
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, _, err := parseConfig("serve", args, getenv, stderr, nil)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	a, err := openApp(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	for _, p := range a.watcher.Library().Problems() {
+		log.Warn("article not published", "problem", p.Error())
+	}
+
+	gin.SetMode(gin.ReleaseMode)
+	handler := web.New(web.Config{
+		BaseURL:      cfg.BaseURL,
+		Handle:       cfg.Handle,
+		DisplayName:  cfg.DisplayName,
+		Bio:          cfg.Bio,
+		SiteLanguage: cfg.Language,
+		Software:     "crieur",
+		Version:      version,
+		InboxMaxBody: inboxMaxBody,
+		AvatarPath:   cfg.Avatar,
+		HeaderPath:   cfg.Header,
+	}, web.Deps{
+		Posts:    a.watcher.Library,
+		Fed:      a.svc,
+		Store:    a.store,
+		Logger:   log.With("room", "web"),
+		PostsDir: cfg.PostsDir,
+	})
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	adminLn, err := listenAdmin(cfg.sockPath())
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	adminSrv := &http.Server{Handler: newAdminHandler(a), ReadHeaderTimeout: readHeaderTimeout}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 5)
+	goRun := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	events := a.watcher.Subscribe()
+	goRun("posts watcher", func() error { return a.watcher.Run(ctx) })
+	goRun("delivery", func() error { return a.del.Run(ctx) })
+	goRun("publisher", func() error { return a.pub.Run(ctx, events) })
+	goRun("http server", func() error { return srv.Serve(ln) })
+	goRun("admin socket", func() error { return adminSrv.Serve(adminLn) })
+
+	fmt.Fprintf(stdout, "crieur: serving %s as @%s@%s on http://%s\n", cfg.BaseURL, cfg.Handle, hostOf(cfg.BaseURL), ln.Addr())
+	log.Info("serving", "base_url", cfg.BaseURL, "listen", ln.Addr().String(), "posts", cfg.PostsDir, "data", cfg.DataDir)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case runErr = <-errc:
+		log.Error("stopping", "err", runErr)
+	}
+	cancel()
+	sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	_ = adminSrv.Shutdown(sctx)
+	wg.Wait()
+	os.Remove(cfg.sockPath())
+	return runErr
+}
+
+func hostOf(base string) string {
+	h := strings.TrimPrefix(strings.TrimPrefix(base, "https://"), "http://")
+	if i := strings.IndexByte(h, '/'); i >= 0 {
+		h = h[:i]
+	}
+	return h
+}
