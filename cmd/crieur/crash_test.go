@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/crieur/crieur/storage"
+)
+
+// TestMain lets the test binary stand in for the crieur binary: the crash
+// test re-executes it with CRIEUR_TEST_MAIN=1 to get a real process it can
+// kill with SIGKILL.
+func TestMain(m *testing.M) {
+	if os.Getenv("CRIEUR_TEST_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// startProcess runs `crieur serve` as a child process and waits until it
+// answers.
+func (in *instance) startProcess(t *testing.T) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "serve")
+	cmd.Env = append(os.Environ(), "CRIEUR_TEST_MAIN=1")
+	get := in.env()
+	for _, k := range []string{"CRIEUR_BASE_URL", "CRIEUR_LISTEN", "CRIEUR_POSTS", "CRIEUR_DATA", "CRIEUR_HANDLE",
+		"CRIEUR_ALLOW_PRIVATE", "CRIEUR_LOG_LEVEL", "CRIEUR_WORKERS", "CRIEUR_PER_HOST"} {
+		if v := get(k); v != "" {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		s := bufio.NewScanner(stderr)
+		for s.Scan() {
+			if testing.Verbose() {
+				t.Log("crieur:", s.Text())
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(in.base + "/")
+		if err == nil {
+			resp.Body.Close()
+			return cmd
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("crieur process did not answer within 20s")
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// A fan-out to hundreds of inboxes is cut by SIGKILL; after a restart every
+// inbox still gets the article, and the queue ends empty.
+func TestCrashDuringFanOutLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	const servers, perServer = 20, 15
+	in := newInstance(t, map[string]string{"old.en.md": post("old", "en", "Old", "2023-01-02", "Before.")})
+	in.extraEnv["CRIEUR_WORKERS"] = "8"
+	in.extraEnv["CRIEUR_PER_HOST"] = "2"
+
+	var mu sync.Mutex
+	got := map[string]int{} // inbox URL → Creates received
+	var total atomic.Int64
+	var followers []storage.Follower
+	for s := 0; s < servers; s++ {
+		var srv *httptest.Server
+		srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			// Slow enough that the kill lands in the middle of the fan-out.
+			time.Sleep(40 * time.Millisecond)
+			if !strings.Contains(string(body), `"Create"`) {
+				w.WriteHeader(http.StatusAccepted)
+				return
+			}
+			mu.Lock()
+			got[srv.URL+r.URL.Path]++
+			mu.Unlock()
+			total.Add(1)
+			w.WriteHeader(http.StatusAccepted)
+		}))
+		t.Cleanup(srv.Close)
+		for u := 0; u < perServer; u++ {
+			actor := fmt.Sprintf("%s/users/u%d", srv.URL, u)
+			followers = append(followers, storage.Follower{
+				ActorID: actor, Inbox: actor + "/inbox", Host: strings.TrimPrefix(srv.URL, "http://"),
+				FollowID: actor + "/follow", Status: storage.FollowerAccepted, CreatedAt: time.Now(),
+			})
+		}
+	}
+	// Followers are put in the data file before the first start, as if they
+	// had followed earlier.
+	st, err := storage.Open(in.data+"/crieur.db", storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range followers {
+		if err := st.PutFollower(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+
+	cmd := in.startProcess(t)
+	in.writePost("big.en.md", post("big", "en", "Big news", "2024-05-01T08:00:00Z", "For everyone."))
+	deadline := time.Now().Add(30 * time.Second)
+	for total.Load() < 30 {
+		if time.Now().After(deadline) {
+			t.Fatalf("fan-out did not start: %d deliveries", total.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	atKill := total.Load()
+	if atKill >= servers*perServer {
+		t.Fatalf("fan-out finished before the kill (%d): the test proves nothing", atKill)
+	}
+	t.Logf("killed after %d of %d deliveries", atKill, servers*perServer)
+
+	cmd = in.startProcess(t)
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n == servers*perServer {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after restart only %d of %d inboxes got the article", n, servers*perServer)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The queue drains: nothing pending, nothing failed.
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		out, err := in.admin("queue")
+		if err != nil {
+			t.Fatalf("crieur queue: %v\n%s", err, out)
+		}
+		if strings.HasPrefix(out, "pending 0, retrying 0, failed 0") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue not empty after the fan-out:\n%s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("crieur did not exit cleanly on SIGTERM: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	dups := 0
+	for _, n := range got {
+		if n > 1 {
+			dups++
+		}
+	}
+	// At-least-once: only the requests in flight at the kill may repeat.
+	t.Logf("%d inboxes received the Create twice (in flight at the kill)", dups)
+	if dups > 8*2 {
+		t.Errorf("%d inboxes got duplicates; at most the in-flight ones (%d) may", dups, 16)
+	}
+}
