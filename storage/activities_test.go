@@ -1,0 +1,209 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func activity(i int, at time.Time, inOutbox bool) Activity {
+	return Activity{
+		ID:        fmt.Sprintf("https://b.example/activities/%02d", i),
+		Type:      "Create",
+		ObjectID:  fmt.Sprintf("https://b.example/posts/p%d/en", i),
+		Published: at,
+		InOutbox:  inOutbox,
+		JSON:      fmt.Appendf(nil, `{"id":"https://b.example/activities/%02d"}`, i),
+	}
+}
+
+func activityIDs(as []Activity) []string {
+	var ids []string
+	for _, a := range as {
+		ids = append(ids, a.ID)
+	}
+	return ids
+}
+
+func TestActivityPutGet(t *testing.T) {
+	s, clock, _ := newTestStore(t)
+	a := activity(1, clock.Now(), true)
+	if _, err := s.Activity(a.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown activity: %v", err)
+	}
+	if err := s.PutActivity(a); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Activity(a.ID)
+	if err != nil || got.Type != a.Type || got.ObjectID != a.ObjectID || string(got.JSON) != string(a.JSON) ||
+		!got.Published.Equal(a.Published) || !got.InOutbox {
+		t.Errorf("Activity = %+v, %v", got, err)
+	}
+	if err := s.PutActivity(Activity{}); err == nil {
+		t.Error("PutActivity without id succeeded")
+	}
+}
+
+func TestOutbox(t *testing.T) {
+	s, clock, _ := newTestStore(t)
+	base := clock.Now()
+	var want []string // newest first
+	for i := range 7 {
+		// Accepts are stored but not listed.
+		in := i != 3
+		a := activity(i, base.Add(time.Duration(i)*time.Hour), in)
+		if !in {
+			a.Type = "Accept"
+		}
+		if err := s.PutActivity(a); err != nil {
+			t.Fatal(err)
+		}
+		if in {
+			want = append([]string{a.ID}, want...)
+		}
+	}
+	got, total, err := s.Outbox(0, 100)
+	if err != nil || total != len(want) {
+		t.Fatalf("Outbox total %d, %v; want %d", total, err, len(want))
+	}
+	if fmt.Sprint(activityIDs(got)) != fmt.Sprint(want) {
+		t.Errorf("Outbox = %v\nwant %v", activityIDs(got), want)
+	}
+	page, total, _ := s.Outbox(2, 2)
+	if fmt.Sprint(activityIDs(page)) != fmt.Sprint(want[2:4]) || total != len(want) {
+		t.Errorf("Outbox(2,2) = %v (total %d), want %v", activityIDs(page), total, want[2:4])
+	}
+
+	// Re-putting with a new date moves it; clearing InOutbox drops it.
+	moved := activity(0, base.Add(100*time.Hour), true)
+	if err := s.PutActivity(moved); err != nil {
+		t.Fatal(err)
+	}
+	dropped := activity(6, base.Add(6*time.Hour), false)
+	if err := s.PutActivity(dropped); err != nil {
+		t.Fatal(err)
+	}
+	got, total, _ = s.Outbox(0, 100)
+	if total != len(want)-1 || len(got) != total || got[0].ID != moved.ID {
+		t.Errorf("after move/drop: %v (total %d)", activityIDs(got), total)
+	}
+	for _, a := range got {
+		if a.ID == dropped.ID {
+			t.Errorf("%s still listed", a.ID)
+		}
+	}
+	checkInvariants(t, s)
+}
+
+func TestLedgerAndPublish(t *testing.T) {
+	s, clock, _ := newTestStore(t)
+	if _, err := s.LedgerEntry("a/en"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown ledger entry: %v", err)
+	}
+	keys := []string{"b/fr", "a/en", "c/de"}
+	for i, k := range keys {
+		e := LedgerEntry{Key: k, NoteID: "https://b.example/posts/" + k, Hash: "h" + k, Published: clock.Now(), Pushed: i > 0}
+		a := activity(i, clock.Now(), true)
+		a.ObjectID = e.NoteID
+		var jobs []Job
+		if e.Pushed {
+			jobs = []Job{{Inbox: "https://x.example/inbox"}, {Inbox: "https://y.example/inbox"}}
+		}
+		if err := s.Publish(e, a, jobs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := s.Ledger()
+	if err != nil || len(all) != 3 || all[0].Key != "a/en" || all[1].Key != "b/fr" || all[2].Key != "c/de" {
+		t.Fatalf("Ledger = %+v, %v", all, err)
+	}
+	e, err := s.LedgerEntry("b/fr")
+	if err != nil || e.Hash != "hb/fr" || e.Pushed {
+		t.Errorf("LedgerEntry = %+v, %v", e, err)
+	}
+	jobs, _ := s.PendingJobs()
+	if len(jobs) != 4 {
+		t.Errorf("%d jobs, want 4", len(jobs))
+	}
+	for _, j := range jobs {
+		a, err := s.Activity(j.ActivityID)
+		if err != nil {
+			t.Errorf("job %d: %v", j.ID, err)
+		}
+		if j.Topic != a.ObjectID {
+			t.Errorf("job %d topic %q, want the object id %q", j.ID, j.Topic, a.ObjectID)
+		}
+	}
+	// An edit replaces the entry.
+	e.Hash, e.Updated = "h2", clock.Now().Add(time.Hour)
+	upd := activity(9, e.Updated, false)
+	upd.Type, upd.ObjectID = "Update", e.NoteID
+	if err := s.Publish(e, upd, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.LedgerEntry("b/fr"); got.Hash != "h2" || !got.Updated.Equal(e.Updated) {
+		t.Errorf("after update: %+v", got)
+	}
+	checkInvariants(t, s)
+
+	if err := s.Publish(LedgerEntry{}, activity(20, clock.Now(), true), nil); err == nil {
+		t.Error("Publish without a ledger key succeeded")
+	}
+}
+
+// TestPublishAllOrNothing makes the last job of a Publish invalid: the
+// transaction must roll back the ledger entry, the activity and the jobs
+// written before it, in this process and in the file.
+func TestPublishAllOrNothing(t *testing.T) {
+	clock := newClock()
+	path := filepath.Join(t.TempDir(), "crieur.db")
+	s, err := Open(path, Options{Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := LedgerEntry{Key: "x/en", NoteID: "https://b.example/posts/x/en", Hash: "h"}
+	a := activity(1, clock.Now(), true)
+	jobs := []Job{{Inbox: "https://a.example/inbox"}, {Inbox: "https://b.example/inbox"}, {Inbox: ""}}
+	if err := s.Publish(e, a, jobs); err == nil {
+		t.Fatal("Publish with a job without inbox succeeded")
+	}
+	follower := follower(1, FollowerAccepted)
+	if err := s.AcceptFollower(follower, activity(2, clock.Now(), false), []Job{{Inbox: follower.Inbox}, {}}); err == nil {
+		t.Fatal("AcceptFollower with a bad job succeeded")
+	}
+	if err := s.Enqueue(activity(3, clock.Now(), false), []Job{{Inbox: "https://a.example/inbox"}, {}}); err == nil {
+		t.Fatal("Enqueue with a bad job succeeded")
+	}
+	assertEmpty := func(s *Store) {
+		t.Helper()
+		if _, err := s.LedgerEntry(e.Key); !errors.Is(err, ErrNotFound) {
+			t.Errorf("ledger entry visible: %v", err)
+		}
+		for i := 1; i <= 3; i++ {
+			if _, err := s.Activity(activity(i, time.Time{}, false).ID); !errors.Is(err, ErrNotFound) {
+				t.Errorf("activity %d visible: %v", i, err)
+			}
+		}
+		if _, err := s.Follower(follower.ActorID); !errors.Is(err, ErrNotFound) {
+			t.Errorf("follower visible: %v", err)
+		}
+		if jobs, _ := s.PendingJobs(); len(jobs) != 0 {
+			t.Errorf("%d jobs visible", len(jobs))
+		}
+		if _, total, _ := s.Outbox(0, 10); total != 0 {
+			t.Errorf("outbox has %d", total)
+		}
+		if c, _ := s.DeliveryCounts(a.ID); c != (DeliveryCounts{}) {
+			t.Errorf("counts %+v", c)
+		}
+		checkInvariants(t, s)
+	}
+	assertEmpty(s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, path, clock)
+	assertEmpty(s)
+}
