@@ -16,26 +16,26 @@ import (
 // config is every setting of crieur, parsed once from flags and environment
 // variables and handed down to the rooms as their own small structs.
 type config struct {
-	BaseURL      string
-	Listen       string
-	PostsDir     string
-	DataDir      string
-	Handle       string
-	DisplayName  string
-	Bio          string
-	Language     string
-	Avatar       string
-	Header       string
-	Fields       []string // "Name=Value" pairs
+	BaseURL       string
+	Listen        string
+	PostsDir      string
+	DataDir       string
+	Handle        string
+	DisplayName   string
+	Bio           string
+	Language      string
+	Avatar        string
+	Header        string
+	Fields        []string // "Name=Value" pairs
 	ManualApprove bool
 	ShowFollowers bool
-	LedeOnly     bool
-	AllowPrivate bool
-	Workers      int
-	PerHost      int
-	RetryFor     time.Duration
-	LogLevel     string
-	LogFormat    string
+	LedeOnly      bool
+	AllowPrivate  bool
+	Workers       int
+	PerHost       int
+	RetryFor      time.Duration
+	LogLevel      string
+	LogFormat     string
 }
 
 // setting ties one flag to its environment variable; the README's
@@ -203,6 +203,6 @@ func (c config) validate() []error {
 	return errs
 }
 
-func (c config) dbPath() string  { return filepath.Join(c.DataDir, "crieur.db") }
-func (c config) keyPath() string { return filepath.Join(c.DataDir, "actor.pem") }
+func (c config) dbPath() string   { return filepath.Join(c.DataDir, "crieur.db") }
+func (c config) keyPath() string  { return filepath.Join(c.DataDir, "actor.pem") }
 func (c config) sockPath() string { return filepath.Join(c.DataDir, "admin.sock") }

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestConfigDefaultsWorkForALocalRun(t *testing.T) {
+	c, rest, err := parseConfig("serve", nil, envOf(nil), io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BaseURL != "http://localhost:8080" || c.PostsDir != "./posts" || c.DataDir != "./data" || c.Handle != "reports" || c.Listen != ":8080" {
+		t.Errorf("defaults: %+v", c)
+	}
+	if c.RetryFor != 48*time.Hour || c.AllowPrivate {
+		t.Errorf("retry-for %s allow-private %v", c.RetryFor, c.AllowPrivate)
+	}
+	if len(rest) != 0 {
+		t.Errorf("rest: %v", rest)
+	}
+}
+
+func TestConfigFlagsWinOverEnvironment(t *testing.T) {
+	env := envOf(map[string]string{"CRIEUR_HANDLE": "fromenv", "CRIEUR_BASE_URL": "https://env.example/", "CRIEUR_FIELDS": "Web=https://a.example;Lang=fr"})
+	c, rest, err := parseConfig("followers", []string{"-handle", "fromflag", "remove", "x"}, env, io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Handle != "fromflag" {
+		t.Errorf("handle %q, want the flag's", c.Handle)
+	}
+	if c.BaseURL != "https://env.example" {
+		t.Errorf("base URL %q: env value, trailing slash trimmed", c.BaseURL)
+	}
+	if len(c.Fields) != 2 || c.Fields[1] != "Lang=fr" {
+		t.Errorf("fields %v", c.Fields)
+	}
+	if strings.Join(rest, " ") != "remove x" {
+		t.Errorf("rest %v", rest)
+	}
+}
+
+func TestConfigRejectsBadValuesWithClearMessages(t *testing.T) {
+	cases := map[string][]string{
+		"base URL with a path": {"-base-url", "https://example.org/blog"},
+		"base URL scheme":      {"-base-url", "ftp://example.org"},
+		"handle":               {"-handle", "Not Valid"},
+		"retry":                {"-retry-for", "forever"},
+		"bool":                 {"-manual-approval", "maybe"},
+		"lang":                 {"-lang", "english"},
+		"field":                {"-field", "novalue"},
+		"log level":            {"-log-level", "loud"},
+	}
+	for name, args := range cases {
+		_, _, err := parseConfig("serve", args, envOf(nil), io.Discard, nil)
+		if err == nil {
+			t.Errorf("%s: %v accepted", name, args)
+			continue
+		}
+		if !strings.Contains(err.Error(), "-"+strings.TrimPrefix(args[0], "-")) {
+			t.Errorf("%s: error %q does not name the flag", name, err)
+		}
+	}
+}
+
+// The README's configuration table is what users read: every setting must
+// be in it with its variable.
+func TestReadmeListsEverySetting(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range settingsDoc {
+		if !strings.Contains(string(b), "`-"+s.flag+"` | `"+s.env+"`") {
+			t.Errorf("README.md has no row for -%s / %s", s.flag, s.env)
+		}
+	}
+}
