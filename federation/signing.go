@@ -2,12 +2,19 @@ package federation
 
 import (
 	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-fed/httpsig"
+
+	"github.com/crieur/crieur/storage"
 )
 
 // Signer signs outgoing requests with the bot's key (draft-cavage,
@@ -71,4 +78,213 @@ func (s *Signer) SignRequest(req *http.Request, body []byte) error {
 		return fmt.Errorf("federation: sign request: %w", err)
 	}
 	return nil
+}
+
+// Limits and windows of incoming signatures.
+const (
+	// sigHeaderMax bounds the Signature header we parse; real ones are
+	// well under 1 KiB.
+	sigHeaderMax = 8 << 10
+	// A Date older than sigMaxAge or further than sigMaxFuture ahead is
+	// refused. These are Mastodon's numbers (signed_request.rb): a
+	// signature "expires" 5 minutes after its Date and 1 hour of clock
+	// skew is allowed either way, so it accepts Dates from 65 minutes ago
+	// to 60 minutes ahead. A stricter window would refuse what Mastodon
+	// accepts from the same senders (delayed retries from queues).
+	sigMaxAge    = 65 * time.Minute
+	sigMaxFuture = 60 * time.Minute
+)
+
+// Verified is the result of a successful signature check.
+type Verified struct {
+	KeyID string
+	Owner string // actor id that owns the key
+	key   storage.RemoteKey
+}
+
+// sigParams is a parsed draft-cavage Signature header.
+type sigParams struct {
+	KeyID     string
+	Algorithm string // lower case; "hs2019" when absent
+	Headers   []string
+	Signature string
+}
+
+// parseSignatureHeader parses `keyId="…",algorithm="…",headers="…",signature="…"`.
+// It is stricter than go-fed's parser (which splits on every comma): a
+// quoted value may not hold a comma or a quote, and a parameter may not
+// appear twice, so both parsers always read the same values.
+func parseSignatureHeader(v string) (sigParams, error) {
+	var p sigParams
+	if len(v) > sigHeaderMax {
+		return p, fmt.Errorf("signature header longer than %d bytes", sigHeaderMax)
+	}
+	seen := map[string]bool{}
+	for i, part := range strings.Split(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			return p, fmt.Errorf("empty parameter %d", i)
+		}
+		k, val, ok := strings.Cut(part, "=")
+		if !ok || k == "" {
+			return p, fmt.Errorf("malformed parameter %q", part)
+		}
+		if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
+			val = val[1 : len(val)-1]
+		}
+		if strings.ContainsAny(val, "\"\\") {
+			return p, fmt.Errorf("parameter %s: quote or backslash in value", k)
+		}
+		if seen[k] {
+			return p, fmt.Errorf("parameter %s given twice", k)
+		}
+		seen[k] = true
+		switch k {
+		case "keyId":
+			p.KeyID = val
+		case "algorithm":
+			p.Algorithm = strings.ToLower(val)
+		case "headers":
+			p.Headers = strings.Fields(strings.ToLower(val))
+		case "signature":
+			p.Signature = val
+		}
+	}
+	if p.KeyID == "" {
+		return p, errors.New("missing keyId")
+	}
+	if p.Signature == "" {
+		return p, errors.New("missing signature")
+	}
+	if p.Algorithm == "" {
+		p.Algorithm = "hs2019" // the draft's default, Mastodon's too
+	}
+	if len(p.Headers) == 0 {
+		p.Headers = []string{"date"} // the draft's default
+	}
+	return p, nil
+}
+
+// Verify checks the HTTP signature of an incoming request, in this order,
+// before anything changes: a Signature header, its parameters and
+// algorithm (rsa-sha256 or hs2019), the signed headers ((request-target),
+// host, date, and digest for POST), the Date window, the Digest against
+// body, then the key (cache, else a signed fetch) and the signature itself,
+// with one key refetch when the cached key fails (rotation). go-fed checks
+// none of Date, Digest or the header list: all three are checked here.
+// Errors wrap ErrUnauthorized, or ErrBadRequest for a POST without Digest.
+func (s *Service) Verify(r *http.Request, body []byte) (*Verified, error) {
+	values := r.Header.Values("Signature")
+	if len(values) == 0 {
+		return nil, fmt.Errorf("%w: no Signature header", ErrUnauthorized)
+	}
+	if len(values) > 1 {
+		return nil, fmt.Errorf("%w: several Signature headers", ErrUnauthorized)
+	}
+	p, err := parseSignatureHeader(values[0])
+	if err != nil {
+		return nil, fmt.Errorf("%w: signature header: %v", ErrUnauthorized, err)
+	}
+	if p.Algorithm != "rsa-sha256" && p.Algorithm != "hs2019" {
+		return nil, fmt.Errorf("%w: unsupported signature algorithm %q", ErrUnauthorized, p.Algorithm)
+	}
+	required := []string{httpsig.RequestTarget, "host", "date"}
+	if r.Method == http.MethodPost {
+		required = append(required, "digest")
+	}
+	for _, h := range required {
+		if !slices.Contains(p.Headers, h) {
+			return nil, fmt.Errorf("%w: header %q not signed", ErrUnauthorized, h)
+		}
+	}
+
+	date, err := http.ParseTime(r.Header.Get("Date"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: bad Date header", ErrUnauthorized)
+	}
+	now := s.now()
+	if now.Sub(date) > sigMaxAge || date.Sub(now) > sigMaxFuture {
+		return nil, fmt.Errorf("%w: Date %s outside the accepted window", ErrUnauthorized, date.UTC().Format(time.RFC3339))
+	}
+
+	if err := checkDigest(r, body); err != nil {
+		return nil, err
+	}
+
+	ctx := r.Context()
+	rk, err := s.resolveKey(ctx, p.KeyID, false)
+	if err != nil {
+		return nil, err
+	}
+	err = verifySignature(r, rk.pub)
+	if err != nil && !rk.fresh {
+		// The cached key failed: the sender may have rotated it. Fetch
+		// once more, like Mastodon.
+		s.log.Info("federation: signature failed with cached key, refetching", "key_id", p.KeyID)
+		rk, err = s.resolveKey(ctx, p.KeyID, true)
+		if err != nil {
+			return nil, err
+		}
+		err = verifySignature(r, rk.pub)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: signature by %s does not verify: %v", ErrUnauthorized, p.KeyID, err)
+	}
+	return &Verified{KeyID: p.KeyID, Owner: rk.rec.Owner, key: rk.rec}, nil
+}
+
+// checkDigest compares the SHA-256 Digest header with the body. A request
+// with a body must carry one; a GET without body may not.
+func checkDigest(r *http.Request, body []byte) error {
+	values := r.Header.Values("Digest")
+	if len(values) == 0 {
+		if r.Method == http.MethodPost || len(body) > 0 {
+			return fmt.Errorf("%w: no Digest header", ErrBadRequest)
+		}
+		return nil
+	}
+	var given []byte
+	for _, part := range strings.Split(strings.Join(values, ","), ",") {
+		alg, val, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || !strings.EqualFold(alg, "SHA-256") {
+			continue
+		}
+		d, err := base64.StdEncoding.Strict().DecodeString(val)
+		if err != nil || len(d) != sha256.Size {
+			return fmt.Errorf("%w: malformed SHA-256 digest", ErrUnauthorized)
+		}
+		given = d
+	}
+	if given == nil {
+		return fmt.Errorf("%w: no SHA-256 digest", ErrUnauthorized)
+	}
+	sum := sha256.Sum256(body)
+	if subtle.ConstantTimeCompare(sum[:], given) != 1 {
+		return fmt.Errorf("%w: digest does not match the body", ErrUnauthorized)
+	}
+	return nil
+}
+
+// verifySignature runs go-fed's verifier. (request-target) is tried with
+// the query and, when there is one, without it, as Mastodon and GoToSocial
+// do.
+func verifySignature(r *http.Request, pub *rsa.PublicKey) error {
+	v, err := httpsig.NewVerifier(r)
+	if err != nil {
+		return err
+	}
+	err = v.Verify(pub, httpsig.RSA_SHA256)
+	if err == nil || r.URL.RawQuery == "" {
+		return err
+	}
+	r2 := r.Clone(r.Context())
+	r2.URL.RawQuery = ""
+	v2, err2 := httpsig.NewVerifier(r2)
+	if err2 != nil {
+		return err
+	}
+	if v2.Verify(pub, httpsig.RSA_SHA256) == nil {
+		return nil
+	}
+	return err
 }
