@@ -1,0 +1,37 @@
+package storage
+
+import (
+	"fmt"
+
+	"go.etcd.io/bbolt"
+)
+
+// Meta returns a small named value kept for other rooms (for example the
+// publisher's "back catalogue imported" marker); ok is false when unset.
+// Keys are namespaced by their owner ("publisher.state").
+func (s *Store) Meta(key string) (value string, ok bool, err error) {
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get([]byte(key)); v != nil {
+			value, ok = string(v), true
+		}
+		return nil
+	})
+	if err != nil {
+		return "", false, fmt.Errorf("storage: get meta %s: %w", key, err)
+	}
+	return value, ok, nil
+}
+
+// SetMeta stores a small named value.
+func (s *Store) SetMeta(key, value string) error {
+	if key == "" {
+		return fmt.Errorf("storage: set meta: empty key")
+	}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put([]byte(key), []byte(value))
+	})
+	if err != nil {
+		return fmt.Errorf("storage: set meta %s: %w", key, err)
+	}
+	return nil
+}
