@@ -1,0 +1,680 @@
+package federation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/crieur/crieur/storage"
+)
+
+// Delivery defaults. Each is a bound on what one slow or dead remote server
+// can cost the others.
+const (
+	// DefaultPerHost is how many requests one host gets at once: enough to
+	// drain a big instance's personal inboxes, few enough not to look like
+	// an attack.
+	DefaultPerHost = 4
+	// DefaultDeliveryTimeout bounds one request, like Mastodon's own 30 s.
+	DefaultDeliveryTimeout = 30 * time.Second
+	// DefaultMaxAge is how long a job is retried before it is given up:
+	// Mastodon's window is about two days, ours is at least that.
+	DefaultMaxAge = 48 * time.Hour
+	// DefaultGrace is how long Run lets in-flight requests finish after
+	// its context ends; whatever is still running then stays queued.
+	DefaultGrace = 10 * time.Second
+	// DefaultQueueLimit is how many jobs the Deliverer holds in memory
+	// (running or waiting for a host slot). A Job is a few hundred bytes.
+	DefaultQueueLimit = 8192
+	// workersPerCPU sets the default global concurrency. Signing is the only
+	// CPU-heavy step; the rest of a delivery is waiting for a remote
+	// server. Many requests in flight per core keep the CPUs busy signing
+	// while others wait, and leave room for hundreds of hanging hosts
+	// (each holding at most PerHost slots) without starving healthy ones.
+	workersPerCPU = 256
+	// maxDefaultWorkers caps the default on big machines: each request in
+	// flight holds a socket and a few buffers.
+	maxDefaultWorkers = 2048
+	// pollInterval bounds how long due work can wait when the queue cannot
+	// say when it is due (its earliest head is a job already in flight).
+	pollInterval = time.Second
+	// minScanGap coalesces the queue scans triggered by completions.
+	minScanGap = 10 * time.Millisecond
+	// errorPause is how long the loop waits after a storage error.
+	errorPause = 5 * time.Second
+	// maxCachedBodies bounds the activity documents kept in memory; one
+	// fan-out shares one document.
+	maxCachedBodies = 256
+)
+
+// DeliveryOptions configure a Deliverer. Zero values get the defaults.
+type DeliveryOptions struct {
+	// Workers is the global number of requests in flight (default 256 per
+	// CPU, at most 2048).
+	Workers int
+	// PerHost is the number of requests in flight per host (default 4).
+	PerHost int
+	// Timeout bounds one request (default 30 s).
+	Timeout time.Duration
+	// MaxAge is how long after its creation a job is retried before it is
+	// given up (default 48 h).
+	MaxAge time.Duration
+	// Grace is how long in-flight requests may finish at shutdown (10 s).
+	Grace time.Duration
+	// QueueLimit is how many jobs are held in memory at once (8192).
+	QueueLimit int
+	// Backoff is the retry schedule (default 30 s doubling to 6 h, full
+	// jitter).
+	Backoff Backoff
+	// Breaker settings: consecutive failures that open a host (5), first
+	// cool-down (1 min) and longest cool-down (1 h).
+	BreakerThreshold   int
+	BreakerCooldown    time.Duration
+	BreakerMaxCooldown time.Duration
+	Logger             *slog.Logger
+	Now                func() time.Time
+	// OnDone, when set, is called after each job's outcome is stored (tests
+	// and the benchmark count with it). It must not block for long.
+	OnDone func(DeliveryResult)
+}
+
+// Outcome names what happened to a job after one pass.
+type Outcome string
+
+const (
+	OutcomeDelivered Outcome = "delivered" // 2xx
+	OutcomeGone      Outcome = "gone"      // 410: followers on that inbox removed
+	OutcomeFailed    Outcome = "failed"    // permanent error or given up
+	OutcomeRetry     Outcome = "retry"     // rescheduled after an attempt
+	OutcomeDeferred  Outcome = "deferred"  // host circuit open: moved, not tried
+)
+
+// DeliveryResult reports one job's pass through the Deliverer.
+type DeliveryResult struct {
+	Job         storage.Job
+	Outcome     Outcome
+	Status      int       // HTTP status, 0 when there was no answer
+	Err         string    // what went wrong, empty on success
+	NextAttempt time.Time // for OutcomeRetry and OutcomeDeferred
+}
+
+// Deliverer sends queued jobs: it takes due jobs from storage, signs each
+// one at send time and posts it, under a global and a per-host concurrency
+// limit, and records the outcome (done, retry later, failed). It never
+// drops a job it cannot send: what is not finished stays in storage.
+type Deliverer struct {
+	store   *storage.Store
+	client  *Client
+	signer  *Signer
+	log     *slog.Logger
+	now     func() time.Time
+	opts    DeliveryOptions
+	backoff Backoff
+	onDone  func(DeliveryResult)
+
+	wake    chan struct{} // new jobs were queued
+	refill  chan struct{} // slots freed: scan the queue again
+	started atomic.Bool
+	bodies  bodyCache
+
+	mu       sync.Mutex
+	inflight map[uint64]struct{}   // taken from storage, outcome not stored yet
+	hosts    map[string]*hostQueue // hosts with jobs waiting or running
+	ready    []*hostQueue          // hosts that may start a request, round robin
+	running  int                   // requests in flight
+	br       *breaker
+	stopping bool
+	reqCtx   context.Context // requests' parent: outlives Run's ctx by Grace
+	// Refill accounting: a scan is worth doing once a good part of what
+	// the last one took has finished.
+	doneSinceScan  int
+	inflightAtScan int
+	wg             sync.WaitGroup // deliveries and deferral writers
+}
+
+// hostQueue holds one host's jobs waiting for a slot.
+type hostQueue struct {
+	name    string
+	queue   []storage.Job
+	active  int
+	inReady bool
+}
+
+// NewDeliverer builds a Deliverer over the Service's store, client and signer.
+func NewDeliverer(svc *Service, opts DeliveryOptions) *Deliverer {
+	if opts.Workers <= 0 {
+		opts.Workers = min(workersPerCPU*runtime.GOMAXPROCS(0), maxDefaultWorkers)
+	}
+	if opts.PerHost <= 0 {
+		opts.PerHost = DefaultPerHost
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultDeliveryTimeout
+	}
+	if opts.MaxAge <= 0 {
+		opts.MaxAge = DefaultMaxAge
+	}
+	if opts.Grace <= 0 {
+		opts.Grace = DefaultGrace
+	}
+	if opts.QueueLimit <= 0 {
+		opts.QueueLimit = DefaultQueueLimit
+	}
+	if opts.Logger == nil {
+		opts.Logger = svc.log
+	}
+	if opts.Now == nil {
+		opts.Now = svc.now
+	}
+	d := &Deliverer{
+		store:    svc.store,
+		client:   svc.client,
+		signer:   svc.signer,
+		log:      opts.Logger,
+		now:      opts.Now,
+		opts:     opts,
+		backoff:  opts.Backoff,
+		onDone:   opts.OnDone,
+		wake:     make(chan struct{}, 1),
+		refill:   make(chan struct{}, 1),
+		inflight: map[uint64]struct{}{},
+		hosts:    map[string]*hostQueue{},
+		br:       newBreaker(opts.BreakerThreshold, opts.BreakerCooldown, opts.BreakerMaxCooldown),
+		reqCtx:   context.Background(),
+	}
+	d.bodies.m = map[string]*cachedBody{}
+	return d
+}
+
+// Wake tells the Deliverer that jobs were queued. It never blocks.
+func (d *Deliverer) Wake() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (d *Deliverer) signalRefill() {
+	select {
+	case d.refill <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers until ctx ends. It then stops taking jobs, lets requests in
+// flight finish for up to Grace, and leaves everything else queued for the
+// next start. It returns nil after a shutdown; it can run only once.
+func (d *Deliverer) Run(ctx context.Context) error {
+	if !d.started.CompareAndSwap(false, true) {
+		return errors.New("federation: deliverer: Run called twice")
+	}
+	reqCtx, cancelReqs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelReqs()
+	d.mu.Lock()
+	d.reqCtx = reqCtx
+	d.mu.Unlock()
+	defer d.shutdown(cancelReqs)
+
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var lastScan time.Time
+	for {
+		if gap := time.Since(lastScan); gap < minScanGap {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(minScanGap - gap):
+			}
+		}
+		lastScan = time.Now()
+		wait, err := d.scan()
+		if err != nil {
+			d.log.Error("delivery: reading the queue", "err", err)
+			wait = errorPause
+		}
+		var tick <-chan time.Time
+		if wait > 0 {
+			timer.Reset(wait)
+			tick = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-d.wake:
+		case <-d.refill:
+		case <-tick:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// scan takes due jobs into memory and starts what it can. It returns how
+// long the loop may sleep when nothing else happens (0: until a wake-up or
+// a completion).
+func (d *Deliverer) scan() (time.Duration, error) {
+	now := d.now()
+	d.mu.Lock()
+	room := d.opts.QueueLimit - len(d.inflight)
+	d.mu.Unlock()
+	if room <= 0 {
+		// Full: completions will call for the next scan.
+		return 0, nil
+	}
+	// The jobs in flight are still pending in storage and come back first
+	// (they are the oldest): ask for enough to see past them.
+	limit := d.opts.QueueLimit
+	jobs, err := d.store.DueJobs(now, limit)
+	if err != nil {
+		return 0, err
+	}
+	var deferred []storage.Job
+	d.mu.Lock()
+	if d.stopping {
+		d.mu.Unlock()
+		return 0, nil
+	}
+	full := len(jobs) >= limit
+	for _, j := range jobs {
+		if _, ok := d.inflight[j.ID]; ok {
+			continue
+		}
+		if len(d.inflight) >= d.opts.QueueLimit {
+			full = true
+			break
+		}
+		d.inflight[j.ID] = struct{}{}
+		hq := d.hosts[j.Host]
+		if hq == nil {
+			hq = &hostQueue{name: j.Host}
+			d.hosts[j.Host] = hq
+		}
+		if st, _ := d.br.state(j.Host, now); st == hostOpen {
+			deferred = append(deferred, j)
+			continue
+		}
+		hq.queue = append(hq.queue, j)
+		d.markReadyLocked(hq)
+	}
+	d.doneSinceScan = 0
+	d.inflightAtScan = len(d.inflight)
+	d.br.forget(now)
+	d.deferLocked(deferred, now)
+	d.scheduleLocked(now)
+	busy := len(d.inflight) > 0
+	d.mu.Unlock()
+	if full {
+		return 0, nil
+	}
+	next, ok, err := d.store.NextDue()
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case !ok:
+		return 0, nil // empty queue: Wake will come
+	case next.After(now):
+		return next.Sub(now), nil
+	case busy:
+		// The earliest head is a job in flight: the queue cannot tell
+		// when the next one is due. Completions trigger scans; polling
+		// covers retries coming due while requests hang.
+		return pollInterval, nil
+	default:
+		// Due work that this scan did not take (shutting down, or the
+		// store changed since): look again soon.
+		return pollInterval, nil
+	}
+}
+
+func (d *Deliverer) markReadyLocked(hq *hostQueue) {
+	if !hq.inReady {
+		hq.inReady = true
+		d.ready = append(d.ready, hq)
+	}
+}
+
+func (d *Deliverer) dropIfIdleLocked(hq *hostQueue) {
+	if len(hq.queue) == 0 && hq.active == 0 && !hq.inReady {
+		delete(d.hosts, hq.name)
+	}
+}
+
+// scheduleLocked starts requests while global slots are free, one job per
+// host per round so a host with thousands of jobs does not delay the others.
+// A host at its limit is skipped (it is readied again when one of its
+// requests ends), so a hanging host holds at most PerHost slots.
+func (d *Deliverer) scheduleLocked(now time.Time) {
+	for d.running < d.opts.Workers && len(d.ready) > 0 && !d.stopping {
+		hq := d.ready[0]
+		d.ready[0] = nil
+		d.ready = d.ready[1:]
+		hq.inReady = false
+		if len(hq.queue) == 0 {
+			d.dropIfIdleLocked(hq)
+			continue
+		}
+		limit := d.opts.PerHost
+		switch st, _ := d.br.state(hq.name, now); st {
+		case hostOpen:
+			d.deferLocked(hq.queue, now)
+			hq.queue = nil
+			d.dropIfIdleLocked(hq)
+			continue
+		case hostHalfOpen:
+			// The cool-down is over: one probe request; the rest wait
+			// for its answer.
+			limit = 1
+		}
+		if hq.active >= limit {
+			continue
+		}
+		job := hq.queue[0]
+		hq.queue[0] = storage.Job{}
+		hq.queue = hq.queue[1:]
+		hq.active++
+		d.running++
+		d.wg.Add(1)
+		go d.deliver(d.reqCtx, hq, job)
+		if len(hq.queue) > 0 && hq.active < limit {
+			d.markReadyLocked(hq)
+		}
+	}
+}
+
+// deferLocked moves jobs of an open host to the end of its cool-down
+// without counting an attempt (or gives them up when they are too old).
+func (d *Deliverer) deferLocked(jobs []storage.Job, now time.Time) {
+	if len(jobs) == 0 {
+		return
+	}
+	jobs = append([]storage.Job(nil), jobs...)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		for _, j := range jobs {
+			d.mu.Lock()
+			_, until := d.br.state(j.Host, now)
+			lastErr := d.br.lastError(j.Host)
+			d.mu.Unlock()
+			if until.IsZero() {
+				until = now
+			}
+			res := DeliveryResult{Job: j, Outcome: OutcomeDeferred, Status: j.LastStatus, NextAttempt: until,
+				Err: fmt.Sprintf("host %s unavailable until %s: %s", j.Host, until.UTC().Format(time.RFC3339), lastErr)}
+			if now.Sub(j.CreatedAt) >= d.opts.MaxAge {
+				res.Outcome = OutcomeFailed
+				res.NextAttempt = time.Time{}
+				res.Err = fmt.Sprintf("gave up after %s: host %s unavailable: %s", d.opts.MaxAge, j.Host, lastErr)
+			}
+			d.record(res)
+			d.finish(j.ID)
+			d.report(res)
+		}
+	}()
+}
+
+// deliver makes one attempt and stores its outcome.
+func (d *Deliverer) deliver(reqCtx context.Context, hq *hostQueue, job storage.Job) {
+	defer d.wg.Done()
+	res, health, pauseUntil := d.attempt(reqCtx, job)
+	now := d.now()
+
+	d.mu.Lock()
+	switch {
+	case health > 0:
+		d.br.success(hq.name)
+	case health < 0:
+		if d.br.failure(hq.name, now, res.Err) {
+			d.log.Debug("delivery: host unavailable, deferring its jobs", "host", hq.name, "err", res.Err)
+		}
+	}
+	if !pauseUntil.IsZero() {
+		d.br.pause(hq.name, pauseUntil)
+	}
+	hq.active--
+	d.running--
+	if len(hq.queue) > 0 {
+		d.markReadyLocked(hq)
+	} else {
+		d.dropIfIdleLocked(hq)
+	}
+	// Start the next requests before writing this outcome: the write
+	// waits for a shared bbolt batch and should not hold a slot.
+	d.scheduleLocked(now)
+	d.mu.Unlock()
+
+	if reqCtx.Err() != nil {
+		// Shutdown cut the request short: nothing is known, the job
+		// stays queued as it was.
+		d.finish(job.ID)
+		return
+	}
+	d.record(res)
+	d.finish(job.ID)
+	d.report(res)
+}
+
+// attempt posts the job and classifies the answer. health is +1 when the
+// host answered like a live server, -1 for failures that count toward its
+// circuit breaker, 0 when the answer says nothing about the host.
+func (d *Deliverer) attempt(reqCtx context.Context, job storage.Job) (res DeliveryResult, health int, pauseUntil time.Time) {
+	res.Job = job
+	body, err := d.bodies.get(job.ActivityID, d.store)
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			res.Outcome, res.Err = OutcomeFailed, "activity no longer stored"
+			return res, 0, time.Time{}
+		}
+		// A storage hiccup: try again later without blaming the host.
+		return d.retry(job, 0, err.Error(), d.now()), 0, time.Time{}
+	}
+	ctx, cancel := context.WithTimeout(reqCtx, d.opts.Timeout)
+	resp, err := d.client.Post(ctx, job.Inbox, body, d.signer)
+	cancel()
+	now := d.now()
+	if err != nil {
+		if IsRefused(err) {
+			// The SSRF guard or a malformed inbox URL: no retry helps.
+			res.Outcome, res.Err = OutcomeFailed, err.Error()
+			return res, 0, time.Time{}
+		}
+		// Timeouts, refused connections, resets, DNS and TLS failures are
+		// retried (Mastodon does the same): they are how servers look
+		// while they restart, and our own resolver or network having a bad
+		// minute must not drop deliveries for good.
+		return d.retry(job, 0, err.Error(), now), -1, time.Time{}
+	}
+	res.Status = resp.Status
+	msg := fmt.Sprintf("HTTP %d %s", resp.Status, http.StatusText(resp.Status))
+	switch s := resp.Status; {
+	case s >= 200 && s <= 299:
+		res.Outcome = OutcomeDelivered
+		return res, +1, time.Time{}
+	case s == http.StatusGone:
+		res.Outcome, res.Err = OutcomeGone, msg
+		return res, +1, time.Time{}
+	case s == http.StatusTooManyRequests:
+		// The host is alive and asks everybody to slow down: this job and
+		// the host's other jobs wait for Retry-After (clamped), else the
+		// backoff schedule.
+		var next time.Time
+		if resp.RetryAfter > 0 {
+			next = now.Add(clampRetryAfter(resp.RetryAfter))
+		}
+		r := d.retryAt(job, s, msg, now, next)
+		if r.Outcome == OutcomeRetry {
+			pauseUntil = r.NextAttempt
+		}
+		return r, 0, pauseUntil
+	case s == http.StatusUnauthorized || s == http.StatusRequestTimeout:
+		// 401 is retried like Mastodon does: it usually means the remote
+		// could not fetch our key just then (we were restarting, a proxy
+		// hiccup), not that it never will. 408 is a timeout said politely.
+		return d.retry(job, s, msg, now), +1, time.Time{}
+	case s == http.StatusNotImplemented || (s >= 400 && s <= 499):
+		// Permanent: the inbox refuses this request and always will
+		// (Mastodon's "unsalvageable" class).
+		res.Outcome, res.Err = OutcomeFailed, msg
+		return res, +1, time.Time{}
+	case s >= 500:
+		return d.retry(job, s, msg, now), -1, time.Time{}
+	default:
+		// 1xx and 3xx (the client does not follow redirects for POST: a
+		// signature covers the target). Retried, as Mastodon does.
+		return d.retry(job, s, msg, now), +1, time.Time{}
+	}
+}
+
+// retry schedules the next attempt on the backoff schedule.
+func (d *Deliverer) retry(job storage.Job, status int, msg string, now time.Time) DeliveryResult {
+	return d.retryAt(job, status, msg, now, time.Time{})
+}
+
+// retryAt schedules the next attempt at next (zero: backoff schedule), or
+// gives the job up when it has been retried for MaxAge already.
+func (d *Deliverer) retryAt(job storage.Job, status int, msg string, now, next time.Time) DeliveryResult {
+	res := DeliveryResult{Job: job, Status: status, Err: msg}
+	if now.Sub(job.CreatedAt) >= d.opts.MaxAge {
+		res.Outcome = OutcomeFailed
+		res.Err = fmt.Sprintf("gave up after %s: %s", d.opts.MaxAge, msg)
+		return res
+	}
+	if next.IsZero() {
+		next = now.Add(d.backoff.Delay(job.Attempts + 1))
+	}
+	res.Outcome, res.NextAttempt = OutcomeRetry, next
+	return res
+}
+
+// record stores an outcome. Storage errors are logged: the job then stays
+// pending as it was and is tried again, which at-least-once allows.
+func (d *Deliverer) record(res DeliveryResult) {
+	j := res.Job
+	var err error
+	switch res.Outcome {
+	case OutcomeDelivered:
+		err = d.store.CompleteJob(j.ID)
+	case OutcomeGone:
+		// The inbox is gone, so is every follower delivered there: for a
+		// shared inbox that is everyone on that server (the server says
+		// its inbox no longer exists; each account's own Delete would say
+		// the same). A follower is removed only here and on
+		// Undo/Delete/Block, never for errors.
+		if err = d.store.CompleteJob(j.ID); err == nil {
+			var n int
+			n, err = d.store.DeleteFollowersByInbox(j.Inbox)
+			if err == nil && n > 0 {
+				d.log.Info("delivery: inbox gone, followers removed", "inbox", j.Inbox, "removed", n)
+			}
+		}
+	case OutcomeFailed:
+		err = d.store.FailJob(j.ID, res.Status, res.Err)
+		if err == nil {
+			d.log.Info("delivery: gave up", "inbox", j.Inbox, "activity", j.ActivityID, "status", res.Status, "err", res.Err)
+		}
+	case OutcomeRetry:
+		err = d.store.RetryJob(j.ID, res.NextAttempt, res.Status, res.Err, true)
+		if err == nil {
+			d.log.Debug("delivery: will retry", "inbox", j.Inbox, "at", res.NextAttempt, "status", res.Status, "err", res.Err)
+		}
+	case OutcomeDeferred:
+		err = d.store.RetryJob(j.ID, res.NextAttempt, res.Status, res.Err, false)
+	}
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		d.log.Error("delivery: storing the outcome", "job", j.ID, "outcome", string(res.Outcome), "err", err)
+	}
+}
+
+// finish forgets a job whose outcome is stored (or abandoned at shutdown).
+func (d *Deliverer) finish(id uint64) {
+	d.mu.Lock()
+	delete(d.inflight, id)
+	d.doneSinceScan++
+	if len(d.inflight) == 0 || d.doneSinceScan >= max(1, d.inflightAtScan/4) {
+		d.signalRefill()
+	}
+	d.mu.Unlock()
+}
+
+func (d *Deliverer) report(res DeliveryResult) {
+	if d.onDone != nil {
+		d.onDone(res)
+	}
+}
+
+// shutdown stops starting requests, drops what waits in memory (it is
+// still pending in storage), and waits for requests in flight for up to
+// Grace before cancelling them.
+func (d *Deliverer) shutdown(cancelReqs context.CancelFunc) {
+	d.mu.Lock()
+	d.stopping = true
+	for _, hq := range d.hosts {
+		for _, j := range hq.queue {
+			delete(d.inflight, j.ID)
+		}
+		hq.queue = nil
+	}
+	d.ready = nil
+	d.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		d.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(d.opts.Grace):
+		cancelReqs()
+		<-done
+	}
+}
+
+// bodyCache keeps activity documents by id: every job of a fan-out posts
+// the same bytes, read from storage once.
+type bodyCache struct {
+	mu sync.Mutex
+	m  map[string]*cachedBody
+}
+
+type cachedBody struct {
+	once sync.Once
+	body []byte
+	err  error
+}
+
+func (c *bodyCache) get(id string, store *storage.Store) ([]byte, error) {
+	c.mu.Lock()
+	e := c.m[id]
+	if e == nil {
+		if len(c.m) >= maxCachedBodies {
+			clear(c.m) // old fan-outs are done or retrying slowly
+		}
+		e = &cachedBody{}
+		c.m[id] = e
+	}
+	c.mu.Unlock()
+	e.once.Do(func() {
+		act, err := store.Activity(id)
+		e.body, e.err = act.JSON, err
+	})
+	if e.err != nil {
+		c.mu.Lock()
+		if c.m[id] == e {
+			delete(c.m, id)
+		}
+		c.mu.Unlock()
+	}
+	return e.body, e.err
+}
