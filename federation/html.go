@@ -1,0 +1,823 @@
+package federation
+
+import (
+	"net/url"
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
+)
+
+// Mastodon renders remote HTML through its strict sanitiser
+// (lib/sanitize_ext/sanitize_config.rb, MASTODON_STRICT): anything outside a
+// short element list is unwrapped, headings turn into bold paragraphs,
+// images and tables vanish or run together, relative links become text.
+// MastodonHTML does that rewriting on purpose, so that what a reader sees in
+// Mastodon is what crieur chose, and the other servers (GoToSocial, Akkoma,
+// Misskey) get the same plain structure.
+
+// mastodonElements are the elements MastodonHTML may write. Mastodon also
+// keeps ruby/rt/rp; the article renderer never produces them, so they are
+// unwrapped like any other element.
+var mastodonElements = map[string]bool{
+	"p": true, "br": true, "span": true, "a": true, "del": true, "s": true,
+	"pre": true, "blockquote": true, "code": true, "b": true, "strong": true,
+	"u": true, "i": true, "em": true, "ul": true, "ol": true, "li": true,
+}
+
+// mastodonAttributes lists the attributes MastodonHTML may write per element
+// ("*" for all elements). It is Mastodon's own list (HT-2), plus hreflang on
+// links: crieur writes it on translation links, Mastodon drops it harmlessly.
+var mastodonAttributes = map[string]map[string]bool{
+	"*":    {"lang": true},
+	"a":    {"href": true, "rel": true, "class": true, "translate": true, "hreflang": true},
+	"span": {"class": true, "translate": true},
+	"p":    {"class": true},
+	"ol":   {"start": true, "reversed": true},
+	"li":   {"value": true},
+}
+
+// allowedAttribute tells whether MastodonHTML may write attr on element.
+func allowedAttribute(element, attr string) bool {
+	return mastodonAttributes["*"][attr] || mastodonAttributes[element][attr]
+}
+
+// linkSchemes are the URL schemes Mastodon keeps on links (its
+// UNSUPPORTED_HREF_TRANSFORMER turns every other link into its text).
+var linkSchemes = map[string]bool{
+	"http": true, "https": true, "dat": true, "dweb": true, "ipfs": true, "ipns": true,
+	"ssb": true, "gopher": true, "xmpp": true, "magnet": true, "gemini": true,
+}
+
+// relTokens are the rel values worth keeping: "tag" keeps hashtag links out
+// of link cards, "me" serves profile-link verification.
+var relTokens = map[string]bool{
+	"tag": true, "me": true, "nofollow": true, "noopener": true, "noreferrer": true, "ugc": true,
+}
+
+// keepClass tells whether Mastodon keeps a class token (HT-3): microformats
+// and a few of its own markers.
+func keepClass(c string) bool {
+	switch c {
+	case "mention", "hashtag", "ellipsis", "invisible", "quote-inline":
+		return true
+	}
+	for _, p := range []string{"h-", "p-", "u-", "dt-", "e-"} {
+		if strings.HasPrefix(c, p) && len(c) > len(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Elements dropped with everything inside them: scripts, embedded media and
+// form controls have no readable text for a timeline; images become Note
+// attachments instead.
+var droppedElements = map[string]bool{
+	"img": true, "hr": true, "script": true, "style": true, "template": true, "iframe": true,
+	"noscript": true, "svg": true, "head": true, "title": true, "meta": true, "link": true,
+	"object": true, "embed": true, "video": true, "audio": true, "source": true, "track": true,
+	"canvas": true, "map": true, "area": true, "picture": true, "input": true, "select": true,
+	"textarea": true, "button": true, "frame": true, "frameset": true, "param": true, "base": true,
+	"wbr": true, "dialog": true,
+}
+
+// Containers that are unwrapped but separate blocks: their inline content is
+// wrapped in paragraphs so that two divs never run into one line.
+var blockContainers = map[string]bool{
+	"div": true, "section": true, "article": true, "header": true, "footer": true, "main": true,
+	"aside": true, "nav": true, "figure": true, "details": true, "address": true, "center": true,
+	"hgroup": true, "form": true, "fieldset": true, "dl": true, "html": true, "body": true,
+	"menu": true, "search": true,
+}
+
+// isBlock tells whether an element renders as a block (for whitespace
+// trimming and for wrapping inline runs into paragraphs).
+func isBlock(n *html.Node) bool {
+	if n.Type != html.ElementNode || n.Namespace != "" {
+		return false
+	}
+	switch n.Data {
+	case "p", "pre", "blockquote", "ul", "ol", "li", "h1", "h2", "h3", "h4", "h5", "h6",
+		"table", "thead", "tbody", "tfoot", "tr", "td", "th", "caption", "figcaption",
+		"dt", "dd", "summary", "legend", "hr":
+		return true
+	}
+	return blockContainers[n.Data]
+}
+
+// mode is the rendering context of a node's children.
+type mode int
+
+const (
+	// modeBlock: only blocks may be written; inline runs get a <p>.
+	modeBlock mode = iota
+	// modeFlow: blocks and inline content mix freely (inside li).
+	modeFlow
+	// modeInline: inside a paragraph; blocks are flattened to their text.
+	modeInline
+)
+
+// MastodonHTML rewrites article HTML into the subset Mastodon's sanitiser
+// keeps: p br span a del s pre blockquote code b strong u i em ul ol li.
+// Headings become <p><strong>…</strong></p>, figure captions
+// <p><em>…</em></p>, table rows paragraphs with cells separated by " · ";
+// images, rules, scripts and embeds are dropped; other elements are
+// unwrapped. Links are made absolute against base (a page URL); links that
+// cannot be (no base, unknown scheme) become their text, as Mastodon would
+// do. Only lang, Mastodon's microformat classes, and the attributes of its
+// own list survive. Whitespace between blocks is dropped: Misskey turns text
+// nodes into line breaks.
+func MastodonHTML(src string, base string) string {
+	return sanitizeHTML(src, base, sanitizeOptions{root: modeBlock})
+}
+
+// sanitizeOptions tune one sanitising run.
+type sanitizeOptions struct {
+	root mode
+	// linkRel, when set, replaces the rel of every kept link (profile
+	// fields use "me nofollow noopener").
+	linkRel string
+}
+
+func sanitizeHTML(src, base string, opts sanitizeOptions) string {
+	ctx := &html.Node{Type: html.ElementNode, Data: "body", DataAtom: atom.Body}
+	nodes, err := html.ParseFragment(strings.NewReader(src), ctx)
+	if err != nil {
+		// ParseFragment only fails when the reader fails; a strings.Reader
+		// never does. Escaped text is the safe answer anyway.
+		return "<p>" + escapeText(src) + "</p>"
+	}
+	r := &renderer{opts: opts}
+	if base != "" {
+		if u, err := url.Parse(base); err == nil && u.IsAbs() {
+			r.base = u
+		}
+	}
+	root := &html.Node{Type: html.ElementNode, Data: "body"}
+	for _, n := range nodes {
+		root.AppendChild(n)
+	}
+	r.children(root, opts.root)
+	return string(r.buf)
+}
+
+// renderer writes sanitised HTML into buf. visible counts the
+// non-whitespace characters written, so empty elements can be rolled back.
+type renderer struct {
+	buf     []byte
+	visible int
+	base    *url.URL
+	opts    sanitizeOptions
+}
+
+func (r *renderer) write(s string) { r.buf = append(r.buf, s...) }
+
+// text writes escaped text and counts what is visible.
+func (r *renderer) text(s string) {
+	r.write(escapeText(s))
+	for _, c := range s {
+		if !isSpace(c) {
+			r.visible++
+		}
+	}
+}
+
+// checkpoint is a rollback point.
+type checkpoint struct{ n, visible int }
+
+func (r *renderer) mark() checkpoint { return checkpoint{len(r.buf), r.visible} }
+
+// emptySince tells whether nothing visible was written since c.
+func (r *renderer) emptySince(c checkpoint) bool { return r.visible == c.visible }
+
+func (r *renderer) rollback(c checkpoint) { r.buf = r.buf[:c.n]; r.visible = c.visible }
+
+// children renders n's children in mode m.
+func (r *renderer) children(n *html.Node, m mode) {
+	if m != modeBlock {
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			r.node(c, m)
+		}
+		return
+	}
+	// Block mode: group runs of inline nodes into paragraphs.
+	for c := n.FirstChild; c != nil; {
+		if isBlock(c) || c.Type != html.TextNode && c.Type != html.ElementNode {
+			r.node(c, modeBlock)
+			c = c.NextSibling
+			continue
+		}
+		start := c
+		for c != nil && !isBlock(c) {
+			c = c.NextSibling
+		}
+		r.inlineRun(start, c)
+	}
+}
+
+// inlineRun wraps the inline nodes [from, to) in one paragraph, unless they
+// show nothing.
+func (r *renderer) inlineRun(from, to *html.Node) {
+	m := r.mark()
+	r.write("<p>")
+	for c := from; c != to; c = c.NextSibling {
+		if c.Type == html.TextNode {
+			s := collapseSpace(c.Data)
+			if c == from {
+				s = strings.TrimLeftFunc(s, isSpace)
+			}
+			if c.NextSibling == to {
+				s = strings.TrimRightFunc(s, isSpace)
+			}
+			r.text(s)
+			continue
+		}
+		r.node(c, modeInline)
+	}
+	r.write("</p>")
+	if r.emptySince(m) {
+		r.rollback(m)
+	}
+}
+
+// node renders one node whose parent is rendered in mode m.
+func (r *renderer) node(n *html.Node, m mode) {
+	switch n.Type {
+	case html.TextNode:
+		r.textNode(n, m)
+		return
+	case html.ElementNode:
+	default:
+		return // comments, doctypes
+	}
+	if n.Namespace != "" {
+		r.foreign(n)
+		return
+	}
+	name := n.Data
+	switch {
+	case droppedElements[name]:
+		return
+	case name == "p":
+		r.paragraph(n, m, "", "")
+	case len(name) == 2 && name[0] == 'h' && name[1] >= '1' && name[1] <= '6':
+		r.paragraph(n, m, "<strong>", "</strong>")
+	case name == "figcaption" || name == "caption":
+		r.paragraph(n, m, "<em>", "</em>")
+	case name == "dt" || name == "summary" || name == "legend":
+		r.paragraph(n, m, "<strong>", "</strong>")
+	case name == "dd":
+		r.paragraph(n, m, "", "")
+	case name == "table":
+		r.table(n, m)
+	case name == "ul" || name == "ol":
+		r.list(n, m)
+	case name == "li":
+		// A list item outside a list (its list was unwrapped): a block.
+		r.container(n, m)
+	case name == "pre":
+		r.pre(n, m)
+	case name == "blockquote":
+		if m == modeInline {
+			r.children(n, modeInline)
+			return
+		}
+		r.element(n, "blockquote", modeBlock)
+	case name == "br":
+		if m == modeBlock {
+			return
+		}
+		r.write("<br>")
+	case name == "a":
+		r.link(n, m)
+	case name == "strike":
+		r.element(n, "s", m)
+	case name == "tt" || name == "kbd" || name == "samp":
+		r.element(n, "code", m)
+	case name == "var" || name == "cite" || name == "dfn":
+		r.element(n, "i", m)
+	case name == "q":
+		r.write("“")
+		r.children(n, inner(m))
+		r.write("”")
+	case mastodonElements[name]:
+		r.element(n, name, inner(m))
+	case blockContainers[name]:
+		r.container(n, m)
+	default:
+		// Unknown inline element (sup, sub, mark, small, abbr, time…):
+		// its text stays, the tag goes, as in Mastodon.
+		r.children(n, inner(m))
+	}
+}
+
+// inner is the mode for the children of an inline element: inline, so that
+// spaces at the element's edges stay (only a block trims its edges).
+func inner(mode) mode { return modeInline }
+
+// textNode writes text outside a paragraph run. In block mode it only comes
+// from helper paths; whitespace next to blocks is dropped.
+func (r *renderer) textNode(n *html.Node, m mode) {
+	s := collapseSpace(n.Data)
+	if m != modeInline {
+		if n.PrevSibling == nil || isBlock(n.PrevSibling) {
+			s = strings.TrimLeftFunc(s, isSpace)
+		}
+		if n.NextSibling == nil || isBlock(n.NextSibling) {
+			s = strings.TrimRightFunc(s, isSpace)
+		}
+		if s == "" {
+			return
+		}
+		if m == modeBlock {
+			r.write("<p>")
+			r.text(s)
+			r.write("</p>")
+			return
+		}
+	}
+	r.text(s)
+}
+
+// paragraph writes a block that holds inline content, with an optional
+// inner wrapper (headings: strong, captions: em). Inside a paragraph it only
+// writes the wrapper, followed by a space so words do not run together.
+func (r *renderer) paragraph(n *html.Node, m mode, open, close string) {
+	mk := r.mark()
+	if m == modeInline {
+		r.write(open)
+		r.children(n, modeInline)
+		r.write(close)
+		if r.emptySince(mk) {
+			r.rollback(mk)
+			return
+		}
+		r.write(" ")
+		return
+	}
+	r.write("<p")
+	r.attributes(n, "p")
+	r.write(">" + open)
+	inl := r.mark()
+	r.trimmedChildren(n)
+	if r.emptySince(inl) {
+		r.rollback(mk)
+		return
+	}
+	r.write(close + "</p>")
+}
+
+// trimmedChildren renders inline children with the leading and trailing
+// whitespace of the block removed.
+func (r *renderer) trimmedChildren(n *html.Node) {
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		if c.Type == html.TextNode {
+			s := collapseSpace(c.Data)
+			if c.PrevSibling == nil {
+				s = strings.TrimLeftFunc(s, isSpace)
+			}
+			if c.NextSibling == nil {
+				s = strings.TrimRightFunc(s, isSpace)
+			}
+			r.text(s)
+			continue
+		}
+		r.node(c, modeInline)
+	}
+}
+
+// container unwraps an element that only groups blocks.
+func (r *renderer) container(n *html.Node, m mode) {
+	if m == modeInline {
+		mk := r.mark()
+		r.children(n, modeInline)
+		if !r.emptySince(mk) {
+			r.write(" ")
+		}
+		return
+	}
+	r.children(n, m)
+}
+
+// element writes a kept element with its allowed attributes and renders its
+// children in mode m; an element that shows nothing is rolled back.
+func (r *renderer) element(n *html.Node, name string, m mode) {
+	mk := r.mark()
+	r.write("<" + name)
+	r.attributes(n, name)
+	r.write(">")
+	r.children(n, m)
+	if r.emptySince(mk) {
+		r.rollback(mk)
+		return
+	}
+	r.write("</" + name + ">")
+}
+
+// attributes writes the attributes Mastodon keeps on element name.
+func (r *renderer) attributes(n *html.Node, name string) {
+	for _, a := range n.Attr {
+		if a.Namespace != "" || !allowedAttribute(name, a.Key) {
+			continue
+		}
+		v := a.Val
+		switch a.Key {
+		case "href", "rel":
+			continue // written by link
+		case "lang", "hreflang":
+			if !validLang(v) {
+				continue
+			}
+		case "class":
+			var keep []string
+			for _, c := range strings.Fields(v) {
+				if keepClass(c) {
+					keep = append(keep, c)
+				}
+			}
+			if len(keep) == 0 {
+				continue
+			}
+			v = strings.Join(keep, " ")
+		case "translate":
+			if v != "no" {
+				continue
+			}
+		case "start", "value":
+			if _, err := strconv.Atoi(strings.TrimSpace(v)); err != nil {
+				continue
+			}
+			v = strings.TrimSpace(v)
+		case "reversed":
+			v = ""
+		}
+		r.write(" " + a.Key)
+		if v != "" || a.Key != "reversed" {
+			r.write(`="` + escapeAttr(v) + `"`)
+		}
+	}
+}
+
+// validLang accepts BCP 47-looking values only (letters, digits, dashes).
+func validLang(v string) bool {
+	if v == "" || len(v) > 35 {
+		return false
+	}
+	for _, c := range v {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// link writes an <a> with an absolute href, or only its text when the link
+// cannot be kept (Mastodon would turn it into text anyway).
+func (r *renderer) link(n *html.Node, m mode) {
+	href := r.absolute(attr(n, "href"))
+	if href == "" {
+		r.children(n, inner(m))
+		return
+	}
+	mk := r.mark()
+	r.write(`<a href="` + escapeAttr(href) + `"`)
+	rel := r.opts.linkRel
+	if rel == "" {
+		var keep []string
+		for _, t := range strings.Fields(strings.ToLower(attr(n, "rel"))) {
+			if relTokens[t] {
+				keep = append(keep, t)
+			}
+		}
+		rel = strings.Join(keep, " ")
+	}
+	if rel != "" {
+		r.write(` rel="` + escapeAttr(rel) + `"`)
+	}
+	r.attributes(n, "a")
+	r.write(">")
+	r.children(n, inner(m))
+	if r.emptySince(mk) {
+		r.rollback(mk)
+		return
+	}
+	r.write("</a>")
+}
+
+// absolute resolves href against the base and returns it when its scheme is
+// one Mastodon keeps, else "".
+func (r *renderer) absolute(href string) string {
+	href = strings.TrimSpace(href)
+	if href == "" {
+		return ""
+	}
+	u, err := url.Parse(href)
+	if err != nil {
+		return ""
+	}
+	if !u.IsAbs() {
+		if r.base == nil {
+			return ""
+		}
+		u = r.base.ResolveReference(u)
+	}
+	if !linkSchemes[strings.ToLower(u.Scheme)] {
+		return ""
+	}
+	if (u.Scheme == "http" || u.Scheme == "https") && u.Host == "" {
+		return ""
+	}
+	return u.String()
+}
+
+// list writes ul/ol; every child becomes a list item.
+func (r *renderer) list(n *html.Node, m mode) {
+	if m == modeInline {
+		r.container(n, modeInline)
+		return
+	}
+	mk := r.mark()
+	r.write("<" + n.Data)
+	r.attributes(n, n.Data)
+	r.write(">")
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		if c.Type == html.TextNode && strings.TrimSpace(c.Data) == "" {
+			continue
+		}
+		if c.Type != html.TextNode && c.Type != html.ElementNode {
+			continue
+		}
+		if c.Type == html.ElementNode && c.Namespace == "" && droppedElements[c.Data] {
+			continue
+		}
+		item := c
+		if c.Type == html.ElementNode && c.Namespace == "" && c.Data == "li" {
+			im := r.mark()
+			r.write("<li")
+			r.attributes(c, "li")
+			r.write(">")
+			r.children(item, modeFlow)
+			if r.emptySince(im) {
+				r.rollback(im)
+				continue
+			}
+			r.write("</li>")
+			continue
+		}
+		// Not an item (invalid nesting): give it an item of its own.
+		im := r.mark()
+		r.write("<li>")
+		r.node(item, modeFlow)
+		if r.emptySince(im) {
+			r.rollback(im)
+			continue
+		}
+		r.write("</li>")
+	}
+	r.write("</" + n.Data + ">")
+	if r.emptySince(mk) {
+		r.rollback(mk)
+	}
+}
+
+// pre keeps preformatted text verbatim; its inline markup is kept or
+// unwrapped like elsewhere.
+func (r *renderer) pre(n *html.Node, m mode) {
+	if m == modeInline {
+		r.element(n, "code", modeInline)
+		return
+	}
+	mk := r.mark()
+	r.write("<pre>")
+	// The HTML parser drops one newline right after <pre>: write it back
+	// so a leading blank line survives a second parse.
+	if c := n.FirstChild; c != nil && c.Type == html.TextNode && strings.HasPrefix(c.Data, "\n") {
+		r.write("\n")
+	}
+	r.preChildren(n)
+	if r.emptySince(mk) {
+		r.rollback(mk)
+		return
+	}
+	r.write("</pre>")
+}
+
+func (r *renderer) preChildren(n *html.Node) {
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		switch {
+		case c.Type == html.TextNode:
+			r.text(c.Data)
+		case c.Type != html.ElementNode:
+		case c.Namespace != "":
+			r.foreign(c)
+		case droppedElements[c.Data]:
+		case c.Data == "br":
+			r.write("<br>")
+		case c.Data == "a":
+			href := r.absolute(attr(c, "href"))
+			if href == "" {
+				r.preChildren(c)
+				continue
+			}
+			r.write(`<a href="` + escapeAttr(href) + `">`)
+			r.preChildren(c)
+			r.write("</a>")
+		case c.Data == "span" || c.Data == "code" || c.Data == "b" || c.Data == "strong" ||
+			c.Data == "i" || c.Data == "em" || c.Data == "u" || c.Data == "s" || c.Data == "del":
+			if c.Data == "span" && len(c.Attr) == 0 {
+				r.preChildren(c)
+				continue
+			}
+			r.write("<" + c.Data)
+			r.attributes(c, c.Data)
+			r.write(">")
+			r.preChildren(c)
+			r.write("</" + c.Data + ">")
+		default:
+			r.preChildren(c)
+		}
+	}
+}
+
+// table writes one paragraph per row, cells separated by " · " (Mastodon
+// would run the cell texts together), header cells in bold, the caption
+// first in italics.
+func (r *renderer) table(n *html.Node, m mode) {
+	var rows []*html.Node
+	var caption *html.Node
+	var walk func(*html.Node)
+	walk = func(t *html.Node) {
+		for c := t.FirstChild; c != nil; c = c.NextSibling {
+			if c.Type != html.ElementNode || c.Namespace != "" {
+				continue
+			}
+			switch c.Data {
+			case "caption":
+				if caption == nil {
+					caption = c
+				}
+			case "thead", "tbody", "tfoot":
+				walk(c)
+			case "tr":
+				rows = append(rows, c)
+			}
+		}
+	}
+	walk(n)
+	if caption != nil {
+		r.paragraph(caption, m, "<em>", "</em>")
+	}
+	for _, row := range rows {
+		mk := r.mark()
+		if m != modeInline {
+			r.write("<p>")
+		}
+		first := true
+		for c := row.FirstChild; c != nil; c = c.NextSibling {
+			if c.Type != html.ElementNode || c.Namespace != "" || (c.Data != "td" && c.Data != "th") {
+				continue
+			}
+			cm := r.mark()
+			if !first {
+				r.write(" · ")
+			}
+			open, close := "", ""
+			if c.Data == "th" {
+				open, close = "<strong>", "</strong>"
+			}
+			r.write(open)
+			in := r.mark()
+			r.trimmedChildren(c)
+			if r.emptySince(in) {
+				r.rollback(cm)
+				continue
+			}
+			r.write(close)
+			first = false
+		}
+		if r.emptySince(mk) {
+			r.rollback(mk)
+			continue
+		}
+		if m != modeInline {
+			r.write("</p>")
+		} else {
+			r.write(" ")
+		}
+	}
+}
+
+// foreign handles SVG (dropped) and MathML (its TeX annotation if any, as
+// Mastodon does, else its text).
+func (r *renderer) foreign(n *html.Node) {
+	if n.Namespace != "math" || n.Data != "math" {
+		if n.Namespace == "math" {
+			r.text(textContent(n))
+		}
+		return
+	}
+	var tex string
+	var find func(*html.Node)
+	find = func(c *html.Node) {
+		for ; c != nil && tex == ""; c = c.NextSibling {
+			if c.Type == html.ElementNode && c.Data == "annotation" && attr(c, "encoding") == "application/x-tex" {
+				tex = textContent(c)
+				return
+			}
+			find(c.FirstChild)
+		}
+	}
+	find(n.FirstChild)
+	if tex != "" {
+		r.text(tex)
+		return
+	}
+	r.text(collapseSpace(textContent(n)))
+}
+
+func textContent(n *html.Node) string {
+	var b strings.Builder
+	var walk func(*html.Node)
+	walk = func(c *html.Node) {
+		for ; c != nil; c = c.NextSibling {
+			if c.Type == html.TextNode {
+				b.WriteString(c.Data)
+			}
+			walk(c.FirstChild)
+		}
+	}
+	walk(n.FirstChild)
+	return b.String()
+}
+
+func attr(n *html.Node, key string) string {
+	for _, a := range n.Attr {
+		if a.Namespace == "" && a.Key == key {
+			return a.Val
+		}
+	}
+	return ""
+}
+
+// isSpace is HTML's ASCII whitespace; a no-break space is content.
+func isSpace(c rune) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r'
+}
+
+// collapseSpace turns every run of HTML whitespace into one space, as a
+// browser does; a newline left in the text would become a line break in
+// Misskey's HTML-to-MFM conversion.
+func collapseSpace(s string) string {
+	if !strings.ContainsAny(s, "\t\n\f\r ") {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	space := false
+	for _, c := range s {
+		if isSpace(c) {
+			if !space {
+				b.WriteByte(' ')
+			}
+			space = true
+			continue
+		}
+		space = false
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// escapeText escapes text content: only &, < and > need it, and fewer
+// entities keep the Note small (Misskey refuses inbox bodies over 64 KiB).
+func escapeText(s string) string {
+	if !strings.ContainsAny(s, "&<>\x00") {
+		return s
+	}
+	var b strings.Builder
+	for _, c := range s {
+		switch c {
+		case '&':
+			b.WriteString("&amp;")
+		case '<':
+			b.WriteString("&lt;")
+		case '>':
+			b.WriteString("&gt;")
+		case 0:
+			b.WriteString("\uFFFD")
+		default:
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
+
+// escapeAttr escapes a double-quoted attribute value.
+func escapeAttr(s string) string {
+	if !strings.ContainsAny(s, "&<>\"\x00") {
+		return s
+	}
+	return strings.ReplaceAll(escapeText(s), `"`, "&quot;")
+}
