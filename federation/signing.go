@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -111,20 +112,18 @@ type sigParams struct {
 }
 
 // parseSignatureHeader parses `keyId="…",algorithm="…",headers="…",signature="…"`.
-// It is stricter than go-fed's parser (which splits on every comma): a
-// quoted value may not hold a comma or a quote, and a parameter may not
-// appear twice, so both parsers always read the same values.
+// It reads the header the way go-fed does (split on commas, no spaces
+// between parameters, header names separated by single spaces) but is
+// stricter: a value may not hold a quote or backslash, a parameter may not
+// appear twice, created/expires must be integers. So whenever it accepts a
+// header, go-fed reads the same keyId, headers and signature from it.
 func parseSignatureHeader(v string) (sigParams, error) {
 	var p sigParams
 	if len(v) > sigHeaderMax {
 		return p, fmt.Errorf("signature header longer than %d bytes", sigHeaderMax)
 	}
 	seen := map[string]bool{}
-	for i, part := range strings.Split(v, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			return p, fmt.Errorf("empty parameter %d", i)
-		}
+	for _, part := range strings.Split(v, ",") {
 		k, val, ok := strings.Cut(part, "=")
 		if !ok || k == "" {
 			return p, fmt.Errorf("malformed parameter %q", part)
@@ -133,10 +132,10 @@ func parseSignatureHeader(v string) (sigParams, error) {
 			val = val[1 : len(val)-1]
 		}
 		if strings.ContainsAny(val, "\"\\") {
-			return p, fmt.Errorf("parameter %s: quote or backslash in value", k)
+			return p, fmt.Errorf("parameter %q: quote or backslash in value", k)
 		}
 		if seen[k] {
-			return p, fmt.Errorf("parameter %s given twice", k)
+			return p, fmt.Errorf("parameter %q given twice", k)
 		}
 		seen[k] = true
 		switch k {
@@ -145,9 +144,16 @@ func parseSignatureHeader(v string) (sigParams, error) {
 		case "algorithm":
 			p.Algorithm = strings.ToLower(val)
 		case "headers":
-			p.Headers = strings.Fields(strings.ToLower(val))
+			p.Headers = strings.Split(strings.ToLower(val), " ")
+			if slices.Contains(p.Headers, "") {
+				return p, errors.New("empty name in headers")
+			}
 		case "signature":
 			p.Signature = val
+		case "created", "expires":
+			if _, err := strconv.ParseInt(val, 10, 64); err != nil {
+				return p, fmt.Errorf("parameter %q: not an integer", k)
+			}
 		}
 	}
 	if p.KeyID == "" {
