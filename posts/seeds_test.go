@@ -126,13 +126,13 @@ var seedArticles = []seedWant{
 	{
 		file: "echo-network-brussels-june-2023.en.md", slug: "echo-network-brussels-june-2023", lang: "en",
 		title: "Brussels, June 2023\u00a0: Diary of the second ECHO Network study visit",
-		date:  "2023-06-18T09:00:00+02:00", group: "echo-brussels",
+		date:  "2023-06-26T09:00:00+02:00", group: "echo-brussels",
 		captions: 7, caption: "Smurf ceiling in Brussels. Comics are everywhere.",
 	},
 	{
 		file: "echo-network-bruxelles-juin-2023.fr.md", slug: "echo-network-bruxelles-juin-2023", lang: "fr",
 		title: "Bruxelles, juin 2023\u00a0: journal de bord de la deuxième visite d’études d’ECHO Network",
-		date:  "2023-06-18T09:00:00+02:00", group: "echo-brussels",
+		date:  "2023-06-26T09:00:00+02:00", group: "echo-brussels",
 		captions: 6, caption: "Plafond Schtroumpf dans Bruxelles. La BD est partout.",
 	},
 	{
