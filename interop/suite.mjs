@@ -857,14 +857,14 @@ async function main() {
   finish(server);
 }
 
-/** A new article in crieur's posts format. */
+/** A new article in crieur's posts format (posts/parse.go): the language
+ * comes from the file name ("<slug>.en.md"), title and date are required. */
 function article(slug, title, text) {
   const date = new Date(Date.now() - 60_000).toISOString().replace(/\.\d{3}Z$/, "Z");
   return [
     "---",
     `title: "${title}"`,
     `slug: ${slug}`,
-    "lang: en",
     `date: ${date}`,
     "tags: [interop]",
     "---",

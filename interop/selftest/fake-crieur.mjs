@@ -122,7 +122,10 @@ async function scan(announce) {
     const prev = files.get(f);
     if (prev && prev.mtime === st.mtimeMs) continue;
     const p = parsePost(await readFile(full, "utf8"));
-    if (!p || !p.slug || !p.lang) continue;
+    const name = f.match(/^([a-z0-9_-]+)\.([a-z]{2})\.md$/);
+    if (!p || !name) continue;
+    p.slug ||= name[1];
+    p.lang = name[2];
     const n = noteFor(p, prev != null);
     notes.set(n.id, { "@context": CTX, ...n });
     files.set(f, { mtime: st.mtimeMs, noteId: n.id });
