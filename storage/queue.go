@@ -243,10 +243,10 @@ func (s *Store) NextDue() (time.Time, bool, error) {
 
 // CompleteJob removes a delivered job and counts it as delivered. Unknown
 // ids are not an error: delivery is at-least-once and a job retried after a
-// crash may be completed twice. Calls from many workers share transactions
-// (db.Batch), so a fan-out costs few fsyncs.
+// crash may be completed twice. Calls from many workers share commits
+// (see groupCommit), so a fan-out costs few fsyncs.
 func (s *Store) CompleteJob(id uint64) error {
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
+	err := s.batch(func(tx *bbolt.Tx) error {
 		j, found, err := getJob(tx, id)
 		if err != nil || !found {
 			return err
@@ -270,9 +270,9 @@ func (s *Store) CompleteJob(id uint64) error {
 // circuit breaker open). An unknown id gives ErrNotFound.
 func (s *Store) RetryJob(id uint64, next time.Time, status int, errMsg string, countAttempt bool) error {
 	var missing bool
-	// Batch may run the function more than once; it must not return
-	// ErrNotFound itself, or bbolt would re-run the whole batch solo.
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
+	// A batched function may run twice and must not fail for a missing
+	// job, or it would roll back the calls batched with it.
+	err := s.batch(func(tx *bbolt.Tx) error {
 		missing = false
 		j, found, err := getJob(tx, id)
 		if err != nil {
@@ -310,7 +310,7 @@ func (s *Store) RetryJob(id uint64, next time.Time, status int, errMsg string, c
 // last status and error. An unknown id gives ErrNotFound.
 func (s *Store) FailJob(id uint64, status int, errMsg string) error {
 	var missing bool
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
+	err := s.batch(func(tx *bbolt.Tx) error {
 		missing = false
 		j, found, err := getJob(tx, id)
 		if err != nil {

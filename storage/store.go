@@ -61,8 +61,12 @@ type Options struct {
 
 // Store is crieur's durable state. It is safe for concurrent use.
 type Store struct {
-	db  *bbolt.DB
-	now func() time.Time
+	db    *bbolt.DB
+	now   func() time.Time
+	group groupCommit
+	// batch runs the frequent small queue updates (CompleteJob, RetryJob,
+	// FailJob) through group commit; a benchmark swaps in db.Batch.
+	batch func(func(*bbolt.Tx) error) error
 }
 
 // Open opens (creating if needed) the bbolt file at path and makes sure
@@ -100,7 +104,9 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
-	return &Store{db: db, now: now}, nil
+	st := &Store{db: db, now: now}
+	st.batch = func(fn func(*bbolt.Tx) error) error { return st.group.do(db, fn) }
+	return st, nil
 }
 
 // Close releases the file. Pending batched writes are flushed first by bbolt.

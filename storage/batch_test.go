@@ -1,0 +1,74 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"go.etcd.io/bbolt"
+)
+
+var errTestFn = errors.New("test function failed")
+
+// TestGroupCommitIsolatesFailures: 200 concurrent calls, every fifth of
+// which writes and then fails. The failing ones get their error and leave
+// nothing; all others are committed, whatever batch they shared.
+func TestGroupCommitIsolatesFailures(t *testing.T) {
+	s, _, _ := newTestStore(t)
+	const n = 200
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = s.group.do(s.db, func(tx *bbolt.Tx) error {
+				if err := tx.Bucket(bucketMeta).Put(fmt.Appendf(nil, "k%03d", i), []byte("v")); err != nil {
+					return err
+				}
+				if i%5 == 0 {
+					return errTestFn
+				}
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		for i := range n {
+			got := tx.Bucket(bucketMeta).Get(fmt.Appendf(nil, "k%03d", i))
+			fails := i%5 == 0
+			if fails != errors.Is(errs[i], errTestFn) || (errs[i] != nil && !fails) {
+				t.Errorf("call %d: error %v", i, errs[i])
+			}
+			if (got != nil) == fails {
+				t.Errorf("call %d (fails %v): value %q", i, fails, got)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The group is idle again: a lone call goes straight through.
+	if err := s.group.do(s.db, func(*bbolt.Tx) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if s.group.busy || len(s.group.queue) != 0 {
+		t.Errorf("group left busy=%v with %d queued", s.group.busy, len(s.group.queue))
+	}
+}
+
+// TestGroupCommitClosedDatabase: when the commit itself cannot happen,
+// every call of the batch reports it.
+func TestGroupCommitClosedDatabase(t *testing.T) {
+	s, _, _ := newTestStore(t)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CompleteJob(1); err == nil {
+		t.Error("CompleteJob on a closed store succeeded")
+	}
+	if err := s.RetryJob(1, s.now(), 0, "", false); err == nil || errors.Is(err, ErrNotFound) {
+		t.Errorf("RetryJob on a closed store: %v", err)
+	}
+}
