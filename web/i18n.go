@@ -1,0 +1,224 @@
+package web
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/text/language"
+	"golang.org/x/text/language/display"
+)
+
+// The page chrome (labels, hints, error texts) follows the language of the
+// page: the article's language on article pages, the site language elsewhere.
+// The seed articles are in English, French and Italian; other languages fall
+// back to English.
+var messages = map[string]map[string]string{
+	"en": {
+		"skip":             "Skip to content",
+		"home":             "Home",
+		"tags":             "Tags",
+		"feeds":            "Feeds",
+		"nav":              "Site",
+		"avatar_alt":       "Avatar of %s",
+		"follow_title":     "Follow from your instance",
+		"follow_hint":      "Search for this address in your Mastodon, GoToSocial, Misskey or other fediverse app, then follow it. Every article reaches your timeline.",
+		"follow_handle":    "Fediverse address",
+		"articles":         "Articles",
+		"no_articles":      "No articles yet.",
+		"published":        "Published",
+		"updated":          "Updated",
+		"language":         "Language",
+		"pagination":       "Pages",
+		"prev":             "Newer articles",
+		"next":             "Older articles",
+		"page_of":          "Page %d of %d",
+		"translations":     "This article in other languages",
+		"attribution":      "Credits",
+		"author":           "Author",
+		"licence":          "Licence",
+		"source":           "Original publication",
+		"date_note":        "About the date",
+		"content_warning":  "Content warning",
+		"tag_title":        "Articles tagged “%s”",
+		"tags_title":       "All tags",
+		"no_tags":          "No tags yet.",
+		"feed_atom":        "Atom feed",
+		"feed_rss":         "RSS feed",
+		"notfound_title":   "Page not found",
+		"notfound_text":    "There is nothing at this address. The article may have moved, or the link may be mistyped.",
+		"gone_title":       "Article removed",
+		"gone_text":        "This article was published here but has been removed.",
+		"badrequest_title": "Bad request",
+		"badrequest_text":  "This address was asked for in a way the site does not understand.",
+		"notallowed_title": "Method not allowed",
+		"notallowed_text":  "This address does not answer that kind of request.",
+		"error_title":      "Something went wrong",
+		"error_text":       "The site could not answer. Please try again in a moment.",
+		"back_home":        "Back to the home page",
+		"interact_title":   "Following and interacting",
+		"interact_text":    "This site is a publishing bot, not a social network with accounts: there is nothing to log in to here. To follow it or to reply to an article, use your own fediverse account.",
+		"interact_steps":   "Copy the address below, paste it into the search of your fediverse app and choose Follow. To reply to an article, paste the article's address instead.",
+		"interact_object":  "You asked about",
+		"powered_by":       "Published with %s",
+	},
+	"fr": {
+		"skip":             "Aller au contenu",
+		"home":             "Accueil",
+		"tags":             "Mots-clés",
+		"feeds":            "Flux",
+		"nav":              "Site",
+		"avatar_alt":       "Avatar de %s",
+		"follow_title":     "Suivre depuis votre instance",
+		"follow_hint":      "Cherchez cette adresse dans votre application Mastodon, GoToSocial, Misskey ou autre application du fédivers, puis abonnez-vous. Chaque article arrivera dans votre fil.",
+		"follow_handle":    "Adresse dans le fédivers",
+		"articles":         "Articles",
+		"no_articles":      "Aucun article pour l’instant.",
+		"published":        "Publié le",
+		"updated":          "Mis à jour le",
+		"language":         "Langue",
+		"pagination":       "Pages",
+		"prev":             "Articles plus récents",
+		"next":             "Articles plus anciens",
+		"page_of":          "Page %d sur %d",
+		"translations":     "Cet article dans d’autres langues",
+		"attribution":      "Crédits",
+		"author":           "Auteur",
+		"licence":          "Licence",
+		"source":           "Publication d’origine",
+		"date_note":        "À propos de la date",
+		"content_warning":  "Avertissement",
+		"tag_title":        "Articles avec le mot-clé « %s »",
+		"tags_title":       "Tous les mots-clés",
+		"no_tags":          "Aucun mot-clé pour l’instant.",
+		"feed_atom":        "Flux Atom",
+		"feed_rss":         "Flux RSS",
+		"notfound_title":   "Page introuvable",
+		"notfound_text":    "Il n’y a rien à cette adresse. L’article a peut-être été déplacé, ou le lien contient une faute de frappe.",
+		"gone_title":       "Article retiré",
+		"gone_text":        "Cet article a été publié ici mais il a été retiré.",
+		"badrequest_title": "Requête incorrecte",
+		"badrequest_text":  "Cette adresse a été demandée d’une façon que le site ne comprend pas.",
+		"notallowed_title": "Méthode non autorisée",
+		"notallowed_text":  "Cette adresse ne répond pas à ce type de requête.",
+		"error_title":      "Une erreur est survenue",
+		"error_text":       "Le site n’a pas pu répondre. Merci de réessayer dans un instant.",
+		"back_home":        "Retour à l’accueil",
+		"interact_title":   "Suivre et interagir",
+		"interact_text":    "Ce site est un robot de publication, pas un réseau social avec des comptes : il n’y a rien à quoi se connecter ici. Pour le suivre ou répondre à un article, utilisez votre propre compte dans le fédivers.",
+		"interact_steps":   "Copiez l’adresse ci-dessous, collez-la dans la recherche de votre application du fédivers et choisissez Suivre. Pour répondre à un article, collez plutôt l’adresse de l’article.",
+		"interact_object":  "Vous avez demandé",
+		"powered_by":       "Publié avec %s",
+	},
+	"it": {
+		"skip":             "Vai al contenuto",
+		"home":             "Home",
+		"tags":             "Tag",
+		"feeds":            "Feed",
+		"nav":              "Sito",
+		"avatar_alt":       "Avatar di %s",
+		"follow_title":     "Segui dalla tua istanza",
+		"follow_hint":      "Cerca questo indirizzo nella tua app Mastodon, GoToSocial, Misskey o in un’altra app del fediverso, poi seguilo. Ogni articolo arriverà nella tua timeline.",
+		"follow_handle":    "Indirizzo nel fediverso",
+		"articles":         "Articoli",
+		"no_articles":      "Ancora nessun articolo.",
+		"published":        "Pubblicato il",
+		"updated":          "Aggiornato il",
+		"language":         "Lingua",
+		"pagination":       "Pagine",
+		"prev":             "Articoli più recenti",
+		"next":             "Articoli meno recenti",
+		"page_of":          "Pagina %d di %d",
+		"translations":     "Questo articolo in altre lingue",
+		"attribution":      "Crediti",
+		"author":           "Autore",
+		"licence":          "Licenza",
+		"source":           "Pubblicazione originale",
+		"date_note":        "Sulla data",
+		"content_warning":  "Avviso sul contenuto",
+		"tag_title":        "Articoli con il tag «%s»",
+		"tags_title":       "Tutti i tag",
+		"no_tags":          "Ancora nessun tag.",
+		"feed_atom":        "Feed Atom",
+		"feed_rss":         "Feed RSS",
+		"notfound_title":   "Pagina non trovata",
+		"notfound_text":    "Non c’è niente a questo indirizzo. L’articolo potrebbe essere stato spostato, o il link contiene un errore.",
+		"gone_title":       "Articolo rimosso",
+		"gone_text":        "Questo articolo è stato pubblicato qui ma è stato rimosso.",
+		"badrequest_title": "Richiesta non valida",
+		"badrequest_text":  "Questo indirizzo è stato richiesto in un modo che il sito non capisce.",
+		"notallowed_title": "Metodo non consentito",
+		"notallowed_text":  "Questo indirizzo non risponde a questo tipo di richiesta.",
+		"error_title":      "Qualcosa è andato storto",
+		"error_text":       "Il sito non ha potuto rispondere. Riprova tra un momento.",
+		"back_home":        "Torna alla home",
+		"interact_title":   "Seguire e interagire",
+		"interact_text":    "Questo sito è un bot di pubblicazione, non un social network con account: qui non c’è niente a cui accedere. Per seguirlo o rispondere a un articolo, usa il tuo account nel fediverso.",
+		"interact_steps":   "Copia l’indirizzo qui sotto, incollalo nella ricerca della tua app del fediverso e scegli Segui. Per rispondere a un articolo, incolla invece l’indirizzo dell’articolo.",
+		"interact_object":  "Hai chiesto",
+		"powered_by":       "Pubblicato con %s",
+	},
+}
+
+// monthNames are used to write dates the way readers of each language do.
+var monthNames = map[string][12]string{
+	"en": {"January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"},
+	"fr": {"janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre"},
+	"it": {"gennaio", "febbraio", "marzo", "aprile", "maggio", "giugno", "luglio", "agosto", "settembre", "ottobre", "novembre", "dicembre"},
+}
+
+// chromeLang picks the message table for a page language ("fr-CA" → "fr").
+func chromeLang(lang string) string {
+	base, _, _ := strings.Cut(strings.ToLower(lang), "-")
+	if _, ok := messages[base]; ok {
+		return base
+	}
+	return "en"
+}
+
+// message looks a chrome text up; a missing key shows as itself so a gap
+// is visible in review rather than silently empty.
+func message(lang, key string) string {
+	if m, ok := messages[chromeLang(lang)][key]; ok {
+		return m
+	}
+	if m, ok := messages["en"][key]; ok {
+		return m
+	}
+	return key
+}
+
+// formatDate writes a calendar date in the page language ("28 décembre
+// 2023"); languages without a month table get ISO 8601, which every reader
+// can read.
+func formatDate(t time.Time, lang string) string {
+	base, _, _ := strings.Cut(strings.ToLower(lang), "-")
+	names, ok := monthNames[base]
+	if !ok {
+		return t.Format("2006-01-02")
+	}
+	day := strconv.Itoa(t.Day())
+	if t.Day() == 1 {
+		switch base {
+		case "fr":
+			day = "1er"
+		case "it":
+			day = "1º"
+		}
+	}
+	return day + " " + names[t.Month()-1] + " " + strconv.Itoa(t.Year())
+}
+
+// languageName is the name of a language in that language ("fr" →
+// "français"), so a reader finds their own language in a list; unknown
+// codes show as the code.
+func languageName(code string) string {
+	tag, err := language.Parse(code)
+	if err != nil {
+		return code
+	}
+	if name := display.Self.Name(tag); name != "" {
+		return name
+	}
+	return code
+}

@@ -1,0 +1,261 @@
+// Package web owns crieur's HTTP face: the Gin routes, content negotiation
+// between ActivityStreams JSON (for fediverse servers) and HTML (for people),
+// the HTML pages and their embedded templates and CSS, the Atom and RSS feeds,
+// and the discovery documents (WebFinger, host-meta, NodeInfo). It reads posts
+// and storage and asks federation for protocol documents and inbox handling;
+// it maps their errors to HTTP status codes in one place (errors.go).
+package web
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/crieur/crieur/federation"
+	"github.com/crieur/crieur/posts"
+	"github.com/crieur/crieur/storage"
+)
+
+// Defaults for zero Config fields.
+const (
+	// DefaultPageSize is how many articles a listing page shows.
+	DefaultPageSize = 10
+	// DefaultInboxMaxBody caps an inbox POST body. Mastodon's own limit is
+	// about 1 MiB; real activities are a few KiB.
+	DefaultInboxMaxBody = 1 << 20
+	// feedItems is how many entries the Atom and RSS feeds carry.
+	feedItems = 50
+	// maxPage bounds ?page=N so a silly number cannot cost anything.
+	maxPage = 1_000_000
+)
+
+// Cache lifetimes. They are modest on purpose: an edited article or a new
+// follower count should show within minutes, and a reverse proxy may cache.
+const (
+	cachePages     = "public, max-age=300"
+	cacheDocuments = "public, max-age=180"
+	cacheDiscovery = "public, max-age=3600"
+	cacheStatic    = "public, max-age=86400"
+	cacheErrors    = "public, max-age=60"
+	cacheNone      = "no-store"
+)
+
+// Config is what the web room needs to know about the site. Build it once in
+// cmd/crieur.
+type Config struct {
+	// BaseURL is scheme://host[:port] without a trailing slash; every id and
+	// link is built from it.
+	BaseURL string
+	// Handle is the bot's preferredUsername, e.g. "reports".
+	Handle      string
+	DisplayName string
+	// Bio is plain text; blank lines separate paragraphs.
+	Bio string
+	// SiteLanguage is the language of the home, tag and error pages and the
+	// fallback for /posts/{slug} (ISO 639-1, e.g. "fr"). Default "en".
+	SiteLanguage string
+	// Software and Version are shown in NodeInfo and the generator of feeds.
+	Software string
+	Version  string
+	// Repository and Homepage of the software, for NodeInfo 2.1. Empty
+	// Repository defaults to the module's home; empty Homepage is omitted.
+	Repository string
+	Homepage   string
+	// PageSize is how many articles a listing page shows (default 10).
+	PageSize int
+	// InboxMaxBody caps inbox POST bodies (default 1 MiB); larger → 413.
+	InboxMaxBody int64
+	// AvatarPath is an image file served at /avatar; empty serves the
+	// embedded placeholder SVG.
+	AvatarPath string
+	// HeaderPath is an image file served at /header; empty means no header.
+	HeaderPath string
+}
+
+// AvatarURL is the absolute URL of the avatar, for federation.Config.
+func (c Config) AvatarURL() string { return strings.TrimRight(c.BaseURL, "/") + "/avatar" }
+
+// AvatarType is the media type served at AvatarURL, for federation.Config.
+func (c Config) AvatarType() string {
+	if c.AvatarPath == "" {
+		return "image/svg+xml"
+	}
+	return imageType(c.AvatarPath)
+}
+
+// HeaderURL is the absolute URL of the header image, empty when there is none.
+func (c Config) HeaderURL() string {
+	if c.HeaderPath == "" {
+		return ""
+	}
+	return strings.TrimRight(c.BaseURL, "/") + "/header"
+}
+
+// HeaderType is the media type served at HeaderURL, empty when there is none.
+func (c Config) HeaderType() string {
+	if c.HeaderPath == "" {
+		return ""
+	}
+	return imageType(c.HeaderPath)
+}
+
+// Deps are the values the handlers work with, built once in cmd/crieur.
+type Deps struct {
+	// Posts returns the current library snapshot (posts.Watcher.Library).
+	Posts  func() *posts.Library
+	Fed    *federation.Service
+	Store  *storage.Store
+	Logger *slog.Logger
+	Now    func() time.Time
+	// PostsDir is the posts folder; images beside articles are served
+	// from it under /media/.
+	PostsDir string
+}
+
+// server holds everything the handlers share. It is built once by New and
+// never changes afterwards, so handlers need no locking.
+type server struct {
+	cfg      Config
+	base     string // BaseURL without trailing slash
+	host     string // host[:port] of BaseURL, for acct: handles
+	acct     string // handle@host
+	actorID  string
+	posts    func() *posts.Library
+	fed      *federation.Service
+	store    *storage.Store
+	log      *slog.Logger
+	now      func() time.Time
+	postsDir string
+	pages    map[string]*template.Template
+	cssURL   string // /static/style.css?v=<hash>, so browsers refetch on change
+}
+
+// New builds the HTTP handler: a gin.Engine made with gin.New() (gin mode is
+// set by cmd), with its own panic recovery and slog request logging.
+func New(cfg Config, deps Deps) http.Handler {
+	s := newServer(cfg, deps)
+	e := gin.New()
+	// Serve every object at exactly its id: no redirect to a slash variant
+	// and no case "fixing" (INTEROP CN-2).
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+	e.HandleMethodNotAllowed = true
+	e.ContextWithFallback = true
+	e.Use(s.recovery, s.requestLog, securityHeaders)
+	e.NoRoute(s.notFound)
+	e.NoMethod(s.methodNotAllowed)
+	s.routes(e)
+	return e
+}
+
+func newServer(cfg Config, deps Deps) *server {
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = DefaultPageSize
+	}
+	if cfg.InboxMaxBody <= 0 {
+		cfg.InboxMaxBody = DefaultInboxMaxBody
+	}
+	if cfg.SiteLanguage == "" {
+		cfg.SiteLanguage = "en"
+	}
+	if cfg.Software == "" {
+		cfg.Software = "crieur"
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	if cfg.Repository == "" {
+		cfg.Repository = "https://github.com/crieur/crieur"
+	}
+	if cfg.DisplayName == "" {
+		cfg.DisplayName = cfg.Handle
+	}
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	now := deps.Now
+	if now == nil {
+		now = time.Now
+	}
+	host := cfg.BaseURL
+	if u, err := url.Parse(cfg.BaseURL); err == nil && u.Host != "" {
+		host = u.Host
+	}
+	sum := sha256.Sum256(styleCSS)
+	s := &server{
+		cfg:      cfg,
+		base:     cfg.BaseURL,
+		host:     host,
+		acct:     cfg.Handle + "@" + host,
+		actorID:  cfg.BaseURL + "/@" + cfg.Handle,
+		posts:    deps.Posts,
+		fed:      deps.Fed,
+		store:    deps.Store,
+		log:      logger,
+		now:      now,
+		postsDir: deps.PostsDir,
+		cssURL:   "/static/style.css?v=" + hex.EncodeToString(sum[:6]),
+	}
+	s.pages = parsePages()
+	return s
+}
+
+func (s *server) routes(e *gin.Engine) {
+	get := func(path string, h gin.HandlerFunc) {
+		e.GET(path, h)
+		e.HEAD(path, h)
+	}
+	actor := "/@" + s.cfg.Handle
+
+	// People.
+	get("/", s.home)
+	get("/posts/:slug", s.postRedirect)
+	get("/posts/:slug/:lang", s.article)
+	get("/tags", s.tagIndex)
+	get("/tags/:tag", s.tagPage)
+	get("/feed.atom", s.atomFeed)
+	get("/feed.rss", s.rssFeed)
+	get("/authorize_interaction", s.authorizeInteraction)
+	get("/avatar", s.avatar)
+	get("/header", s.header)
+	get("/media/*path", s.media)
+	get("/static/*path", s.static)
+
+	// Discovery.
+	get("/.well-known/webfinger", s.webfinger)
+	get("/.well-known/host-meta", s.hostMeta)
+	get("/.well-known/host-meta.json", s.hostMetaJSON)
+	get("/.well-known/nodeinfo", s.nodeinfoLinks)
+	get("/nodeinfo/2.0", s.nodeinfo20)
+	get("/nodeinfo/2.1", s.nodeinfo21)
+
+	// ActivityPub.
+	get(actor, s.actor)
+	get(actor+"/outbox", s.outbox)
+	get(actor+"/followers", s.followers)
+	get(actor+"/following", s.following)
+	get(actor+"/featured", s.featured)
+	get("/activities/:id", s.activity)
+	for _, inbox := range []string{actor + "/inbox", "/inbox"} {
+		e.POST(inbox, s.inbox)
+		get(inbox, s.inboxGet)
+	}
+}
+
+// library is the current posts snapshot; nil-safe for a server started
+// without posts.
+func (s *server) library() *posts.Library {
+	if s.posts == nil {
+		return nil
+	}
+	return s.posts()
+}
