@@ -9,7 +9,8 @@ import (
 
 // PutFollower creates or replaces a follower. A zero CreatedAt keeps the
 // stored one (or is set to now for a new follower), so re-accepting a Follow
-// does not move the follower in the paged list.
+// does not move the follower in the paged list. An empty Status means
+// FollowerAccepted.
 func (s *Store) PutFollower(f Follower) error {
 	if f.ActorID == "" {
 		return fmt.Errorf("storage: put follower: empty actor id")

@@ -223,3 +223,14 @@ func TestDeleteFollowersByInbox(t *testing.T) {
 	}
 	checkInvariants(t, s)
 }
+
+func TestDeliveryInbox(t *testing.T) {
+	f := Follower{Inbox: "https://a.example/users/ann/inbox"}
+	if got := f.DeliveryInbox(); got != f.Inbox {
+		t.Errorf("without shared inbox: %q", got)
+	}
+	f.SharedInbox = "https://a.example/inbox"
+	if got := f.DeliveryInbox(); got != f.SharedInbox {
+		t.Errorf("with shared inbox: %q", got)
+	}
+}

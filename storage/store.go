@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -83,8 +82,8 @@ func Open(path string, opts Options) (*Store, error) {
 	db, err := bbolt.Open(path, fileMode, &bbolt.Options{Timeout: timeout})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("storage: open %s: still locked after %s (is another crieur running on this data folder?): %w: %w",
-				path, timeout, ErrLocked, err)
+			return nil, fmt.Errorf("storage: open %s: %w (waited %s; is another crieur running on this data folder?)",
+				path, ErrLocked, timeout)
 		}
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
@@ -116,9 +115,6 @@ func (s *Store) Close() error {
 	}
 	return nil
 }
-
-// Path is the database file name.
-func (s *Store) Path() string { return s.db.Path() }
 
 // --- encoding helpers -------------------------------------------------------
 
@@ -161,8 +157,4 @@ func timeKey(t time.Time) []byte {
 	binary.BigEndian.PutUint64(b[:8], uint64(t.Unix())^(1<<63))
 	binary.BigEndian.PutUint32(b[8:], uint32(t.Nanosecond()))
 	return b
-}
-
-func cat(parts ...[]byte) []byte {
-	return bytes.Join(parts, nil)
 }
