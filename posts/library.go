@@ -38,23 +38,43 @@ type TagCount struct {
 // Load reads every article under dir. It fails only when dir cannot be
 // read; a bad article becomes one of Library.Problems and the others load.
 func Load(dir string, opts Options) (*Library, error) {
-	files, problems, err := readFolder(dir)
+	sc, err := scan(dir, opts)
 	if err != nil {
 		return nil, err
 	}
-	parsed := make([]*Post, 0, len(files))
+	return build(sc.parsed, sc.problems, opts), nil
+}
+
+// scanned is one pass over the folder, before indexing.
+type scanned struct {
+	parsed   []*Post // in file-name order
+	problems []*Problem
+	// failed are the article files that exist but could not be read or
+	// parsed, with their problem.
+	failed map[string]*Problem
+}
+
+func scan(dir string, opts Options) (scanned, error) {
+	files, problems, err := readFolder(dir)
+	if err != nil {
+		return scanned{}, err
+	}
+	sc := scanned{parsed: make([]*Post, 0, len(files)), problems: problems, failed: map[string]*Problem{}}
 	for _, f := range files {
 		if f.problem != nil {
+			sc.failed[f.name] = f.problem
 			continue
 		}
 		p, err := Parse(f.name, f.data, opts)
 		if err != nil {
-			problems = append(problems, asProblem(f.name, err))
+			prob := asProblem(f.name, err)
+			sc.problems = append(sc.problems, prob)
+			sc.failed[f.name] = prob
 			continue
 		}
-		parsed = append(parsed, p)
+		sc.parsed = append(sc.parsed, p)
 	}
-	return build(parsed, problems, opts), nil
+	return sc, nil
 }
 
 func asProblem(file string, err error) *Problem {
@@ -170,14 +190,18 @@ func skipDir(name string) bool {
 // isArticleName tells whether a file name is an article rather than an
 // editor's temporary or backup file.
 func isArticleName(name string) bool {
-	switch {
-	case strings.HasPrefix(name, "."), // hidden, Emacs lock ".#x", vim ".x.swp"
-		strings.HasPrefix(name, "#"), // Emacs auto-save "#x#"
-		strings.HasSuffix(name, "~"), // backups
-		name == "4913":               // vim's probe file
-		return false
-	}
-	return strings.HasSuffix(strings.ToLower(name), ".md")
+	return !isTempName(name) && strings.HasSuffix(strings.ToLower(name), ".md")
+}
+
+// isTempName tells hidden, temporary and backup files apart.
+func isTempName(name string) bool {
+	lower := strings.ToLower(name)
+	return strings.HasPrefix(name, ".") || // hidden, Emacs lock ".#x", vim ".x.swp"
+		strings.HasPrefix(name, "#") || // Emacs auto-save "#x#"
+		strings.HasSuffix(name, "~") || // backups
+		strings.HasSuffix(lower, ".swp") || strings.HasSuffix(lower, ".swx") ||
+		strings.HasSuffix(lower, ".tmp") || strings.HasSuffix(lower, ".bak") ||
+		name == "4913" // vim's probe of whether it may write in the folder
 }
 
 // build indexes parsed posts. posts must be in file-name order: when two

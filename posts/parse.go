@@ -200,6 +200,8 @@ func parseDate(s string) (time.Time, bool) {
 
 var slugRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?$`)
 
+var yamlInnerLineRE = regexp.MustCompile(`line \d+`)
+
 // yamlParserProblems are the messages of yaml.v3's parser errors, whose
 // line number is 0-based (its scanner's are 1-based).
 var yamlParserProblems = map[string]bool{
@@ -408,9 +410,21 @@ func yamlProblem(err error) (int, string) {
 			// 0-based line.
 			n++
 		}
-		return n, msg
+		return n, fileLines(msg)
 	}
-	return 0, strings.TrimPrefix(msg, "yaml: ")
+	return 0, fileLines(strings.TrimPrefix(msg, "yaml: "))
+}
+
+// fileLines shifts the YAML line numbers quoted inside a message ("already
+// defined at line 2") to lines of the file.
+func fileLines(msg string) string {
+	return yamlInnerLineRE.ReplaceAllStringFunc(msg, func(m string) string {
+		n, err := strconv.Atoi(m[len("line "):])
+		if err != nil {
+			return m
+		}
+		return "line " + strconv.Itoa(n+1)
+	})
 }
 
 func readDate(d dateValue) (time.Time, error) {
