@@ -86,10 +86,13 @@ func (s *Service) Inbox(ctx context.Context, r *http.Request, body []byte) error
 }
 
 // inboxMediaType accepts both ActivityPub media types with any parameters
-// (GoToSocial sends ld+json with a profile) and plain JSON.
+// (GoToSocial sends ld+json with a profile) and plain JSON. An unquoted
+// profile URL is not a valid parameter value, but senders write it: the
+// media type still counts (ParseMediaType returns it with
+// ErrInvalidMediaParameter).
 func inboxMediaType(ct string) bool {
 	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
+	if err != nil && !errors.Is(err, mime.ErrInvalidMediaParameter) {
 		return false
 	}
 	switch mt {
