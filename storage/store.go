@@ -49,6 +49,9 @@ var (
 // recognise old files.
 const schemaVersion = "1"
 
+// schemaKey is namespaced like the other rooms' meta keys (see Meta).
+var schemaKey = []byte("storage.schema")
+
 // Options configure Open.
 type Options struct {
 	// Timeout for acquiring the file lock; DefaultOpenTimeout when zero.
@@ -94,8 +97,8 @@ func Open(path string, opts Options) (*Store, error) {
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
-		if meta.Get([]byte("schema")) == nil {
-			return meta.Put([]byte("schema"), []byte(schemaVersion))
+		if meta.Get(schemaKey) == nil {
+			return meta.Put(schemaKey, []byte(schemaVersion))
 		}
 		return nil
 	})
