@@ -49,8 +49,8 @@ var (
 // recognise old files.
 const schemaVersion = "1"
 
-// schemaKey is namespaced like the other rooms' meta keys (see Meta).
-var schemaKey = []byte("storage.schema")
+// schemaKey holds schemaVersion in the meta bucket (Meta("schema") reads it).
+var schemaKey = []byte("schema")
 
 // Options configure Open.
 type Options struct {
