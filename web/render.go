@@ -35,8 +35,9 @@ var pageNames = []string{"home", "article", "tag", "tags", "error", "interact"}
 // so a parse error is a programming error caught by any test: panic.
 func parsePages() map[string]*template.Template {
 	funcs := template.FuncMap{
-		"date":     formatDate,
-		"datetime": func(t time.Time) string { return t.Format(time.RFC3339) },
+		"date": formatDate,
+		// UTC: html/template would write the '+' of an offset as &#43;.
+		"datetime": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"langName": languageName,
 	}
 	out := make(map[string]*template.Template, len(pageNames))
