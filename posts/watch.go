@@ -1,0 +1,453 @@
+package posts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+const (
+	// DefaultDebounce is how long the folder must stay quiet before it is
+	// reloaded: editors write a file in several steps (temp file, rename,
+	// chmod), and one reload per save is enough.
+	DefaultDebounce = 200 * time.Millisecond
+	// maxDebounceWaits bounds the wait of a burst to this many Debounce
+	// periods, so that a file rewritten without pause is still picked up.
+	maxDebounceWaits = 10
+	// DefaultEventBuffer is the capacity of each Subscribe channel.
+	DefaultEventBuffer = 256
+	// maxScheduleWait makes the schedule re-read the clock at least this
+	// often, so that a suspended machine or a changed clock does not delay
+	// a due post by more than that.
+	maxScheduleWait = time.Minute
+	// minScheduleWait keeps a timer that fires a little early (or an
+	// injected clock that lags) from turning into a busy loop.
+	minScheduleWait = 10 * time.Millisecond
+)
+
+// EventType says what happened to a post.
+type EventType int
+
+const (
+	// Added: a post (slug/lang) appeared, or a draft stopped being one.
+	Added EventType = iota + 1
+	// Changed: the file of a post changed (its Hash or its File).
+	Changed
+	// Removed: the post is gone (file deleted, renamed to another slug or
+	// language, turned into a draft, or now a duplicate). Post is the last
+	// version.
+	Removed
+	// Due: the date of a post already in the library has come; it is
+	// visible from now on.
+	Due
+)
+
+func (t EventType) String() string {
+	switch t {
+	case Added:
+		return "added"
+	case Changed:
+		return "changed"
+	case Removed:
+		return "removed"
+	case Due:
+		return "due"
+	}
+	return fmt.Sprintf("EventType(%d)", int(t))
+}
+
+// Event reports one change to one post. Events are hints: a subscriber
+// that must be exact reconciles Watcher.Library() with its own state.
+type Event struct {
+	Type EventType
+	File string // the post's file, relative to the folder
+	Key  string // "slug/lang"
+	Post *Post
+}
+
+// WatchOptions configure a Watcher.
+type WatchOptions struct {
+	Options
+	// Debounce is the quiet time before a reload (DefaultDebounce if 0).
+	Debounce time.Duration
+	// Now is the clock for schedules (time.Now if nil). It also becomes
+	// Options.Now when that is nil.
+	Now func() time.Time
+	// Logger receives problems and reloads (slog.Default if nil).
+	Logger *slog.Logger
+	// EventBuffer is the capacity of each Subscribe channel
+	// (DefaultEventBuffer if 0).
+	EventBuffer int
+}
+
+// Watcher keeps a Library in step with the posts folder and reports what
+// changes. Library and Subscribe are safe for concurrent use; Run is called
+// once.
+type Watcher struct {
+	dir      string
+	opts     Options
+	debounce time.Duration
+	now      func() time.Time
+	log      *slog.Logger
+	buffer   int
+
+	lib     atomic.Pointer[Library]
+	running atomic.Bool
+
+	mu     sync.Mutex
+	subs   []chan Event
+	closed bool
+
+	// The fields below belong to the goroutine that runs Run (and to
+	// NewWatcher before it).
+	reported map[string]bool // "file\x00msg" of problems already logged
+	loadErr  string          // last folder error logged
+	// dueUpTo is the time up to which due posts have been reported.
+	dueUpTo time.Time
+}
+
+// NewWatcher loads the folder once. It fails only when the folder cannot
+// be read.
+func NewWatcher(dir string, opts WatchOptions) (*Watcher, error) {
+	w := &Watcher{
+		dir:      dir,
+		opts:     opts.Options,
+		debounce: opts.Debounce,
+		now:      opts.Now,
+		log:      opts.Logger,
+		buffer:   opts.EventBuffer,
+		reported: map[string]bool{},
+	}
+	if w.debounce <= 0 {
+		w.debounce = DefaultDebounce
+	}
+	if w.now == nil {
+		w.now = time.Now
+	}
+	if w.opts.Now == nil {
+		w.opts.Now = w.now
+	}
+	if w.log == nil {
+		w.log = slog.Default()
+	}
+	if w.buffer <= 0 {
+		w.buffer = DefaultEventBuffer
+	}
+	lib, err := Load(dir, w.opts)
+	if err != nil {
+		return nil, err
+	}
+	w.lib.Store(lib)
+	w.dueUpTo = w.now()
+	w.logProblems(lib, nil)
+	w.log.Info("posts loaded", "dir", dir, "posts", lib.Len(), "problems", len(lib.problems))
+	return w, nil
+}
+
+// Library returns the current snapshot.
+func (w *Watcher) Library() *Library { return w.lib.Load() }
+
+// Subscribe returns a channel of events. It is buffered; when a subscriber
+// falls more than the buffer behind, events are dropped (and logged) rather
+// than stalling the watcher. The channel is closed when Run returns.
+func (w *Watcher) Subscribe() <-chan Event {
+	ch := make(chan Event, w.buffer)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		close(ch)
+		return ch
+	}
+	w.subs = append(w.subs, ch)
+	return ch
+}
+
+func (w *Watcher) emit(ev Event) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, ch := range w.subs {
+		select {
+		case ch <- ev:
+		default:
+			w.log.Warn("posts: subscriber is not keeping up, event dropped",
+				"event", ev.Type.String(), "key", ev.Key, "file", ev.File)
+		}
+	}
+}
+
+func (w *Watcher) closeSubscribers() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.closed = true
+	for _, ch := range w.subs {
+		close(ch)
+	}
+	w.subs = nil
+}
+
+// Run watches the folder until ctx ends, reloading it after changes and
+// reporting posts as they become due. It returns nil when ctx ends.
+func (w *Watcher) Run(ctx context.Context) error {
+	if !w.running.CompareAndSwap(false, true) {
+		return errors.New("posts: watch: already running")
+	}
+	defer w.closeSubscribers()
+
+	fsw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("posts: watch: %w", err)
+	}
+	defer fsw.Close()
+	if err := w.watchTree(fsw, w.dir); err != nil {
+		return err
+	}
+
+	// Changes made between NewWatcher and now were not seen by fsnotify.
+	w.reload()
+
+	debounce := time.NewTimer(time.Hour)
+	debounce.Stop()
+	defer debounce.Stop()
+	var burstStart time.Time
+
+	schedule := time.NewTimer(time.Hour)
+	defer schedule.Stop()
+	w.arm(schedule)
+
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+
+		case ev, ok := <-fsw.Events:
+			if !ok {
+				return errors.New("posts: watch: fsnotify closed its event channel")
+			}
+			if !w.relevant(fsw, ev) {
+				continue
+			}
+			now := time.Now()
+			if burstStart.IsZero() {
+				burstStart = now
+			}
+			wait := w.debounce
+			if left := burstStart.Add(maxDebounceWaits * w.debounce).Sub(now); left < wait {
+				wait = max(left, 0)
+			}
+			debounce.Reset(wait)
+
+		case err, ok := <-fsw.Errors:
+			if !ok {
+				return errors.New("posts: watch: fsnotify closed its error channel")
+			}
+			w.log.Warn("posts: watch error", "dir", w.dir, "err", err)
+			// After an overflow events were lost: reload to be sure.
+			burstStart = time.Time{}
+			debounce.Reset(w.debounce)
+
+		case <-debounce.C:
+			burstStart = time.Time{}
+			// New subfolders may have appeared before their watch was added
+			// (mkdir -p, a moved-in page bundle): watching the whole tree
+			// again is cheap and idempotent.
+			if err := w.watchTree(fsw, w.dir); err != nil {
+				w.log.Warn("posts: watch subfolders", "dir", w.dir, "err", err)
+			}
+			w.reload()
+			w.arm(schedule)
+
+		case <-schedule.C:
+			w.checkDue(nil)
+			w.arm(schedule)
+		}
+	}
+}
+
+// relevant tells whether a filesystem event can change the library, and
+// starts watching new subfolders.
+func (w *Watcher) relevant(fsw *fsnotify.Watcher, ev fsnotify.Event) bool {
+	name := filepath.Base(ev.Name)
+	if ev.Op == fsnotify.Chmod {
+		return false
+	}
+	if ev.Has(fsnotify.Create) {
+		if st, err := os.Stat(ev.Name); err == nil && st.IsDir() {
+			if skipDir(name) {
+				return false
+			}
+			if err := w.watchTree(fsw, ev.Name); err != nil {
+				w.log.Warn("posts: watch new folder", "dir", ev.Name, "err", err)
+			}
+			return true
+		}
+	}
+	// Editors' temporary files only matter once renamed to the article's
+	// name, which is an event of its own.
+	if isArticleName(name) {
+		return true
+	}
+	if isTempName(name) {
+		return false
+	}
+	// A removed or renamed folder (a page bundle) has no ".md" but matters;
+	// it can no longer be told from a file, so reload to be sure.
+	return ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)
+}
+
+// watchTree adds root and every subfolder that may hold articles.
+func (w *Watcher) watchTree(fsw *fsnotify.Watcher, root string) error {
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p == root && root == w.dir {
+				return fmt.Errorf("posts: watch %s: %w", root, err)
+			}
+			return nil // vanished meanwhile: the reload will tell
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		if p != w.dir && skipDir(d.Name()) {
+			return fs.SkipDir
+		}
+		if err := fsw.Add(p); err != nil {
+			if p == w.dir {
+				return fmt.Errorf("posts: watch %s: %w", p, err)
+			}
+			w.log.Warn("posts: watch folder", "dir", p, "err", err)
+		}
+		return nil
+	})
+}
+
+// reload reads the folder again, keeps the last good version of files that
+// no longer parse, swaps the snapshot and reports the differences.
+func (w *Watcher) reload() {
+	old := w.lib.Load()
+	sc, err := scan(w.dir, w.opts)
+	if err != nil {
+		if msg := err.Error(); msg != w.loadErr {
+			w.loadErr = msg
+			w.log.Error("posts: reload failed, keeping the previous articles", "dir", w.dir, "err", err)
+		}
+		return
+	}
+	if w.loadErr != "" {
+		w.log.Info("posts: folder readable again", "dir", w.dir)
+		w.loadErr = ""
+	}
+	kept := map[string]bool{}
+	for file := range sc.failed {
+		if p, ok := old.file(file); ok {
+			// A half-written or broken save must not unpublish the article:
+			// serve the last good version until the file parses again.
+			sc.parsed = append(sc.parsed, p)
+			kept[file] = true
+		}
+	}
+	if len(kept) > 0 {
+		sort.Slice(sc.parsed, func(i, j int) bool { return sc.parsed[i].File < sc.parsed[j].File })
+	}
+	lib := build(sc.parsed, sc.problems, w.opts)
+	w.lib.Store(lib)
+	w.logProblems(lib, kept)
+
+	events := diff(old, lib)
+	touched := map[string]bool{}
+	for _, ev := range events {
+		touched[ev.Key] = true
+		w.log.Info("posts: "+ev.Type.String(), "key", ev.Key, "file", ev.File)
+		w.emit(ev)
+	}
+	w.checkDue(touched)
+}
+
+// diff lists what changed between two snapshots, by key: removals first,
+// then changes and additions, each in key order.
+func diff(old, cur *Library) []Event {
+	var removed, other []Event
+	for k, p := range old.byKey {
+		if _, ok := cur.byKey[k]; !ok {
+			removed = append(removed, Event{Type: Removed, File: p.File, Key: k, Post: p})
+		}
+	}
+	for k, p := range cur.byKey {
+		o, ok := old.byKey[k]
+		switch {
+		case !ok:
+			other = append(other, Event{Type: Added, File: p.File, Key: k, Post: p})
+		case o.Hash != p.Hash || o.File != p.File:
+			other = append(other, Event{Type: Changed, File: p.File, Key: k, Post: p})
+		}
+	}
+	byKey := func(l []Event) {
+		sort.Slice(l, func(i, j int) bool { return l[i].Key < l[j].Key })
+	}
+	byKey(removed)
+	byKey(other)
+	return append(removed, other...)
+}
+
+// checkDue reports the posts whose date passed since the last check,
+// except those just reported as added or changed.
+func (w *Watcher) checkDue(skip map[string]bool) {
+	now := w.now()
+	if !now.After(w.dueUpTo) {
+		return
+	}
+	for _, p := range w.lib.Load().Due(w.dueUpTo, now) {
+		if skip[p.Key()] {
+			continue
+		}
+		w.log.Info("posts: due", "key", p.Key(), "file", p.File, "date", p.Date)
+		w.emit(Event{Type: Due, File: p.File, Key: p.Key(), Post: p})
+	}
+	w.dueUpTo = now
+}
+
+// arm sets the schedule timer for the next future post.
+func (w *Watcher) arm(t *time.Timer) {
+	now := w.now()
+	next, ok := w.lib.Load().NextDue(now)
+	wait := maxScheduleWait
+	if ok {
+		wait = min(max(next.Sub(now), minScheduleWait), maxScheduleWait)
+	}
+	t.Reset(wait)
+}
+
+// logProblems logs each problem once per (file, message), and says when
+// one is fixed.
+func (w *Watcher) logProblems(lib *Library, kept map[string]bool) {
+	current := map[string]bool{}
+	for _, p := range lib.problems {
+		id := p.File + "\x00" + p.Msg
+		current[id] = true
+		if w.reported[id] {
+			continue
+		}
+		w.reported[id] = true
+		attrs := []any{"file", p.File, "line", p.Line, "problem", p.Msg}
+		if kept[p.File] {
+			attrs = append(attrs, "serving", "the previous version")
+		}
+		w.log.Warn("posts: article problem", attrs...)
+	}
+	for id := range w.reported {
+		if !current[id] {
+			delete(w.reported, id)
+			file, _, _ := strings.Cut(id, "\x00")
+			w.log.Info("posts: article problem fixed", "file", file)
+		}
+	}
+}

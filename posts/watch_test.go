@@ -1,0 +1,457 @@
+package posts
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// eventTimeout is how long a test waits for an event that must come.
+const eventTimeout = 5 * time.Second
+
+// syncBuffer collects log output written by the watcher's goroutine.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type harness struct {
+	t      *testing.T
+	dir    string
+	w      *Watcher
+	events <-chan Event
+	logs   *syncBuffer
+	marker int
+}
+
+// startWatcher runs a watcher on dir until the test ends.
+func startWatcher(t *testing.T, dir string, opts WatchOptions) *harness {
+	t.Helper()
+	logs := &syncBuffer{}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	}
+	if opts.Debounce == 0 {
+		opts.Debounce = 50 * time.Millisecond
+	}
+	w, err := NewWatcher(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, dir: dir, w: w, events: w.Subscribe(), logs: logs}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(eventTimeout):
+			t.Error("Run did not return after cancel")
+		}
+	})
+	return h
+}
+
+func (h *harness) write(name, text string) {
+	h.t.Helper()
+	writeFiles(h.t, h.dir, map[string]string{name: text})
+}
+
+func (h *harness) path(name string) string { return filepath.Join(h.dir, filepath.FromSlash(name)) }
+
+// next returns the next event.
+func (h *harness) next() Event {
+	h.t.Helper()
+	select {
+	case ev, ok := <-h.events:
+		if !ok {
+			h.t.Fatal("event channel closed")
+		}
+		return ev
+	case <-time.After(eventTimeout):
+		h.t.Fatalf("no event within %s", eventTimeout)
+	}
+	return Event{}
+}
+
+// sync writes a new marker article and returns every event up to (not
+// including) the marker's Added: since the folder is reloaded as a whole,
+// any event caused by earlier changes comes in an earlier reload or in the
+// same one, where events are sorted by key and the marker's sorts last.
+func (h *harness) sync() []Event {
+	h.t.Helper()
+	h.marker++
+	slug := fmt.Sprintf("zzzz-marker-%d", h.marker)
+	h.write(slug+".en.md", article("Marker", "2020-01-01"))
+	var got []Event
+	for {
+		ev := h.next()
+		if ev.Type == Added && ev.Key == slug+"/en" {
+			return got
+		}
+		got = append(got, ev)
+	}
+}
+
+func describe(evs []Event) string {
+	var s []string
+	for _, ev := range evs {
+		s = append(s, ev.Type.String()+" "+ev.Key)
+	}
+	return strings.Join(s, ", ")
+}
+
+func (h *harness) expect(want string) []Event {
+	h.t.Helper()
+	evs := h.sync()
+	if got := describe(evs); got != want {
+		h.t.Errorf("events = [%s], want [%s]", got, want)
+	}
+	return evs
+}
+
+func TestWatcherAddChangeRemove(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"first.en.md": article("First", "2023-01-01")})
+	h := startWatcher(t, dir, WatchOptions{})
+	if _, ok := h.w.Library().Get("first", "en"); !ok {
+		t.Fatal("initial load lacks first/en")
+	}
+
+	h.write("second.fr.md", article("Deuxième", "2023-01-02"))
+	evs := h.expect("added second/fr")
+	if len(evs) == 1 && (evs[0].File != "second.fr.md" || evs[0].Post.Title != "Deuxième") {
+		t.Errorf("Added event = %+v", evs[0])
+	}
+	if p, ok := h.w.Library().Get("second", "fr"); !ok || p.Title != "Deuxième" {
+		t.Error("Library lacks the added post")
+	}
+
+	old, _ := h.w.Library().Get("first", "en")
+	h.write("first.en.md", article("First, edited", "2023-01-01"))
+	evs = h.expect("changed first/en")
+	if len(evs) == 1 && (evs[0].Post.Title != "First, edited" || evs[0].Post.Hash == old.Hash) {
+		t.Errorf("Changed event = %+v", evs[0].Post)
+	}
+
+	// Rewriting the same bytes is not an edit.
+	h.write("first.en.md", article("First, edited", "2023-01-01"))
+	h.expect("")
+
+	if err := os.Remove(h.path("second.fr.md")); err != nil {
+		t.Fatal(err)
+	}
+	evs = h.expect("removed second/fr")
+	if len(evs) == 1 && evs[0].Post.Title != "Deuxième" {
+		t.Errorf("Removed event carries %+v, want the last version", evs[0].Post)
+	}
+	if _, ok := h.w.Library().Get("second", "fr"); ok {
+		t.Error("removed post still in the library")
+	}
+
+	// Changing the slug is a removal and an addition.
+	h.write("first.en.md", article("First, moved", "2023-01-01", "slug: moved"))
+	h.expect("removed first/en, added moved/en")
+
+	// Turning a post into a draft removes it; publishing it adds it back.
+	h.write("first.en.md", article("First, moved", "2023-01-01", "slug: moved", "draft: true"))
+	h.expect("removed moved/en")
+	h.write("first.en.md", article("First, moved", "2023-01-01", "slug: moved", "draft: false"))
+	h.expect("added moved/en")
+}
+
+func TestWatcherTempFileRename(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"post.fr.md": article("Avant", "2023-01-01")})
+	h := startWatcher(t, dir, WatchOptions{})
+
+	// Atomic save (most editors, and tools such as rsync): write a hidden
+	// temporary file, then rename it over the article.
+	tmp := h.path(".post.fr.md.tmp1234")
+	if err := os.WriteFile(tmp, []byte(article("Après", "2023-01-01")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, h.path("post.fr.md")); err != nil {
+		t.Fatal(err)
+	}
+	evs := h.expect("changed post/fr")
+	if len(evs) == 1 && evs[0].Post.Title != "Après" {
+		t.Errorf("Changed carries %q", evs[0].Post.Title)
+	}
+
+	// Vim without backupcopy: probe file, move the original to a backup,
+	// write the new file, delete the backup.
+	if err := os.WriteFile(h.path("4913"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(h.path("4913")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(h.path("post.fr.md"), h.path("post.fr.md~")); err != nil {
+		t.Fatal(err)
+	}
+	h.write("post.fr.md", article("Encore après", "2023-01-01"))
+	if err := os.Remove(h.path("post.fr.md~")); err != nil {
+		t.Fatal(err)
+	}
+	evs = h.expect("changed post/fr")
+	if len(evs) == 1 && evs[0].Post.Title != "Encore après" {
+		t.Errorf("Changed carries %q", evs[0].Post.Title)
+	}
+}
+
+func TestWatcherHalfWrittenKeepsLastGood(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"post.en.md": article("Good", "2023-01-01")})
+	h := startWatcher(t, dir, WatchOptions{})
+
+	// The editor's save is caught in the middle: front matter not closed.
+	h.write("post.en.md", "---\ntitle: Better\ndate: 2023-01-01\n")
+	h.expect("")
+	lib := h.w.Library()
+	if p, ok := lib.Get("post", "en"); !ok || p.Title != "Good" {
+		t.Fatalf("half-written file unpublished the last good version: %+v, %v", p, ok)
+	}
+	if got := problemsText(lib.Problems()); got != `post.en.md:1: front matter is not closed: add a "---" line after it` {
+		t.Errorf("Problems = %q", got)
+	}
+	if p, _ := lib.Get("post", "en"); p.File != "post.en.md" {
+		t.Errorf("kept post File = %q", p.File)
+	}
+
+	// Another reload while the file is still broken logs nothing new.
+	h.expect("")
+	if n := strings.Count(h.logs.String(), "front matter is not closed"); n != 1 {
+		t.Errorf("problem logged %d times, want once:\n%s", n, h.logs)
+	}
+
+	// Broken YAML: still the last good version.
+	h.write("post.en.md", "---\ntitle: [Better\ndate: 2023-01-01\n---\nBody\n")
+	h.expect("")
+	if p, ok := h.w.Library().Get("post", "en"); !ok || p.Title != "Good" {
+		t.Fatalf("broken file unpublished the last good version")
+	}
+
+	// The save completes.
+	h.write("post.en.md", article("Better", "2023-01-01"))
+	evs := h.expect("changed post/en")
+	if len(evs) == 1 && evs[0].Post.Title != "Better" {
+		t.Errorf("Changed carries %q", evs[0].Post.Title)
+	}
+	if probs := h.w.Library().Problems(); len(probs) != 0 {
+		t.Errorf("Problems after the fix: %s", problemsText(probs))
+	}
+	if !strings.Contains(h.logs.String(), "article problem fixed") {
+		t.Errorf("fix not logged:\n%s", h.logs)
+	}
+
+	// A new file that was never valid is a problem, not a post.
+	h.write("new.en.md", "---\ndate: 2023-01-01\n---\n")
+	h.expect("")
+	if got := problemsText(h.w.Library().Problems()); !strings.Contains(got, "new.en.md: missing title") {
+		t.Errorf("Problems = %q", got)
+	}
+	// A broken file that is then deleted is removed.
+	h.write("post.en.md", "---\ntitle: half")
+	h.expect("")
+	if err := os.Remove(h.path("post.en.md")); err != nil {
+		t.Fatal(err)
+	}
+	h.expect("removed post/en")
+}
+
+func TestWatcherPageBundleSubfolder(t *testing.T) {
+	dir := t.TempDir()
+	h := startWatcher(t, dir, WatchOptions{})
+
+	if err := os.Mkdir(h.path("brussels"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h.write("brussels/index.fr.md", article("Bruxelles", "2023-06-18"))
+	h.write("brussels/photo.jpg", "jpeg")
+	evs := h.expect("added brussels/fr")
+	if len(evs) == 1 && evs[0].File != "brussels/index.fr.md" {
+		t.Errorf("File = %q", evs[0].File)
+	}
+
+	// The subfolder is watched: an edit inside it is seen on its own.
+	h.write("brussels/index.fr.md", article("Bruxelles, juin", "2023-06-18"))
+	h.expect("changed brussels/fr")
+
+	// Nested folders made at once (mkdir -p) and a second language.
+	h.write("2023/berlin/index.en.md", article("Berlin", "2023-06-19"))
+	h.expect("added berlin/en")
+	h.write("2023/berlin/index.en.md", article("Berlin, March", "2023-06-19"))
+	h.expect("changed berlin/en")
+
+	// A page bundle moved in from elsewhere.
+	outside := t.TempDir()
+	writeFiles(t, outside, map[string]string{"echo/index.en.md": article("Echo", "2023-06-20")})
+	if err := os.Rename(filepath.Join(outside, "echo"), h.path("echo")); err != nil {
+		t.Fatal(err)
+	}
+	h.expect("added echo/en")
+	h.write("echo/index.en.md", article("Echo, edited", "2023-06-20"))
+	h.expect("changed echo/en")
+
+	// Removing the whole bundle removes its post.
+	if err := os.RemoveAll(h.path("brussels")); err != nil {
+		t.Fatal(err)
+	}
+	h.expect("removed brussels/fr")
+}
+
+func TestWatcherDuplicateAppearing(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"b-post.en.md": article("Post", "2023-01-01", "slug: post")})
+	h := startWatcher(t, dir, WatchOptions{})
+	// A file that sorts first takes the slug over: the post changes file.
+	h.write("a-post.en.md", article("Other", "2023-01-01", "slug: post"))
+	h.expect("changed post/en")
+	probs := problemsText(h.w.Library().Problems())
+	if !strings.Contains(probs, "b-post.en.md") || !strings.Contains(probs, "a-post.en.md") {
+		t.Errorf("duplicate problem does not name both files: %q", probs)
+	}
+}
+
+func TestWatcherSchedule(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Now()
+	date := start.Add(300 * time.Millisecond).UTC()
+	writeFiles(t, dir, map[string]string{
+		"now.en.md":    article("Now", "2023-01-01"),
+		"later.en.md":  article("Later", date.Format(time.RFC3339Nano)),
+		"much.en.md":   article("Much later", "2999-01-01"),
+		"draft.en.md":  article("Draft", date.Format(time.RFC3339Nano), "draft: true"),
+		"second.fr.md": article("Plus tard", date.Add(200*time.Millisecond).Format(time.RFC3339Nano)),
+	})
+	h := startWatcher(t, dir, WatchOptions{})
+	if got := keys(h.w.Library().Visible(start)); got != "now/en" {
+		t.Fatalf("Visible at start = %s", got)
+	}
+
+	ev := h.next()
+	if ev.Type != Due || ev.Key != "later/en" || ev.Post.Title != "Later" {
+		t.Fatalf("event = %s %s, want due later/en", ev.Type, ev.Key)
+	}
+	if now := time.Now(); now.Before(date) {
+		t.Errorf("Due reported at %s, before the post's date %s", now, date)
+	}
+	if got := keys(h.w.Library().Visible(time.Now())); !strings.HasPrefix(got, "later/en") {
+		t.Errorf("Visible after Due = %s", got)
+	}
+
+	// The timer re-arms for the next post.
+	ev = h.next()
+	if ev.Type != Due || ev.Key != "second/fr" {
+		t.Fatalf("event = %s %s, want due second/fr", ev.Type, ev.Key)
+	}
+
+	// A future post added while running: Added now, Due when its date comes.
+	soon := time.Now().Add(300 * time.Millisecond).UTC()
+	h.write("soon.en.md", article("Soon", soon.Format(time.RFC3339Nano)))
+	ev = h.next()
+	if ev.Type != Added || ev.Key != "soon/en" {
+		t.Fatalf("event = %s %s, want added soon/en", ev.Type, ev.Key)
+	}
+	ev = h.next()
+	if ev.Type != Due || ev.Key != "soon/en" {
+		t.Fatalf("event = %s %s, want due soon/en", ev.Type, ev.Key)
+	}
+	if time.Now().Before(soon) {
+		t.Error("Due before the date")
+	}
+	// Nothing else is due: the draft never is, and 2999 is far.
+	h.expect("")
+}
+
+// TestWatcherInjectedClock drives the schedule with a clock that runs a
+// day ahead: the post dated tomorrow is due at once.
+func TestWatcherInjectedClock(t *testing.T) {
+	dir := t.TempDir()
+	tomorrow := time.Now().Add(24 * time.Hour).UTC()
+	writeFiles(t, dir, map[string]string{"tomorrow.en.md": article("Tomorrow", tomorrow.Format(time.RFC3339))})
+	var mu sync.Mutex
+	offset := time.Duration(0)
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return time.Now().Add(offset)
+	}
+	h := startWatcher(t, dir, WatchOptions{Now: clock})
+	mu.Lock()
+	offset = 25 * time.Hour
+	mu.Unlock()
+	// The schedule re-reads the clock on its next tick; an edit elsewhere
+	// makes the watcher look at once.
+	h.write("other.en.md", article("Other", "2020-01-01"))
+	var got []string
+	for len(got) < 2 {
+		ev := h.next()
+		got = append(got, ev.Type.String()+" "+ev.Key)
+	}
+	if strings.Join(got, ", ") != "added other/en, due tomorrow/en" {
+		t.Errorf("events = %v", got)
+	}
+	// Options.Now follows the injected clock.
+	tr, _ := h.w.Library().Get("tomorrow", "en")
+	if h.w.Library().opts.now().Before(tr.Date) {
+		t.Error("Options.Now does not follow WatchOptions.Now")
+	}
+}
+
+func TestWatcherRunEnds(t *testing.T) {
+	dir := t.TempDir()
+	w, err := NewWatcher(dir, WatchOptions{Logger: slog.New(slog.NewTextHandler(&syncBuffer{}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := w.Subscribe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	case <-time.After(eventTimeout):
+		t.Fatal("Run did not return")
+	}
+	if _, ok := <-ch; ok {
+		t.Error("subscriber channel not closed after Run")
+	}
+	if _, ok := <-w.Subscribe(); ok {
+		t.Error("Subscribe after Run returned an open channel")
+	}
+	if err := w.Run(context.Background()); err == nil {
+		t.Error("second Run succeeded")
+	}
+	if _, err := NewWatcher(filepath.Join(dir, "missing"), WatchOptions{}); err == nil {
+		t.Error("NewWatcher on a missing folder succeeded")
+	}
+}
