@@ -84,11 +84,8 @@ func (s *Service) FollowingJSON(page int) ([]byte, error) {
 // is no featured collection at all).
 func (s *Service) FeaturedJSON() ([]byte, error) {
 	items := []any{}
-	if lib := s.posts(); lib != nil {
-		for _, p := range lib.Visible(s.now()) {
-			if !p.Pinned {
-				continue
-			}
+	if lib := s.vocabLibrary(); lib != nil {
+		for _, p := range lib.Pinned(s.now()) {
 			entry, err := s.store.LedgerEntry(p.Key())
 			switch {
 			case errors.Is(err, storage.ErrNotFound):

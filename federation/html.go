@@ -43,12 +43,12 @@ func allowedAttribute(element, attr string) bool {
 	return mastodonAttributes["*"][attr] || mastodonAttributes[element][attr]
 }
 
-// linkSchemes are the URL schemes Mastodon keeps on links (its
-// UNSUPPORTED_HREF_TRANSFORMER turns every other link into its text).
-var linkSchemes = map[string]bool{
-	"http": true, "https": true, "dat": true, "dweb": true, "ipfs": true, "ipns": true,
-	"ssb": true, "gopher": true, "xmpp": true, "magnet": true, "gemini": true,
-}
+// linkSchemes are the URL schemes kept on links. Mastodon also keeps dat,
+// dweb, ipfs, ipns, ssb, gopher, xmpp, magnet and gemini (its
+// UNSUPPORTED_HREF_TRANSFORMER turns every other link into its text), but
+// other servers and most readers' browsers do not open them: such links
+// become text here, like mailto: and relative links without a base.
+var linkSchemes = map[string]bool{"http": true, "https": true}
 
 // relTokens are the rel values worth keeping: "tag" keeps hashtag links out
 // of link cards, "me" serves profile-link verification.
@@ -160,6 +160,7 @@ func sanitizeHTML(src, base string, opts sanitizeOptions) string {
 		root.AppendChild(n)
 	}
 	r.children(root, opts.root)
+	r.trimSpace()
 	return string(r.buf)
 }
 
@@ -170,18 +171,61 @@ type renderer struct {
 	visible int
 	base    *url.URL
 	opts    sanitizeOptions
+	// edge is len(buf) just after a block tag: spaces written there are
+	// insignificant and dropped, so that a second pass (and a browser)
+	// reads the same text.
+	edge  int
+	inPre bool
 }
 
 func (r *renderer) write(s string) { r.buf = append(r.buf, s...) }
 
-// text writes escaped text and counts what is visible.
+// text writes escaped text and counts what is visible. Outside pre, spaces
+// next to a block edge or after another space are dropped.
 func (r *renderer) text(s string) {
+	if !r.inPre && (len(r.buf) == r.edge || len(r.buf) > 0 && r.buf[len(r.buf)-1] == ' ') {
+		s = strings.TrimLeft(s, " ")
+	}
 	r.write(escapeText(s))
 	for _, c := range s {
 		if !isSpace(c) {
 			r.visible++
 		}
 	}
+}
+
+// trimSpace drops the spaces at the end of the output: they are
+// insignificant before a block tag. Tags end in '>', so only text is cut.
+func (r *renderer) trimSpace() {
+	for len(r.buf) > 0 && r.buf[len(r.buf)-1] == ' ' {
+		r.buf = r.buf[:len(r.buf)-1]
+	}
+}
+
+// openBlock writes a block's start tag with the attributes Mastodon keeps
+// (from n, which may be nil) and returns the rollback point from before it.
+func (r *renderer) openBlock(name string, n *html.Node) checkpoint {
+	r.trimSpace()
+	mk := r.mark()
+	r.write("<" + name)
+	if n != nil {
+		r.attributes(n, name)
+	}
+	r.write(">")
+	r.edge = len(r.buf)
+	return mk
+}
+
+// closeBlock writes a block's end tag, or rolls the block back to mk when
+// it shows nothing.
+func (r *renderer) closeBlock(name string, mk checkpoint) {
+	if r.emptySince(mk) {
+		r.rollback(mk)
+		return
+	}
+	r.trimSpace()
+	r.write("</" + name + ">")
+	r.edge = len(r.buf)
 }
 
 // checkpoint is a rollback point.
@@ -220,8 +264,7 @@ func (r *renderer) children(n *html.Node, m mode) {
 // inlineRun wraps the inline nodes [from, to) in one paragraph, unless they
 // show nothing.
 func (r *renderer) inlineRun(from, to *html.Node) {
-	m := r.mark()
-	r.write("<p>")
+	m := r.openBlock("p", nil)
 	for c := from; c != to; c = c.NextSibling {
 		if c.Type == html.TextNode {
 			s := collapseSpace(c.Data)
@@ -236,10 +279,7 @@ func (r *renderer) inlineRun(from, to *html.Node) {
 		}
 		r.node(c, modeInline)
 	}
-	r.write("</p>")
-	if r.emptySince(m) {
-		r.rollback(m)
-	}
+	r.closeBlock("p", m)
 }
 
 // node renders one node whose parent is rendered in mode m.
@@ -284,12 +324,17 @@ func (r *renderer) node(n *html.Node, m mode) {
 			r.children(n, modeInline)
 			return
 		}
-		r.element(n, "blockquote", modeBlock)
+		mk := r.openBlock("blockquote", n)
+		r.children(n, modeBlock)
+		r.closeBlock("blockquote", mk)
 	case name == "br":
 		if m == modeBlock {
 			return
 		}
 		r.write("<br>")
+		// A space at the start of a line is not shown by browsers, and
+		// Misskey would keep it.
+		r.edge = len(r.buf)
 	case name == "a":
 		r.link(n, m)
 	case name == "strike":
@@ -298,6 +343,17 @@ func (r *renderer) node(n *html.Node, m mode) {
 		r.element(n, "code", m)
 	case name == "var" || name == "cite" || name == "dfn":
 		r.element(n, "i", m)
+	case name == "sup" && footnoteRef(n):
+		// goldmark's footnote reference: "word[1]" reads better than
+		// "word1" once the superscript is gone.
+		mk := r.mark()
+		r.write("[")
+		r.children(n, modeInline)
+		if r.emptySince(mk) {
+			r.rollback(mk)
+			return
+		}
+		r.write("]")
 	case name == "q":
 		r.write("“")
 		r.children(n, inner(m))
@@ -332,9 +388,9 @@ func (r *renderer) textNode(n *html.Node, m mode) {
 			return
 		}
 		if m == modeBlock {
-			r.write("<p>")
+			mk := r.openBlock("p", nil)
 			r.text(s)
-			r.write("</p>")
+			r.closeBlock("p", mk)
 			return
 		}
 	}
@@ -357,16 +413,16 @@ func (r *renderer) paragraph(n *html.Node, m mode, open, close string) {
 		r.write(" ")
 		return
 	}
-	r.write("<p")
-	r.attributes(n, "p")
-	r.write(">" + open)
-	inl := r.mark()
+	mk = r.openBlock("p", n)
+	r.write(open)
 	r.trimmedChildren(n)
-	if r.emptySince(inl) {
+	if r.emptySince(mk) {
 		r.rollback(mk)
 		return
 	}
-	r.write(close + "</p>")
+	r.trimSpace()
+	r.write(close)
+	r.closeBlock("p", mk)
 }
 
 // trimmedChildren renders inline children with the leading and trailing
@@ -526,7 +582,7 @@ func (r *renderer) absolute(href string) string {
 	if !linkSchemes[strings.ToLower(u.Scheme)] {
 		return ""
 	}
-	if (u.Scheme == "http" || u.Scheme == "https") && u.Host == "" {
+	if u.Host == "" {
 		return ""
 	}
 	return u.String()
@@ -538,48 +594,24 @@ func (r *renderer) list(n *html.Node, m mode) {
 		r.container(n, modeInline)
 		return
 	}
-	mk := r.mark()
-	r.write("<" + n.Data)
-	r.attributes(n, n.Data)
-	r.write(">")
+	mk := r.openBlock(n.Data, n)
 	for c := n.FirstChild; c != nil; c = c.NextSibling {
-		if c.Type == html.TextNode && strings.TrimSpace(c.Data) == "" {
-			continue
+		switch {
+		case c.Type == html.TextNode && strings.TrimSpace(c.Data) == "":
+		case c.Type != html.TextNode && c.Type != html.ElementNode:
+		case c.Type == html.ElementNode && c.Namespace == "" && droppedElements[c.Data]:
+		case c.Type == html.ElementNode && c.Namespace == "" && c.Data == "li":
+			im := r.openBlock("li", c)
+			r.children(c, modeFlow)
+			r.closeBlock("li", im)
+		default:
+			// Not an item (invalid nesting): it gets an item of its own.
+			im := r.openBlock("li", nil)
+			r.node(c, modeFlow)
+			r.closeBlock("li", im)
 		}
-		if c.Type != html.TextNode && c.Type != html.ElementNode {
-			continue
-		}
-		if c.Type == html.ElementNode && c.Namespace == "" && droppedElements[c.Data] {
-			continue
-		}
-		item := c
-		if c.Type == html.ElementNode && c.Namespace == "" && c.Data == "li" {
-			im := r.mark()
-			r.write("<li")
-			r.attributes(c, "li")
-			r.write(">")
-			r.children(item, modeFlow)
-			if r.emptySince(im) {
-				r.rollback(im)
-				continue
-			}
-			r.write("</li>")
-			continue
-		}
-		// Not an item (invalid nesting): give it an item of its own.
-		im := r.mark()
-		r.write("<li>")
-		r.node(item, modeFlow)
-		if r.emptySince(im) {
-			r.rollback(im)
-			continue
-		}
-		r.write("</li>")
 	}
-	r.write("</" + n.Data + ">")
-	if r.emptySince(mk) {
-		r.rollback(mk)
-	}
+	r.closeBlock(n.Data, mk)
 }
 
 // pre keeps preformatted text verbatim; its inline markup is kept or
@@ -589,6 +621,7 @@ func (r *renderer) pre(n *html.Node, m mode) {
 		r.element(n, "code", modeInline)
 		return
 	}
+	r.trimSpace()
 	mk := r.mark()
 	r.write("<pre>")
 	// The HTML parser drops one newline right after <pre>: write it back
@@ -596,12 +629,15 @@ func (r *renderer) pre(n *html.Node, m mode) {
 	if c := n.FirstChild; c != nil && c.Type == html.TextNode && strings.HasPrefix(c.Data, "\n") {
 		r.write("\n")
 	}
+	r.inPre = true
 	r.preChildren(n)
+	r.inPre = false
 	if r.emptySince(mk) {
 		r.rollback(mk)
 		return
 	}
 	r.write("</pre>")
+	r.edge = len(r.buf)
 }
 
 func (r *renderer) preChildren(n *html.Node) {
@@ -670,14 +706,19 @@ func (r *renderer) table(n *html.Node, m mode) {
 		r.paragraph(caption, m, "<em>", "</em>")
 	}
 	for _, row := range rows {
-		mk := r.mark()
+		var mk checkpoint
 		if m != modeInline {
-			r.write("<p>")
+			mk = r.openBlock("p", nil)
+		} else {
+			mk = r.mark()
 		}
 		first := true
 		for c := row.FirstChild; c != nil; c = c.NextSibling {
 			if c.Type != html.ElementNode || c.Namespace != "" || (c.Data != "td" && c.Data != "th") {
 				continue
+			}
+			if !first {
+				r.trimSpace()
 			}
 			cm := r.mark()
 			if !first {
@@ -697,12 +738,12 @@ func (r *renderer) table(n *html.Node, m mode) {
 			r.write(close)
 			first = false
 		}
-		if r.emptySince(mk) {
-			r.rollback(mk)
+		if m != modeInline {
+			r.closeBlock("p", mk)
 			continue
 		}
-		if m != modeInline {
-			r.write("</p>")
+		if r.emptySince(mk) {
+			r.rollback(mk)
 		} else {
 			r.write(" ")
 		}
@@ -735,6 +776,20 @@ func (r *renderer) foreign(n *html.Node) {
 		return
 	}
 	r.text(collapseSpace(textContent(n)))
+}
+
+// footnoteRef tells whether a sup holds a footnote reference link.
+func footnoteRef(n *html.Node) bool {
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		if c.Type == html.ElementNode && c.Data == "a" {
+			for _, cl := range strings.Fields(attr(c, "class")) {
+				if cl == "footnote-ref" {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 func textContent(n *html.Node) string {

@@ -93,7 +93,7 @@ func (s *Service) NoteJSON(slug, lang string) ([]byte, error) {
 		return nil, err
 	}
 	published, updated := noteTimes(p, entry)
-	n, err := s.BuildNote(p, s.posts(), published, updated)
+	n, err := s.BuildNote(p, s.vocabLibrary(), published, updated)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +130,7 @@ func (s *Service) visiblePost(slug, lang string) (*posts.Post, storage.LedgerEnt
 	case !entry.Deleted.IsZero():
 		return nil, entry, fmt.Errorf("federation: note %s: %w", key, ErrGone)
 	}
-	lib := s.posts()
+	lib := s.vocabLibrary()
 	if lib == nil {
 		return nil, entry, fmt.Errorf("federation: note %s: %w", key, ErrNotFound)
 	}
@@ -139,6 +139,15 @@ func (s *Service) visiblePost(slug, lang string) (*posts.Post, storage.LedgerEnt
 		return nil, entry, fmt.Errorf("federation: note %s: %w", key, ErrNotFound)
 	}
 	return p, entry, nil
+}
+
+// vocabLibrary is the current library snapshot, nil when the Service was
+// built without posts.
+func (s *Service) vocabLibrary() *posts.Library {
+	if s.posts == nil {
+		return nil
+	}
+	return s.posts()
 }
 
 // noteTimes are the published and updated times of a Note: what the ledger
@@ -200,7 +209,7 @@ func (s *Service) renderContent(p *posts.Post, lib *posts.Library, lede bool) st
 		b.WriteString("</p>")
 	}
 	if lib != nil {
-		if tr := lib.Translations(p); len(tr) > 0 {
+		if tr := lib.TranslationsAt(p, s.now()); len(tr) > 0 {
 			sorted := append([]*posts.Post(nil), tr...)
 			sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Lang < sorted[j].Lang })
 			b.WriteString("<p>" + escapeText(label(p.Lang).also))
