@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"net/http"
@@ -72,6 +74,12 @@ type testEnv struct {
 
 func newTestEnv(t *testing.T, tweak ...func(*Config)) *testEnv {
 	t.Helper()
+	return newTestEnvDir(t, "testdata/posts", tweak...)
+}
+
+// newTestEnvDir is newTestEnv with another posts folder.
+func newTestEnvDir(t *testing.T, postsDir string, tweak ...func(*Config)) *testEnv {
+	t.Helper()
 	cfg := Config{
 		BaseURL:      testBase,
 		Handle:       testHandle,
@@ -85,7 +93,7 @@ func newTestEnv(t *testing.T, tweak ...func(*Config)) *testEnv {
 	for _, f := range tweak {
 		f(&cfg)
 	}
-	lib, err := posts.Load("testdata/posts", posts.Options{Now: func() time.Time { return testNow }})
+	lib, err := posts.Load(postsDir, posts.Options{Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatalf("load testdata posts: %v", err)
 	}
@@ -121,7 +129,7 @@ func newTestEnv(t *testing.T, tweak ...func(*Config)) *testEnv {
 	}
 	h := New(cfg, Deps{
 		Posts: current, Fed: fed, Store: store, Logger: logger,
-		Now: func() time.Time { return testNow }, PostsDir: "testdata/posts",
+		Now: func() time.Time { return testNow }, PostsDir: postsDir,
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
@@ -220,6 +228,24 @@ func hasVaryAccept(r response) bool {
 		}
 	}
 	return false
+}
+
+// ledgerEntry is an announced, later edited post.
+func ledgerEntry(key string, updated time.Time) storage.LedgerEntry {
+	return storage.LedgerEntry{
+		Key: key, NoteID: testBase + "/posts/" + key, Hash: "1",
+		Published: testNow.Add(-30 * 24 * time.Hour), Updated: updated, Pushed: true,
+	}
+}
+
+// activityFor is a stored Update for key, with an id unique to key.
+func activityFor(key string) storage.Activity {
+	sum := sha256.Sum256([]byte(key))
+	return storage.Activity{
+		ID: testBase + "/activities/" + hex.EncodeToString(sum[:16]), Type: "Update",
+		ObjectID: testBase + "/posts/" + key, Published: testNow, InOutbox: true,
+		JSON: []byte(`{"type":"Update"}`),
+	}
 }
 
 // publishDeleted records in the ledger that a Delete was sent for key.
