@@ -17,10 +17,14 @@ import (
 
 // maxFullContent is the largest full-text content, in bytes, that crieur
 // publishes; a longer article is published as its lede and a link.
-// Pleroma and Akkoma reject any remote post whose content is over 100,000
-// characters (remote_limit), and Misskey refuses inbox bodies over 64 KiB
-// (the Create also carries the JSON around the content). 60,000 bytes keeps
-// a full article well under both and far above the seed articles.
+// Pleroma and Akkoma reject the whole activity when a remote post's content
+// is over 100,000 characters (remote_limit); 60,000 bytes stays well under
+// that with room for the HTML crieur adds. Misskey is stricter: it refuses
+// inbox bodies over 64 KiB, and the Create carries the HTML twice (content
+// and contentMap), so Notes over about 31,000 bytes of content do not reach
+// Misskey. The seed articles are 10,000–17,000 bytes (Creates of 22–36 KB);
+// cutting every article over 31,000 bytes to a lede for Misskey's sake would
+// take the full text from Mastodon readers, so the limit stays at Pleroma's.
 const maxFullContent = 60_000
 
 // maxAttachments is how many images a Note carries: Mastodon keeps the
