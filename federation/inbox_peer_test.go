@@ -29,24 +29,26 @@ import (
 	"github.com/crieur/crieur/storage"
 )
 
-// protoKeys are generated once per test binary: RSA-2048 generation is
-// slow and the machine is shared.
-var protoKeys = sync.OnceValue(func() []*rsa.PrivateKey {
-	keys := make([]*rsa.PrivateKey, 5)
+// protoKeys are generated once per test binary, each on first use: RSA-2048
+// generation is slow and the machine is shared.
+var protoKeys = func() [5]func() *rsa.PrivateKey {
+	var keys [5]func() *rsa.PrivateKey
 	for i := range keys {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			panic(err)
-		}
-		keys[i] = k
+		keys[i] = sync.OnceValue(func() *rsa.PrivateKey {
+			k, err := rsa.GenerateKey(rand.Reader, 2048)
+			if err != nil {
+				panic(err)
+			}
+			return k
+		})
 	}
 	return keys
-})
+}()
 
 // protoKey returns test key i (0: crieur, others: peers).
 func protoKey(t testing.TB, i int) *rsa.PrivateKey {
 	t.Helper()
-	return protoKeys()[i]
+	return protoKeys[i]()
 }
 
 // loopbackOnly lets the guarded client reach the test servers.

@@ -554,7 +554,7 @@ func TestInboxPrivateKeyID(t *testing.T) {
 // cached (no network), to Inbox: it must never panic, must answer with a
 // sentinel or nil, and may only change state for the peer's own actor.
 func FuzzInbox(f *testing.F) {
-	const peer = "https://peer.example/users/alice"
+	const peer = "https://192.0.2.10/users/alice"
 	const us = "https://crieur.example/@reports"
 	for _, name := range []string{"inbox_follow.json", "inbox_undo_follow.json", "inbox_undo_follow_by_id.json",
 		"inbox_delete_actor.json", "inbox_block.json", "inbox_like.json", "inbox_create_reply.json", "inbox_undo_like_by_id.json"} {
@@ -576,7 +576,7 @@ func FuzzInbox(f *testing.F) {
 	pemText, _ := PublicKeyPEM(key)
 	keyID := peer + "#main-key"
 	if err := st.PutRemoteKey(storage.RemoteKey{KeyID: keyID, Owner: peer, PublicKeyPEM: pemText,
-		Inbox: peer + "/inbox", Handle: "alice@peer.example"}); err != nil {
+		Inbox: peer + "/inbox", Handle: "alice@192.0.2.10"}); err != nil {
 		f.Fatal(err)
 	}
 	// No address is allowed: a fetch the fuzzer provokes is refused.
