@@ -118,6 +118,18 @@ func TestArticlePage(t *testing.T) {
 	lacks(t, second, `class="translations"`)
 }
 
+func TestArticleContentWarning(t *testing.T) {
+	e := newTestEnv(t)
+	r := e.get(t, "/posts/cw/en")
+	expect(t, r, http.StatusOK, "text/html")
+	contains(t, r, `<details class="cw">`, `<summary>Content warning: Discusses burnout</summary>`,
+		`The body is folded until the reader opens it.`)
+	if strings.Index(r.body, "<summary>") > strings.Index(r.body, "The body is folded") {
+		t.Errorf("the body is not inside the folded part")
+	}
+	lacks(t, e.get(t, "/posts/hello/en"), `<details class="cw">`)
+}
+
 func TestArticleMissingDraftFutureGone(t *testing.T) {
 	e := newTestEnv(t)
 	e.publishDeleted(t, "removed/en")
@@ -259,6 +271,14 @@ func TestMediaAvatarStatic(t *testing.T) {
 		t.Errorf("custom avatar: body differs from the file")
 	}
 	expect(t, custom.get(t, "/header"), http.StatusNotFound, "")
+	// The URL federation announces (with the extension) serves it too.
+	av = custom.get(t, strings.TrimPrefix(custom.cfg.AvatarURL(), testBase))
+	expect(t, av, http.StatusOK, "image/png")
+	withHeader := newTestEnv(t, func(c *Config) { c.HeaderPath = "testdata/posts/bundle/pic.png" })
+	for _, p := range []string{"/header", "/header.png"} {
+		expect(t, withHeader.get(t, p), http.StatusOK, "image/png")
+	}
+	contains(t, withHeader.get(t, "/"), `<img class="banner" src="/header" alt="">`)
 
 	home := e.get(t, "/")
 	css := regexp.MustCompile(`href="(/static/style\.css\?v=[0-9a-f]+)"`).FindStringSubmatch(home.body)

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -79,8 +80,12 @@ type Config struct {
 	HeaderPath string
 }
 
-// AvatarURL is the absolute URL of the avatar, for federation.Config.
-func (c Config) AvatarURL() string { return strings.TrimRight(c.BaseURL, "/") + "/avatar" }
+// AvatarURL is the absolute URL of the avatar, for federation.Config:
+// BASE/avatar.<ext> for a configured image (some clients guess the type from
+// the extension), BASE/avatar for the placeholder.
+func (c Config) AvatarURL() string {
+	return strings.TrimRight(c.BaseURL, "/") + "/avatar" + imageExt(c.AvatarPath)
+}
 
 // AvatarType is the media type served at AvatarURL, for federation.Config.
 func (c Config) AvatarType() string {
@@ -95,7 +100,16 @@ func (c Config) HeaderURL() string {
 	if c.HeaderPath == "" {
 		return ""
 	}
-	return strings.TrimRight(c.BaseURL, "/") + "/header"
+	return strings.TrimRight(c.BaseURL, "/") + "/header" + imageExt(c.HeaderPath)
+}
+
+// imageExt is the lower-case extension of a configured image file, empty
+// when there is none or it is not a known image type.
+func imageExt(file string) string {
+	if imageType(file) == "" {
+		return ""
+	}
+	return strings.ToLower(path.Ext(file))
 }
 
 // HeaderType is the media type served at HeaderURL, empty when there is none.
@@ -148,6 +162,9 @@ func New(cfg Config, deps Deps) http.Handler {
 	e.RedirectFixedPath = false
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
+	// crieur reads no client address from headers; trusting no proxy
+	// keeps gin from believing a forged X-Forwarded-For.
+	_ = e.SetTrustedProxies(nil)
 	e.Use(s.recovery, s.requestLog, securityHeaders)
 	e.NoRoute(s.notFound)
 	e.NoMethod(s.methodNotAllowed)
@@ -227,6 +244,13 @@ func (s *server) routes(e *gin.Engine) {
 	get("/authorize_interaction", s.authorizeInteraction)
 	get("/avatar", s.avatar)
 	get("/header", s.header)
+	// The same images under their extension (Config.AvatarURL/HeaderURL).
+	if ext := imageExt(s.cfg.AvatarPath); ext != "" {
+		get("/avatar"+ext, s.avatar)
+	}
+	if ext := imageExt(s.cfg.HeaderPath); ext != "" {
+		get("/header"+ext, s.header)
+	}
 	get("/media/*path", s.media)
 	get("/static/*path", s.static)
 
