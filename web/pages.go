@@ -49,6 +49,16 @@ func (s *server) profilePage(c *gin.Context, canonical string) {
 	d.ActivityURL = s.actorID
 	d.Items = listItems(items)
 	d.Pager = pg
+	if lib := s.library(); lib != nil {
+		if langs := lib.Languages(s.now()); len(langs) > 1 {
+			// Translations are separate articles: a reader may follow
+			// only the languages they read.
+			for _, l := range langs {
+				q := "?" + url.Values{"lang": {l}}.Encode()
+				d.Feeds = append(d.Feeds, feedLink{Lang: l, Atom: "/feed.atom" + q, RSS: "/feed.rss" + q})
+			}
+		}
+	}
 	s.alternateLink(c, s.actorID)
 	c.Header("Cache-Control", cachePages)
 	s.render(c, http.StatusOK, "home", d)

@@ -29,6 +29,10 @@ func TestHomeListsVisibleArticlesNewestFirst(t *testing.T) {
 		// titles are escaped, never markup
 		`Tom &amp; Jerry &lt;3: a second article`,
 	)
+	// One feed per language, so a reader can keep only theirs.
+	contains(t, r, `<a href="/feed.atom?lang=fr" type="application/atom+xml">Atom</a>`,
+		`<a href="/feed.rss?lang=it" type="application/rss+xml">RSS</a>`,
+		`<link rel="alternate" type="application/atom+xml" href="/feed.atom?lang=en" hreflang="en"`)
 	lacks(t, r, "A draft nobody may see", "An article from the future", "<b>not bold</b>")
 	// Newest first: the page bundle (Feb 15) before the second article (Feb 1).
 	order := []string{"/posts/bundle/en", "/posts/second/en", "/posts/ciao/it", "/posts/hello/fr"}

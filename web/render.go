@@ -84,7 +84,13 @@ type page struct {
 	Pager   *pager
 	Article *articleView
 	Tags    []tagLink
-	Object  string // the uri asked about on /authorize_interaction
+	Object  string     // the uri asked about on /authorize_interaction
+	Feeds   []feedLink // per-language feeds, on the home page
+}
+
+// feedLink points at the feeds of one language.
+type feedLink struct {
+	Lang, Atom, RSS string
 }
 
 // T is a chrome text in the page language.
