@@ -38,7 +38,9 @@ type TagCount struct {
 // Load reads every article under dir. It fails only when dir cannot be
 // read; a bad article becomes one of Library.Problems and the others load.
 func Load(dir string, opts Options) (*Library, error) {
-	sc, err := scan(dir, opts)
+	sc, err := scan(dir, func(name string, data []byte) (*Post, error) {
+		return Parse(name, data, opts)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +56,8 @@ type scanned struct {
 	failed map[string]*Problem
 }
 
-func scan(dir string, opts Options) (scanned, error) {
+// scan reads the folder and parses each article with parse.
+func scan(dir string, parse func(name string, data []byte) (*Post, error)) (scanned, error) {
 	files, problems, err := readFolder(dir)
 	if err != nil {
 		return scanned{}, err
@@ -65,7 +68,7 @@ func scan(dir string, opts Options) (scanned, error) {
 			sc.failed[f.name] = f.problem
 			continue
 		}
-		p, err := Parse(f.name, f.data, opts)
+		p, err := parse(f.name, f.data)
 		if err != nil {
 			prob := asProblem(f.name, err)
 			sc.problems = append(sc.problems, prob)

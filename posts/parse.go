@@ -20,8 +20,17 @@ import (
 // not a crash or a slow request.
 const (
 	// MaxPostSize caps one article file: the seed articles are ~30 KiB,
-	// so 4 MiB leaves room for anything a person writes by hand.
-	MaxPostSize = 4 << 20
+	// so 1 MiB leaves room for anything a person writes by hand.
+	MaxPostSize = 1 << 20
+	// maxNesting caps quote and list levels on one line: goldmark's time
+	// grows steeply with nesting (thousands of levels take minutes).
+	maxNesting = 32
+	// maxIndent caps leading white space, in columns, for the same reason.
+	maxIndent = 256
+	// renderTimeout bounds Markdown rendering, the backstop for inputs
+	// that are slow to render without being deeply nested. Real articles
+	// render in milliseconds.
+	renderTimeout = 10 * time.Second
 	// maxSlugLen keeps URLs and ledger keys short.
 	maxSlugLen = 200
 	// summaryLen is the length (in characters) a derived summary is cut to.
@@ -308,7 +317,13 @@ func Parse(file string, data []byte, opts Options) (*Post, error) {
 		p.Images = appendImage(p.Images, Image{Src: src, Alt: strings.TrimSpace(im.Alt), Title: strings.TrimSpace(im.Title)})
 	}
 
-	r := renderMarkdown(body, dir, opts.mediaPrefix())
+	if line, msg := checkNesting(body); msg != "" {
+		return nil, problem(line+bytes.Count(data[:len(data)-len(body)], []byte("\n")), "%s", msg)
+	}
+	r, err := renderWithin(body, dir, opts.mediaPrefix(), renderTimeout)
+	if err != nil {
+		return nil, problem(0, "%v", err)
+	}
 	p.HTML = r.html
 	for _, im := range r.images {
 		p.Images = appendImage(p.Images, im)
@@ -322,6 +337,76 @@ func Parse(file string, data []byte, opts Options) (*Post, error) {
 	sum := sha256.Sum256(data)
 	p.Hash = hex.EncodeToString(sum[:])
 	return p, nil
+}
+
+// checkNesting refuses lines nested deeper than maxNesting quotes or list
+// items, or indented more than maxIndent columns. line is 1-based in body.
+func checkNesting(body []byte) (line int, msg string) {
+	for n := 1; len(body) > 0; n++ {
+		var l []byte
+		l, body, _ = bytes.Cut(body, []byte("\n"))
+		depth, cols := 0, 0
+	prefix:
+		for i := 0; i < len(l); i++ {
+			switch c := l[i]; {
+			case c == ' ':
+				cols++
+			case c == '\t':
+				cols += 4
+			case c == '>':
+				depth++
+			case (c == '-' || c == '*' || c == '+') && i+1 < len(l) && (l[i+1] == ' ' || l[i+1] == '\t'):
+				depth++
+			case c >= '0' && c <= '9':
+				j := i
+				for j < len(l) && l[j] >= '0' && l[j] <= '9' {
+					j++
+				}
+				if j+1 < len(l) && (l[j] == '.' || l[j] == ')') && (l[j+1] == ' ' || l[j+1] == '\t') {
+					depth++
+					i = j
+					continue
+				}
+				break prefix
+			default:
+				break prefix
+			}
+		}
+		if depth > maxNesting {
+			return n, fmt.Sprintf("more than %d nested quotes or list levels on one line", maxNesting)
+		}
+		if cols > maxIndent {
+			return n, fmt.Sprintf("line indented by more than %d columns", maxIndent)
+		}
+	}
+	return 0, ""
+}
+
+// renderWithin renders the body, giving up after timeout: a runaway render
+// then finishes in the background instead of stalling a reload, and a
+// panic in the Markdown library becomes an error.
+func renderWithin(body []byte, dir, mediaPrefix string, timeout time.Duration) (rendered, error) {
+	type result struct {
+		r   rendered
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				ch <- result{err: fmt.Errorf("cannot render the Markdown (%v): simplify the text around the last change", v)}
+			}
+		}()
+		ch <- result{r: renderMarkdown(body, dir, mediaPrefix)}
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case res := <-ch:
+		return res.r, res.err
+	case <-t.C:
+		return rendered{}, fmt.Errorf("the Markdown takes more than %s to render: simplify it (thousands of unclosed links, brackets or nested blocks?)", timeout)
+	}
 }
 
 // nameParts derives slug and language from the file name.

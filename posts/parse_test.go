@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.json from the current output")
@@ -131,6 +134,7 @@ func TestParseFull(t *testing.T) {
 			t.Errorf("HTML lacks %s", want)
 		}
 	}
+	checkSafeHTML(t, p.HTML)
 	for _, bad := range []string{"<script", "<iframe", "style=", "onclick", "javascript:", "alert(1)"} {
 		if strings.Contains(p.HTML, bad) {
 			t.Errorf("HTML keeps %q", bad)
@@ -278,6 +282,34 @@ func TestParseProblems(t *testing.T) {
 	}
 }
 
+// checkSafeHTML fails when sanitised HTML keeps an element or attribute
+// that can run code or load a frame.
+func checkSafeHTML(t *testing.T, s string) {
+	t.Helper()
+	nodes, err := html.ParseFragment(strings.NewReader(s), &html.Node{Type: html.ElementNode, Data: "div", DataAtom: atom.Div})
+	if err != nil {
+		t.Fatalf("parse HTML: %v", err)
+	}
+	for _, n := range nodes {
+		walk(n, func(n *html.Node) {
+			if n.Type != html.ElementNode {
+				return
+			}
+			switch n.Data {
+			case "script", "style", "iframe", "object", "embed", "form", "input", "link", "meta", "base":
+				t.Fatalf("HTML keeps <%s>: %s", n.Data, s)
+			}
+			for _, a := range n.Attr {
+				v := strings.ToLower(strings.Join(strings.Fields(a.Val), ""))
+				if strings.HasPrefix(a.Key, "on") || a.Key == "style" || a.Key == "srcdoc" ||
+					strings.HasPrefix(v, "javascript:") || strings.HasPrefix(v, "vbscript:") || strings.HasPrefix(v, "data:text") {
+					t.Fatalf("HTML keeps %s=%q: %s", a.Key, a.Val, s)
+				}
+			}
+		})
+	}
+}
+
 func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
@@ -371,15 +403,47 @@ func FuzzParse(f *testing.F) {
 		if p.Title == "" || p.Date.IsZero() || !ValidLanguage(p.Lang) || !slugRE.MatchString(p.Slug) || len(p.Hash) != 64 {
 			t.Fatalf("invalid post accepted: %+v", p)
 		}
-		for _, bad := range []string{"<script", "<iframe", "<style", "javascript:"} {
-			if strings.Contains(strings.ToLower(p.HTML), bad) {
-				t.Fatalf("HTML keeps %s: %s", bad, p.HTML)
-			}
-		}
+		checkSafeHTML(t, p.HTML)
 		for _, im := range p.Images {
 			if strings.HasPrefix(im.Src, "../") || strings.HasPrefix(im.Src, "/") || im.Src == "" {
 				t.Fatalf("image outside the folder: %+v", im)
 			}
 		}
 	})
+}
+
+func TestParseNestingLimit(t *testing.T) {
+	head := "---\ntitle: T\ndate: 2023-01-01\n---\n\nText.\n"
+	for _, c := range []struct {
+		name, body string
+		msg        string
+	}{
+		{"quotes", strings.Repeat(">", maxNesting+1) + " deep\n", "nested quotes or list levels"},
+		{"lists", strings.Repeat("- ", maxNesting+1) + "deep\n", "nested quotes or list levels"},
+		{"ordered", strings.Repeat("1. ", maxNesting+1) + "deep\n", "nested quotes or list levels"},
+		{"indent", strings.Repeat(" ", maxIndent+1) + "- deep\n", "indented by more than"},
+	} {
+		_, err := Parse("n.md", []byte(head+c.body), Options{})
+		var p *Problem
+		if !errors.As(err, &p) || p.Line != 7 || !strings.Contains(p.Msg, c.msg) {
+			t.Errorf("%s: Parse = %v, want line 7 and %q", c.name, err, c.msg)
+		}
+	}
+	// Ordinary nesting is fine.
+	ok := head + "> - a\n>   - b\n>     1. c\n"
+	if _, err := Parse("n.md", []byte(ok), Options{}); err != nil {
+		t.Errorf("Parse(3 levels) = %v", err)
+	}
+}
+
+func TestRenderWithinTimeout(t *testing.T) {
+	// Unclosed link destinations make goldmark scan ahead again and again.
+	slow := []byte(strings.Repeat("[a](", 5000))
+	if _, err := renderWithin(slow, ".", DefaultMediaPrefix, time.Nanosecond); err == nil || !strings.Contains(err.Error(), "takes more than") {
+		t.Errorf("renderWithin = %v, want a timeout", err)
+	}
+	r, err := renderWithin([]byte("*fast*"), ".", DefaultMediaPrefix, time.Minute)
+	if err != nil || r.html != "<p><em>fast</em></p>" {
+		t.Errorf("renderWithin = %q, %v", r.html, err)
+	}
 }

@@ -2,6 +2,7 @@ package posts
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -115,6 +116,15 @@ type Watcher struct {
 	loadErr  string          // last folder error logged
 	// dueUpTo is the time up to which due posts have been reported.
 	dueUpTo time.Time
+	// cache holds the last reload's parse results by file name and
+	// content, so a reload parses only what changed.
+	cache map[string]parsed
+}
+
+// parsed is one cached Parse result.
+type parsed struct {
+	post *Post
+	err  error
 }
 
 // NewWatcher loads the folder once. It fails only when the folder cannot
@@ -334,7 +344,17 @@ func (w *Watcher) watchTree(fsw *fsnotify.Watcher, root string) error {
 // no longer parse, swaps the snapshot and reports the differences.
 func (w *Watcher) reload() {
 	old := w.lib.Load()
-	sc, err := scan(w.dir, w.opts)
+	cache := make(map[string]parsed, len(w.cache))
+	sc, err := scan(w.dir, func(name string, data []byte) (*Post, error) {
+		sum := sha256.Sum256(data)
+		id := name + "\x00" + string(sum[:])
+		res, ok := w.cache[id]
+		if !ok {
+			res.post, res.err = Parse(name, data, w.opts)
+		}
+		cache[id] = res
+		return res.post, res.err
+	})
 	if err != nil {
 		if msg := err.Error(); msg != w.loadErr {
 			w.loadErr = msg
@@ -346,6 +366,7 @@ func (w *Watcher) reload() {
 		w.log.Info("posts: folder readable again", "dir", w.dir)
 		w.loadErr = ""
 	}
+	w.cache = cache
 	kept := map[string]bool{}
 	for file := range sc.failed {
 		if p, ok := old.file(file); ok {
