@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/crieur/crieur/federation"
+)
+
+// runBench fans one article out to loopback inbox servers through the real
+// publisher, queue, storage and signer, and prints deliveries per second
+// next to the RSA signing rate measured in the same run.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("crieur bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg federation.BenchConfig
+	fs.IntVar(&cfg.Followers, "followers", 10000, "followers, spread over the servers")
+	fs.IntVar(&cfg.Servers, "servers", 2000, "loopback inbox servers (one shared inbox each)")
+	fs.Float64Var(&cfg.FailFraction, "fail", 0, "fraction of servers that fail (half answer 500, half hang)")
+	fs.IntVar(&cfg.Workers, "workers", 0, "concurrent deliveries (0: the production default)")
+	fs.IntVar(&cfg.PerHost, "per-host", 0, "concurrent deliveries per host (0: the production default)")
+	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Second, "per-request timeout (hanging servers cost this much)")
+	fs.DurationVar(&cfg.SignDuration, "sign-for", 2*time.Second, "how long the signing rate is measured")
+	compare := fs.Bool("compare", false, "with -fail > 0: run an all-healthy fan-out first and compare")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var healthy federation.BenchResult
+	if *compare && cfg.FailFraction > 0 {
+		base := cfg
+		base.FailFraction = 0
+		r, err := federation.RunFanoutBench(ctx, base)
+		if err != nil {
+			return err
+		}
+		healthy = r
+		fmt.Fprintf(stdout, "all healthy:\n%s\n", r)
+	}
+	r, err := federation.RunFanoutBench(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, r)
+	if healthy.DeliveriesPerSec > 0 {
+		fmt.Fprintf(stdout, "healthy servers with %.0f%% failing: %.0f%% of the all-healthy rate\n",
+			cfg.FailFraction*100, 100*r.DeliveriesPerSec/healthy.DeliveriesPerSec)
+	}
+	if r.Rejected > 0 || r.Duplicates > 0 || r.Delivered < r.HealthyServers {
+		return fmt.Errorf("bench: %d rejected, %d duplicated, %d of %d healthy servers reached",
+			r.Rejected, r.Duplicates, r.Delivered, r.HealthyServers)
+	}
+	return nil
+}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/crieur/crieur/storage"
+)
+
+// opStatus reports, per announced article, where the deliveries of its
+// latest activity stand. With a slug/lang argument, only that article.
+func opStatus(_ context.Context, a *app, args []string, w io.Writer) error {
+	ledger, err := a.store.Ledger()
+	if err != nil {
+		return err
+	}
+	if len(args) == 1 {
+		var one []storage.LedgerEntry
+		for _, e := range ledger {
+			if e.Key == args[0] {
+				one = append(one, e)
+			}
+		}
+		if len(one) == 0 {
+			return fmt.Errorf("%s was never announced (see crieur publish -dry-run)", args[0])
+		}
+		ledger = one
+	}
+	// The outbox is newest first: the first activity seen for a Note is
+	// its latest announcement.
+	latest := map[string]storage.Activity{}
+	const page = 500
+	for off := 0; ; off += page {
+		acts, total, err := a.store.Outbox(off, page)
+		if err != nil {
+			return err
+		}
+		for _, act := range acts {
+			if _, ok := latest[act.ObjectID]; !ok {
+				latest[act.ObjectID] = act
+			}
+		}
+		if off+page >= total || len(acts) == 0 {
+			break
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ARTICLE\tSTATE\tLAST\tDELIVERED\tPENDING\tFAILED")
+	for _, e := range ledger {
+		state := "published"
+		switch {
+		case !e.Deleted.IsZero():
+			state = "deleted"
+		case !e.Pushed:
+			state = "back catalogue"
+		case !e.Updated.IsZero():
+			state = "edited"
+		}
+		act, ok := latest[e.NoteID]
+		if !ok {
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\n", e.Key, state)
+			continue
+		}
+		c, err := a.store.DeliveryCounts(act.ID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s %s\t%d\t%d\t%d\n", e.Key, state, strings.ToLower(act.Type),
+			act.Published.Format("2006-01-02 15:04"), c.Delivered, c.Pending, c.Failed)
+	}
+	return tw.Flush()
+}
