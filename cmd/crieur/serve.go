@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -107,10 +105,10 @@ func openApp(cfg config, log *slog.Logger) (*app, error) {
 		Software:                  "crieur",
 		Version:                   version,
 	}
-	fcfg.AvatarURL, fcfg.AvatarType = imageURL(cfg.BaseURL, "/avatar", cfg.Avatar, "image/svg+xml")
-	if cfg.Header != "" {
-		fcfg.HeaderURL, fcfg.HeaderType = imageURL(cfg.BaseURL, "/header", cfg.Header, "")
-	}
+	// The actor points at the images exactly where web serves them.
+	wc := webConfig(cfg)
+	fcfg.AvatarURL, fcfg.AvatarType = wc.AvatarURL(), wc.AvatarType()
+	fcfg.HeaderURL, fcfg.HeaderType = wc.HeaderURL(), wc.HeaderType()
 	client := federation.NewClient(federation.ClientConfig{
 		UserAgent:     fmt.Sprintf("crieur/%s (+%s)", version, cfg.BaseURL),
 		AllowPrefixes: allowPrefixes(cfg.AllowPrivate),
@@ -140,17 +138,19 @@ func openApp(cfg config, log *slog.Logger) (*app, error) {
 
 func (a *app) close() error { return a.store.Close() }
 
-// imageURL gives the public URL and media type of a configured image file,
-// or of the embedded placeholder when none is configured.
-func imageURL(base, path, file, fallbackType string) (string, string) {
-	if file == "" {
-		return base + "/static/avatar.svg", fallbackType
+func webConfig(cfg config) web.Config {
+	return web.Config{
+		BaseURL:      cfg.BaseURL,
+		Handle:       cfg.Handle,
+		DisplayName:  cfg.DisplayName,
+		Bio:          cfg.Bio,
+		SiteLanguage: cfg.Language,
+		Software:     "crieur",
+		Version:      version,
+		InboxMaxBody: inboxMaxBody,
+		AvatarPath:   cfg.Avatar,
+		HeaderPath:   cfg.Header,
 	}
-	typ := mime.TypeByExtension(strings.ToLower(filepath.Ext(file)))
-	if i := strings.IndexByte(typ, ';'); i >= 0 {
-		typ = typ[:i]
-	}
-	return base + path + strings.ToLower(filepath.Ext(file)), typ
 }
 
 // allowPrefixes lists the address ranges the outgoing client may reach in
@@ -182,18 +182,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 
 	gin.SetMode(gin.ReleaseMode)
-	handler := web.New(web.Config{
-		BaseURL:      cfg.BaseURL,
-		Handle:       cfg.Handle,
-		DisplayName:  cfg.DisplayName,
-		Bio:          cfg.Bio,
-		SiteLanguage: cfg.Language,
-		Software:     "crieur",
-		Version:      version,
-		InboxMaxBody: inboxMaxBody,
-		AvatarPath:   cfg.Avatar,
-		HeaderPath:   cfg.Header,
-	}, web.Deps{
+	handler := web.New(webConfig(cfg), web.Deps{
 		Posts:    a.watcher.Library,
 		Fed:      a.svc,
 		Store:    a.store,
