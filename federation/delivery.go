@@ -567,14 +567,9 @@ func (d *Deliverer) record(res DeliveryResult) {
 	case OutcomeDelivered:
 		err = d.store.CompleteJob(j.ID)
 	case OutcomeGone:
-		// The inbox is gone, so is every follower delivered there: for a
-		// shared inbox that is everyone on that server (the server says
-		// its inbox no longer exists; each account's own Delete would say
-		// the same). A follower is removed only here and on
-		// Undo/Delete/Block, never for errors.
 		if err = d.store.CompleteJob(j.ID); err == nil {
 			var n int
-			n, err = d.store.DeleteFollowersByInbox(j.Inbox)
+			n, err = d.removeFollowersOf(j.Inbox)
 			if err == nil && n > 0 {
 				d.log.Info("delivery: inbox gone, followers removed", "inbox", j.Inbox, "removed", n)
 			}
@@ -595,6 +590,38 @@ func (d *Deliverer) record(res DeliveryResult) {
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		d.log.Error("delivery: storing the outcome", "job", j.ID, "outcome", string(res.Outcome), "err", err)
 	}
+}
+
+// removeFollowersOf removes the followers delivered at inbox after it
+// answered 410 Gone. For a personal inbox that is its account. For a shared
+// inbox it is everyone on that server: the server says the endpoint all of
+// them are reached through no longer exists, and keeping them would mean a
+// 410 for every future post (Misskey also takes a shared inbox's 410 as
+// the whole server gone). storage.DeleteFollowersByInbox matches personal
+// inboxes only, so shared ones are matched here. A follower is removed only
+// here and for Undo, Delete and Block, never for errors.
+func (d *Deliverer) removeFollowersOf(inbox string) (int, error) {
+	n, err := d.store.DeleteFollowersByInbox(inbox)
+	if err != nil {
+		return n, err
+	}
+	all, err := d.store.Followers("")
+	if err != nil {
+		return n, err
+	}
+	for _, f := range all {
+		if f.SharedInbox != inbox {
+			continue
+		}
+		ok, err := d.store.DeleteFollower(f.ActorID)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // finish forgets a job whose outcome is stored (or abandoned at shutdown).

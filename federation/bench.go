@@ -1,0 +1,669 @@
+package federation
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-fed/httpsig"
+
+	"github.com/crieur/crieur/posts"
+	"github.com/crieur/crieur/storage"
+)
+
+// Benchmark limits and defaults.
+const (
+	DefaultBenchFollowers = 10_000
+	DefaultBenchServers   = 2_000
+	// DefaultBenchSignDuration is how long the signing rate is measured.
+	DefaultBenchSignDuration = 2 * time.Second
+	// benchTimeout bounds a whole fan-out: far above any plausible run.
+	benchTimeout = 10 * time.Minute
+	// benchSample is how often memory is sampled during the run.
+	benchSample = 20 * time.Millisecond
+	// inboxMaxBody is what the loopback inboxes accept, like a real inbox.
+	inboxMaxBody = 1 << 20
+	// inboxDateSkew is how far the Date of a delivery may be from the
+	// receiver's clock (Mastodon: 1 h of skew).
+	inboxDateSkew = time.Hour
+	// benchBase is the base URL of the benchmark's publisher. Nothing is
+	// fetched from it: the inboxes know the key.
+	benchBase = "https://crieur.bench.invalid"
+)
+
+// BenchConfig sizes a fan-out benchmark run.
+type BenchConfig struct {
+	Followers int // followers, spread evenly over the servers (10,000)
+	Servers   int // inbox servers on loopback, one shared inbox each (2,000)
+	// FailFraction of the servers fail: half answer 500, half hang until
+	// the request times out.
+	FailFraction float64
+	// Deliverer settings; zero values are the production defaults,
+	// except Timeout (per request) which defaults to 30 s as in production.
+	Workers int
+	PerHost int
+	Timeout time.Duration
+	// SignDuration is how long the signing rate is measured (2 s).
+	SignDuration time.Duration
+	// Dir holds the benchmark's database; a temporary folder when empty.
+	Dir string
+	// Key signs; a fresh RSA-2048 key when nil.
+	Key    *rsa.PrivateKey
+	Logger *slog.Logger
+}
+
+// BenchResult is what one fan-out run measured.
+type BenchResult struct {
+	Followers, Servers int
+	Deliveries         int // jobs queued (distinct inboxes)
+	HealthyServers     int
+	Delivered          int // verified deliveries counted by healthy servers
+	Duplicates         int // deliveries beyond one per inbox (must be 0)
+	Rejected           int // deliveries an inbox refused (bad signature or digest; must be 0)
+	Attempts           int // requests received by all servers, failing ones included
+	Publish            time.Duration
+	Duration           time.Duration // publish start → last healthy delivery stored
+	DeliveriesPerSec   float64       // Delivered / Duration
+	AttemptsPerSec     float64       // requests per second, all servers
+	SignPerSec         float64       // Signer.SignRequest, same body, GOMAXPROCS goroutines
+	RawRSAPerSec       float64       // rsa.SignPKCS1v15 alone, GOMAXPROCS goroutines
+	Ratio              float64       // DeliveriesPerSec / SignPerSec
+	PeakHeapSys        uint64        // max runtime HeapSys sampled during the run
+	PeakSys            uint64        // max runtime Sys sampled during the run
+	PeakRSS            uint64        // VmHWM of the process (servers included), 0 if unknown
+	GOMAXPROCS         int
+	Workers            int
+}
+
+// String is a human report of one run.
+func (r BenchResult) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "fan-out: %d followers on %d servers → %d deliveries (%d healthy servers), GOMAXPROCS %d, %d workers\n",
+		r.Followers, r.Servers, r.Deliveries, r.HealthyServers, r.GOMAXPROCS, r.Workers)
+	fmt.Fprintf(&b, "  delivered %d (duplicates %d, rejected %d) in %s (publish %s): %.0f deliveries/s\n",
+		r.Delivered, r.Duplicates, r.Rejected, r.Duration.Round(time.Millisecond), r.Publish.Round(time.Millisecond), r.DeliveriesPerSec)
+	fmt.Fprintf(&b, "  attempts received %d: %.0f/s\n", r.Attempts, r.AttemptsPerSec)
+	fmt.Fprintf(&b, "  signing rate %.0f/s (raw RSA-2048 %.0f/s) → ratio %.1f%%\n", r.SignPerSec, r.RawRSAPerSec, 100*r.Ratio)
+	fmt.Fprintf(&b, "  peak memory: heap %s, Go sys %s, process RSS %s\n", mib(r.PeakHeapSys), mib(r.PeakSys), mib(r.PeakRSS))
+	return b.String()
+}
+
+func mib(n uint64) string {
+	if n == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
+
+// RunFanoutBench publishes one article through the real Publisher,
+// Deliverer and storage to followers on loopback inbox servers that verify
+// every signature and Digest, waits until every healthy server has it, and
+// reports the delivery rate next to the signing rate measured in the same
+// process. It is used by BenchmarkFanout and by `crieur bench`.
+func RunFanoutBench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
+	if cfg.Followers <= 0 {
+		cfg.Followers = DefaultBenchFollowers
+	}
+	if cfg.Servers <= 0 {
+		cfg.Servers = DefaultBenchServers
+	}
+	cfg.Servers = min(cfg.Servers, cfg.Followers)
+	if cfg.FailFraction < 0 || cfg.FailFraction > 1 {
+		return BenchResult{}, fmt.Errorf("federation: bench: fail fraction %v not in [0,1]", cfg.FailFraction)
+	}
+	if cfg.SignDuration <= 0 {
+		cfg.SignDuration = DefaultBenchSignDuration
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultDeliveryTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithTimeout(ctx, benchTimeout)
+	defer cancel()
+	key := cfg.Key
+	if key == nil {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return BenchResult{}, fmt.Errorf("federation: bench: key: %w", err)
+		}
+		key = k
+	}
+	dir := cfg.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "crieur-bench-")
+		if err != nil {
+			return BenchResult{}, fmt.Errorf("federation: bench: %w", err)
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	res := BenchResult{Followers: cfg.Followers, Servers: cfg.Servers, GOMAXPROCS: runtime.GOMAXPROCS(0)}
+
+	// The inbox servers.
+	verifier := &DeliveryVerifier{KeyID: Config{BaseURL: benchBase, Handle: "bench"}.KeyID(), Key: &key.PublicKey}
+	farm, err := startInboxFarm(cfg.Servers, cfg.FailFraction, verifier)
+	if err != nil {
+		return res, err
+	}
+	defer farm.close()
+	res.HealthyServers = farm.healthy
+
+	// Storage, followers and the service.
+	store, err := storage.Open(filepath.Join(dir, "bench.db"), storage.Options{})
+	if err != nil {
+		return res, fmt.Errorf("federation: bench: %w", err)
+	}
+	defer store.Close()
+	if err := farm.addFollowers(store, cfg.Followers); err != nil {
+		return res, err
+	}
+	postsDir := filepath.Join(dir, "posts")
+	if err := os.MkdirAll(postsDir, 0o755); err != nil {
+		return res, fmt.Errorf("federation: bench: %w", err)
+	}
+	var lib atomic.Pointer[posts.Library]
+	empty, err := posts.Load(postsDir, posts.Options{})
+	if err != nil {
+		return res, fmt.Errorf("federation: bench: %w", err)
+	}
+	lib.Store(empty)
+	client := NewClient(ClientConfig{
+		UserAgent:     "crieur-bench",
+		AllowPrefixes: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+		Timeout:       cfg.Timeout,
+	})
+	defer client.CloseIdleConnections()
+	svc, err := New(Config{BaseURL: benchBase, Handle: "bench", DisplayName: "Bench"}, Deps{
+		Store: store, Posts: lib.Load, Key: key, Client: client, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return res, err
+	}
+
+	// The Deliverer, counting outcomes.
+	var (
+		mu          sync.Mutex
+		healthyDone int
+		lastHealthy time.Time
+		allDone     = make(chan struct{})
+	)
+	d := NewDeliverer(svc, DeliveryOptions{
+		Workers: cfg.Workers, PerHost: cfg.PerHost, Timeout: cfg.Timeout, Grace: 100 * time.Millisecond,
+		Logger: cfg.Logger,
+		OnDone: func(r DeliveryResult) {
+			if r.Outcome != OutcomeDelivered {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			healthyDone++
+			lastHealthy = time.Now()
+			if healthyDone == farm.healthy {
+				close(allDone)
+			}
+		},
+	})
+	res.Workers = d.opts.Workers
+	pub := NewPublisher(svc, d, PublisherOptions{Logger: cfg.Logger})
+	// The first reconcile over an empty folder marks the store as
+	// initialised; the article then is a new post, not back catalogue.
+	if err := pub.Reconcile(ctx); err != nil {
+		return res, err
+	}
+	full, err := benchLibrary(postsDir)
+	if err != nil {
+		return res, err
+	}
+
+	// Signing rate before the run, with the body that will be delivered.
+	body, err := benchBody(svc, full)
+	if err != nil {
+		return res, err
+	}
+	signBefore, rawBefore := measureSigning(svc.signer, key, body, farm.servers[0].url+"/inbox", cfg.SignDuration/2)
+
+	runCtx, cancelRun := context.WithCancel(ctx)
+	runDone := make(chan struct{})
+	go func() {
+		defer close(runDone)
+		_ = d.Run(runCtx)
+	}()
+	stopRun := func() {
+		cancelRun()
+		<-runDone
+	}
+	defer stopRun()
+
+	var peak memPeak
+	stopSampling := peak.sample(benchSample)
+	runtime.GC()
+	start := time.Now()
+	lib.Store(full)
+	if err := pub.Reconcile(ctx); err != nil {
+		stopSampling()
+		return res, err
+	}
+	res.Publish = time.Since(start)
+	if farm.healthy > 0 {
+		select {
+		case <-allDone:
+		case <-ctx.Done():
+			stopSampling()
+			return res, fmt.Errorf("federation: bench: waiting for deliveries: %w", ctx.Err())
+		}
+	}
+	stopSampling()
+	mu.Lock()
+	end := lastHealthy
+	mu.Unlock()
+	if end.IsZero() {
+		end = time.Now()
+	}
+	res.Duration = end.Sub(start)
+	stopRun()
+
+	signAfter, rawAfter := measureSigning(svc.signer, key, body, farm.servers[0].url+"/inbox", cfg.SignDuration/2)
+	res.SignPerSec = (signBefore + signAfter) / 2
+	res.RawRSAPerSec = (rawBefore + rawAfter) / 2
+
+	if acts, _, err := store.Outbox(0, 1); err == nil && len(acts) == 1 {
+		if c, err := store.DeliveryCounts(acts[0].ID); err == nil {
+			res.Deliveries = c.Delivered + c.Pending + c.Failed
+		}
+	}
+	res.Delivered, res.Duplicates, res.Rejected, res.Attempts = farm.counts()
+	secs := res.Duration.Seconds()
+	if secs > 0 {
+		res.DeliveriesPerSec = float64(res.Delivered) / secs
+		res.AttemptsPerSec = float64(res.Attempts) / secs
+	}
+	if res.SignPerSec > 0 {
+		res.Ratio = res.DeliveriesPerSec / res.SignPerSec
+	}
+	res.PeakHeapSys, res.PeakSys = peak.values()
+	res.PeakRSS = vmHWM()
+	if res.Rejected > 0 {
+		return res, fmt.Errorf("federation: bench: %d deliveries failed verification", res.Rejected)
+	}
+	return res, nil
+}
+
+// benchLibrary writes the benchmark's article and loads the folder.
+func benchLibrary(dir string) (*posts.Library, error) {
+	var b strings.Builder
+	b.WriteString("---\ntitle: \"Fan-out benchmark\"\ndate: 2024-01-02T09:00:00Z\n")
+	b.WriteString("summary: \"One article delivered to every follower.\"\ntags: [bench, fediverse]\n---\n\n")
+	// About 6 KB of text, the size of a short article.
+	for i := range 12 {
+		fmt.Fprintf(&b, "## Part %d\n\nThe association counts its services, its volunteers and its donors; "+
+			"this paragraph %d stands for the text of a real report, with *emphasis*, **strong words** "+
+			"and [a link](https://example.org/%d) so that the Note is rendered like an article.\n\n", i+1, i+1, i+1)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "fanout-bench.en.md"), []byte(b.String()), 0o644); err != nil {
+		return nil, fmt.Errorf("federation: bench: %w", err)
+	}
+	lib, err := posts.Load(dir, posts.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("federation: bench: %w", err)
+	}
+	if len(lib.Visible(time.Now())) != 1 {
+		return nil, fmt.Errorf("federation: bench: the article did not load: %v", lib.Problems())
+	}
+	return lib, nil
+}
+
+// benchBody is a Create of the benchmark article, as delivered.
+func benchBody(svc *Service, lib *posts.Library) ([]byte, error) {
+	p := lib.Visible(time.Now())[0]
+	note, err := svc.BuildNote(p, lib, p.Date, time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	act, err := svc.NewActivity(ActionCreate, note)
+	if err != nil {
+		return nil, err
+	}
+	return act.JSON, nil
+}
+
+// measureSigning runs GOMAXPROCS goroutines for d: signing requests like a
+// delivery does (fresh request, Date, Digest of body, RSA signature), and
+// raw RSA-2048 signatures of a SHA-256 hash. Rates per second.
+func measureSigning(signer *Signer, key *rsa.PrivateKey, body []byte, target string, d time.Duration) (signPerSec, rawPerSec float64) {
+	run := func(op func() error) float64 {
+		var n atomic.Int64
+		var wg sync.WaitGroup
+		start := time.Now()
+		deadline := start.Add(d)
+		for range runtime.GOMAXPROCS(0) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Now().Before(deadline) {
+					if op() != nil {
+						return
+					}
+					n.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		return float64(n.Load()) / time.Since(start).Seconds()
+	}
+	signPerSec = run(func() error {
+		req, err := http.NewRequest(http.MethodPost, target, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/activity+json")
+		return signer.SignRequest(req, body)
+	})
+	sum := sha256.Sum256(body)
+	rawPerSec = run(func() error {
+		_, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, sum[:])
+		return err
+	})
+	return signPerSec, rawPerSec
+}
+
+// memPeak samples the Go runtime's memory during a run.
+type memPeak struct {
+	mu            sync.Mutex
+	heapSys, sys  uint64
+	stop, stopped chan struct{}
+}
+
+func (m *memPeak) sample(every time.Duration) (stop func()) {
+	m.stop, m.stopped = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(m.stopped)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			m.read()
+			select {
+			case <-m.stop:
+				m.read()
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(m.stop)
+			<-m.stopped
+		})
+	}
+}
+
+func (m *memPeak) read() {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	m.mu.Lock()
+	m.heapSys = max(m.heapSys, ms.HeapSys)
+	m.sys = max(m.sys, ms.Sys)
+	m.mu.Unlock()
+}
+
+func (m *memPeak) values() (heapSys, sys uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.heapSys, m.sys
+}
+
+// vmHWM is the process's peak resident set (Linux), 0 elsewhere.
+func vmHWM() uint64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			fields := strings.Fields(rest)
+			if len(fields) >= 1 {
+				kb, err := strconv.ParseUint(fields[0], 10, 64)
+				if err == nil {
+					return kb << 10
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// DeliveryVerifier checks an incoming delivery the way a strict peer does:
+// draft-cavage signature by the expected key over (request-target), host,
+// date and digest; a Digest that matches the body (go-fed does not check
+// it); a Date within the skew Mastodon allows; the ActivityPub media type.
+// The benchmark's inboxes and the delivery tests use it.
+type DeliveryVerifier struct {
+	KeyID string
+	Key   *rsa.PublicKey
+	Now   func() time.Time // nil: time.Now
+}
+
+// Verify checks r (whose body was read into body).
+func (v *DeliveryVerifier) Verify(r *http.Request, body []byte) error {
+	if ct := r.Header.Get("Content-Type"); ct != "application/activity+json" {
+		return fmt.Errorf("content type %q", ct)
+	}
+	sig := r.Header.Get("Signature")
+	if sig == "" {
+		return errors.New("no Signature header")
+	}
+	signed := signedHeaders(sig)
+	for _, h := range []string{"(request-target)", "host", "date", "digest"} {
+		if !signed[h] {
+			return fmt.Errorf("%s not signed", h)
+		}
+	}
+	want := sha256.Sum256(body)
+	if got := r.Header.Get("Digest"); got != "SHA-256="+base64.StdEncoding.EncodeToString(want[:]) {
+		return fmt.Errorf("digest %q does not match the body", got)
+	}
+	date, err := http.ParseTime(r.Header.Get("Date"))
+	if err != nil {
+		return fmt.Errorf("date: %w", err)
+	}
+	now := time.Now
+	if v.Now != nil {
+		now = v.Now
+	}
+	if skew := now().Sub(date); math.Abs(float64(skew)) > float64(inboxDateSkew) {
+		return fmt.Errorf("date %s too far from now", date)
+	}
+	ver, err := httpsig.NewVerifier(r)
+	if err != nil {
+		return fmt.Errorf("signature: %w", err)
+	}
+	if ver.KeyId() != v.KeyID {
+		return fmt.Errorf("key id %q, want %q", ver.KeyId(), v.KeyID)
+	}
+	if err := ver.Verify(v.Key, httpsig.RSA_SHA256); err != nil {
+		return fmt.Errorf("signature: %w", err)
+	}
+	return nil
+}
+
+// signedHeaders reads the headers="…" list of a Signature header.
+func signedHeaders(sig string) map[string]bool {
+	out := map[string]bool{}
+	for part := range strings.SplitSeq(sig, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || strings.ToLower(k) != "headers" {
+			continue
+		}
+		for _, h := range strings.Fields(strings.Trim(v, `"`)) {
+			out[strings.ToLower(h)] = true
+		}
+	}
+	return out
+}
+
+// Behaviours of the benchmark's inbox servers.
+type inboxMode int
+
+const (
+	inboxOK    inboxMode = iota // 202 after verification
+	inboxError                  // 500
+	inboxHang                   // no answer until the client gives up
+)
+
+// inboxFarm is the benchmark's loopback servers.
+type inboxFarm struct {
+	servers []*farmServer
+	healthy int
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+type farmServer struct {
+	url      string
+	mode     inboxMode
+	srv      *http.Server
+	ok       atomic.Int64 // verified deliveries
+	rejected atomic.Int64
+	attempts atomic.Int64
+}
+
+// startInboxFarm starts n servers; a fraction fail (half 500, half hang),
+// chosen with a fixed seed so runs compare.
+func startInboxFarm(n int, failFraction float64, v *DeliveryVerifier) (*inboxFarm, error) {
+	f := &inboxFarm{stop: make(chan struct{})}
+	modes := make([]inboxMode, n)
+	failing := int(math.Round(failFraction * float64(n)))
+	for i := range failing {
+		modes[i] = inboxError
+		if i%2 == 1 {
+			modes[i] = inboxHang
+		}
+	}
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	rng.Shuffle(n, func(i, j int) { modes[i], modes[j] = modes[j], modes[i] })
+	for i := range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			f.close()
+			return nil, fmt.Errorf("federation: bench: listen: %w", err)
+		}
+		s := &farmServer{url: "http://" + ln.Addr().String(), mode: modes[i]}
+		s.srv = &http.Server{
+			Handler:           f.handler(s, v),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       time.Minute,
+			ErrorLog:          nil,
+		}
+		if s.mode == inboxOK {
+			f.healthy++
+		}
+		f.servers = append(f.servers, s)
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			_ = s.srv.Serve(ln)
+		}()
+	}
+	return f, nil
+}
+
+func (f *inboxFarm) handler(s *farmServer, v *DeliveryVerifier) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.attempts.Add(1)
+		switch s.mode {
+		case inboxError:
+			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, inboxMaxBody))
+			http.Error(w, "down for maintenance", http.StatusInternalServerError)
+			return
+		case inboxHang:
+			select {
+			case <-r.Context().Done():
+			case <-f.stop:
+			}
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, inboxMaxBody))
+		if err != nil {
+			http.Error(w, "read", http.StatusBadRequest)
+			return
+		}
+		if err := v.Verify(r, body); err != nil {
+			s.rejected.Add(1)
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		s.ok.Add(1)
+		w.WriteHeader(http.StatusAccepted)
+	})
+}
+
+// addFollowers spreads n followers over the servers, each server's
+// followers sharing its shared inbox.
+func (f *inboxFarm) addFollowers(store *storage.Store, n int) error {
+	for i := range n {
+		s := f.servers[i%len(f.servers)]
+		actor := fmt.Sprintf("%s/users/u%d", s.url, i)
+		err := store.PutFollower(storage.Follower{
+			ActorID: actor, Inbox: actor + "/inbox", SharedInbox: s.url + "/inbox",
+			Handle: fmt.Sprintf("u%d@%s", i, strings.TrimPrefix(s.url, "http://")),
+			Host:   strings.TrimPrefix(s.url, "http://"), Status: storage.FollowerAccepted,
+			FollowID: actor + "/follows/1",
+		})
+		if err != nil {
+			return fmt.Errorf("federation: bench: %w", err)
+		}
+	}
+	return nil
+}
+
+// counts sums what the servers saw.
+func (f *inboxFarm) counts() (delivered, duplicates, rejected, attempts int) {
+	for _, s := range f.servers {
+		ok := int(s.ok.Load())
+		delivered += min(ok, 1)
+		duplicates += max(ok-1, 0)
+		rejected += int(s.rejected.Load())
+		attempts += int(s.attempts.Load())
+	}
+	return delivered, duplicates, rejected, attempts
+}
+
+func (f *inboxFarm) close() {
+	select {
+	case <-f.stop:
+	default:
+		close(f.stop)
+	}
+	for _, s := range f.servers {
+		_ = s.srv.Close()
+	}
+	f.wg.Wait()
+}

@@ -1,0 +1,470 @@
+package federation
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/crieur/crieur/posts"
+	"github.com/crieur/crieur/storage"
+)
+
+// Publisher timing.
+const (
+	// eventQuiet coalesces a burst of file events (an editor saving
+	// several files, a git pull) into one reconcile.
+	eventQuiet = 100 * time.Millisecond
+	// maxEventDelay bounds how long a stream of events can delay it.
+	maxEventDelay = 2 * time.Second
+	// reconcileRetry is when a failed reconcile (storage error) is tried
+	// again when nothing else happens.
+	reconcileRetry = 30 * time.Second
+)
+
+// publisherStateKey is the storage meta key of the publisher's first-start
+// marker: absent before the first reconcile, stateImporting while the back
+// catalogue is being taken in, stateReady after.
+const (
+	publisherStateKey = "publisher.state"
+	stateImporting    = "importing"
+	stateReady        = "ready"
+)
+
+// Action types of a plan.
+const (
+	ActionCreate = "Create"
+	ActionUpdate = "Update"
+	ActionDelete = "Delete"
+	// ActionImport takes a back-catalogue post into the ledger and the
+	// outbox on the first start, without delivering it.
+	ActionImport = "Import"
+)
+
+// PublisherOptions configure a Publisher. Zero values get the Service's.
+type PublisherOptions struct {
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Publisher turns the posts folder into activities: it compares the library
+// with the ledger (what was announced, with which content hash) and
+// records a Create, Update or Delete for each difference, with one delivery
+// job per follower inbox, in one storage transaction each. It never waits
+// on the network: the Deliverer sends the jobs behind it.
+type Publisher struct {
+	svc   *Service
+	store *storage.Store
+	d     *Deliverer // may be nil: jobs wait for the next Deliverer
+	log   *slog.Logger
+	now   func() time.Time
+	mu    sync.Mutex // one reconcile (or republish) at a time
+}
+
+// PlannedAction is one thing Reconcile would do.
+type PlannedAction struct {
+	Type    string // Create, Update, Delete or Import (back catalogue)
+	Key     string // post key, "slug/lang"
+	Inboxes int    // deliveries it would queue
+	Reason  string // why, for people
+}
+
+// NewPublisher builds a Publisher. d may be nil (the jobs are then only
+// queued).
+func NewPublisher(svc *Service, d *Deliverer, opts PublisherOptions) *Publisher {
+	if opts.Logger == nil {
+		opts.Logger = svc.log
+	}
+	if opts.Now == nil {
+		opts.Now = svc.now
+	}
+	return &Publisher{svc: svc, store: svc.store, d: d, log: opts.Logger, now: opts.Now}
+}
+
+// plannedAction is a PlannedAction with what is needed to carry it out.
+type plannedAction struct {
+	PlannedAction
+	post    *posts.Post         // nil for Delete
+	entry   storage.LedgerEntry // the ledger entry to write
+	inboxes []string            // delivery inboxes (none for Import)
+}
+
+// snapshot is what one reconcile works from.
+type snapshot struct {
+	lib     *posts.Library
+	now     time.Time
+	ledger  map[string]storage.LedgerEntry
+	inboxes []string
+	// importing is true on the first start: new posts are the back
+	// catalogue and go into the outbox without being delivered.
+	importing bool
+	// firstStart is true when the marker must be written.
+	firstStart bool
+}
+
+func (p *Publisher) snapshot() (*snapshot, error) {
+	lib := p.svc.posts()
+	if lib == nil {
+		return nil, errors.New("federation: publisher: no posts library")
+	}
+	entries, err := p.store.Ledger()
+	if err != nil {
+		return nil, fmt.Errorf("federation: publisher: %w", err)
+	}
+	state, set, err := p.store.Meta(publisherStateKey)
+	if err != nil {
+		return nil, fmt.Errorf("federation: publisher: %w", err)
+	}
+	inboxes, err := p.followerInboxes()
+	if err != nil {
+		return nil, err
+	}
+	s := &snapshot{lib: lib, now: p.now(), ledger: make(map[string]storage.LedgerEntry, len(entries)), inboxes: inboxes}
+	for _, e := range entries {
+		s.ledger[e.Key] = e
+	}
+	// The back catalogue: on the very first start over an existing folder
+	// every visible post is taken into the ledger and the outbox, and
+	// nothing is delivered. There are no followers yet, and a follower who
+	// arrives later must not be flooded with years of old articles (nor
+	// would Mastodon show them in timelines at their date). A crash in the
+	// middle leaves the marker at "importing" and the next start goes on
+	// importing. A database from before the marker (a ledger but no
+	// marker) is simply marked ready.
+	switch {
+	case state == stateImporting:
+		s.importing = true
+	case !set && len(entries) == 0:
+		s.importing, s.firstStart = true, true
+	case !set:
+		s.firstStart = true
+	}
+	return s, nil
+}
+
+// followerInboxes is one inbox per accepted follower, shared inboxes
+// counted once: a server with a thousand followers gets one delivery.
+func (p *Publisher) followerInboxes() ([]string, error) {
+	fs, err := p.store.Followers(storage.FollowerAccepted)
+	if err != nil {
+		return nil, fmt.Errorf("federation: publisher: followers: %w", err)
+	}
+	seen := make(map[string]bool, len(fs))
+	out := make([]string, 0, len(fs))
+	for _, f := range fs {
+		in := f.DeliveryInbox()
+		if in == "" || seen[in] {
+			continue
+		}
+		seen[in] = true
+		out = append(out, in)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// noteHash is the ledger hash of a post: its file hash and the keys of the
+// sibling translations visible at now, because the Note links to them
+// ("Also in …"): a translation added to or removed from the group changes
+// every sibling's Note, and each of them gets an Update.
+func noteHash(lib *posts.Library, p *posts.Post, now time.Time) string {
+	sib := lib.TranslationsAt(p, now)
+	keys := make([]string, 0, len(sib))
+	for _, s := range sib {
+		keys = append(keys, s.Key())
+	}
+	slices.Sort(keys)
+	h := sha256.New()
+	h.Write([]byte(p.Hash))
+	for _, k := range keys {
+		h.Write([]byte{0})
+		h.Write([]byte(k))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// plan compares the library with the ledger.
+func (p *Publisher) plan(s *snapshot) []plannedAction {
+	var out []plannedAction
+	visible := s.lib.Visible(s.now)
+	seen := make(map[string]bool, len(visible))
+	// Oldest first: Creates go out, and land in outboxes, in article order.
+	for i := len(visible) - 1; i >= 0; i-- {
+		post := visible[i]
+		key := post.Key()
+		seen[key] = true
+		hash := noteHash(s.lib, post, s.now)
+		e, known := s.ledger[key]
+		a := plannedAction{post: post}
+		a.Key = key
+		switch {
+		case !known && s.importing:
+			a.Type, a.Reason = ActionImport, "back catalogue: taken into the outbox, not delivered"
+			a.entry = storage.LedgerEntry{Key: key, NoteID: p.svc.cfg.NoteID(post.Slug, post.Lang), Hash: hash,
+				Published: post.Date, Pushed: false}
+		case !known:
+			a.Type, a.Reason = ActionCreate, "new"
+			a.entry = storage.LedgerEntry{Key: key, NoteID: p.svc.cfg.NoteID(post.Slug, post.Lang), Hash: hash,
+				Published: post.Date, Pushed: true}
+		case !e.Deleted.IsZero():
+			// The article came back after its Delete was sent. Mastodon
+			// refuses a deleted id forever, other servers take it again;
+			// the site shows it again in any case, so the ledger follows
+			// the folder. A new slug is the way to reach Mastodon.
+			a.Type, a.Reason = ActionCreate, "back after its removal (Mastodon keeps refusing a deleted id: use a new slug to reach it)"
+			a.entry = storage.LedgerEntry{Key: key, NoteID: e.NoteID, Hash: hash, Published: post.Date, Pushed: true}
+		case e.Hash != hash:
+			a.Type, a.Reason = ActionUpdate, "edited, or its translations changed"
+			a.entry = e
+			a.entry.Hash = hash
+			a.entry.Updated = nextUpdated(e, s.now)
+		default:
+			continue
+		}
+		if a.Type != ActionImport {
+			a.inboxes = s.inboxes
+		}
+		a.Inboxes = len(a.inboxes)
+		out = append(out, a)
+	}
+	// Removed posts: in the ledger, not deleted, no longer visible. A post
+	// that still exists but moved to the future is left alone: it is
+	// hidden until its date and then announced as an Update.
+	keys := make([]string, 0, len(s.ledger))
+	for k := range s.ledger {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
+		e := s.ledger[key]
+		if seen[key] || !e.Deleted.IsZero() {
+			continue
+		}
+		if post, ok := s.lib.GetKey(key); ok && post.Date.After(s.now) {
+			continue
+		}
+		a := plannedAction{inboxes: s.inboxes}
+		a.Type, a.Key, a.Reason, a.Inboxes = ActionDelete, key, "removed or turned into a draft", len(s.inboxes)
+		a.entry = e
+		a.entry.Deleted = s.now.UTC().Truncate(time.Second)
+		out = append(out, a)
+	}
+	return out
+}
+
+// nextUpdated is the updated time of a new Update: now, but always after
+// the previous one and after published, to the second (as serialised):
+// Mastodon shows an edit only when updated moves forward.
+func nextUpdated(e storage.LedgerEntry, now time.Time) time.Time {
+	t := now.UTC().Truncate(time.Second)
+	floor := e.Published
+	if e.Updated.After(floor) {
+		floor = e.Updated
+	}
+	if floor = floor.UTC().Truncate(time.Second); !t.After(floor) {
+		t = floor.Add(time.Second)
+	}
+	return t
+}
+
+// DryRun tells what Reconcile would do now, without doing it
+// (crieur publish --dry-run).
+func (p *Publisher) DryRun() ([]PlannedAction, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s, err := p.snapshot()
+	if err != nil {
+		return nil, err
+	}
+	plan := p.plan(s)
+	out := make([]PlannedAction, len(plan))
+	for i, a := range plan {
+		out[i] = a.PlannedAction
+	}
+	return out, nil
+}
+
+// Reconcile announces every difference between the posts folder and the
+// ledger: new visible posts (Create), changed ones (Update, same Note id,
+// new updated), removed or unpublished ones (Delete with a Tombstone; the
+// Note then answers 410). Future-dated posts are left alone: call it again
+// when they are due (Run does). Each action is one storage transaction
+// (ledger + activity + jobs), so a crash never announces half a change.
+func (p *Publisher) Reconcile(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s, err := p.snapshot()
+	if err != nil {
+		return err
+	}
+	if s.importing && s.firstStart {
+		if err := p.store.SetMeta(publisherStateKey, stateImporting); err != nil {
+			return fmt.Errorf("federation: publisher: %w", err)
+		}
+	}
+	plan := p.plan(s)
+	queued := 0
+	var errs []error
+	for _, a := range plan {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, err := p.carryOut(s, a)
+		if err != nil {
+			// One post failing (a storage error, a post the Note builder
+			// refuses) must not hold back the others.
+			p.log.Error("publisher: announce", "type", a.Type, "post", a.Key, "err", err)
+			errs = append(errs, err)
+			continue
+		}
+		queued += n
+		if a.Type != ActionImport {
+			p.log.Info("publisher: announced", "type", a.Type, "post", a.Key, "inboxes", n, "reason", a.Reason)
+		}
+	}
+	if len(errs) == 0 && (s.importing || s.firstStart) {
+		if s.importing {
+			p.log.Info("publisher: back catalogue taken in without delivery", "posts", len(plan))
+		}
+		if err := p.store.SetMeta(publisherStateKey, stateReady); err != nil {
+			errs = append(errs, fmt.Errorf("federation: publisher: %w", err))
+		}
+	}
+	if queued > 0 && p.d != nil {
+		p.d.Wake()
+	}
+	return errors.Join(errs...)
+}
+
+// carryOut records one planned action and returns how many jobs it queued.
+func (p *Publisher) carryOut(s *snapshot, a plannedAction) (int, error) {
+	var (
+		act storage.Activity
+		err error
+	)
+	switch a.Type {
+	case ActionCreate, ActionImport:
+		act, err = p.createActivity(s.lib, a.post, a.entry)
+	case ActionUpdate:
+		act, err = p.updateActivity(s.lib, a.post, a.entry)
+	case ActionDelete:
+		act, err = p.svc.NewActivity(ActionDelete, p.svc.Tombstone(a.entry.NoteID, a.entry.Deleted))
+	default:
+		err = fmt.Errorf("unknown action %q", a.Type)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("federation: publish %s %s: %w", a.Type, a.Key, err)
+	}
+	jobs := p.jobs(act, a.entry.NoteID, a.inboxes)
+	if err := p.store.Publish(a.entry, act, jobs); err != nil {
+		return 0, fmt.Errorf("federation: publish %s %s: %w", a.Type, a.Key, err)
+	}
+	return len(jobs), nil
+}
+
+// createActivity is a Create of the post's Note. It is listed in the outbox
+// at the article's date, so the outbox reads in article order even for a
+// back catalogue taken in at once.
+func (p *Publisher) createActivity(lib *posts.Library, post *posts.Post, e storage.LedgerEntry) (storage.Activity, error) {
+	// No updated in a Create: Mastodon would show the post as edited.
+	note, err := p.svc.BuildNote(post, lib, e.Published, time.Time{})
+	if err != nil {
+		return storage.Activity{}, err
+	}
+	act, err := p.svc.NewActivity(ActionCreate, note)
+	if err != nil {
+		return storage.Activity{}, err
+	}
+	act.Published = e.Published
+	return act, nil
+}
+
+// updateActivity is an Update of the post's Note, same id, updated as in e.
+func (p *Publisher) updateActivity(lib *posts.Library, post *posts.Post, e storage.LedgerEntry) (storage.Activity, error) {
+	note, err := p.svc.BuildNote(post, lib, e.Published, e.Updated)
+	if err != nil {
+		return storage.Activity{}, err
+	}
+	return p.svc.NewActivity(ActionUpdate, note)
+}
+
+// jobs is one delivery per inbox, ordered by the Note id: Create, Update
+// and Delete of one Note reach each inbox in that order, retries included.
+func (p *Publisher) jobs(act storage.Activity, noteID string, inboxes []string) []storage.Job {
+	if len(inboxes) == 0 {
+		return nil
+	}
+	jobs := make([]storage.Job, 0, len(inboxes))
+	for _, in := range inboxes {
+		host := ""
+		if u, err := url.Parse(in); err == nil {
+			host = strings.ToLower(u.Host)
+		}
+		jobs = append(jobs, storage.Job{ActivityID: act.ID, Inbox: in, Host: host, Topic: noteID})
+	}
+	return jobs
+}
+
+// Republish announces a post again on purpose, to every current follower:
+// a post of the back catalogue (never delivered) gets its Create; a post
+// already delivered gets an Update with a new updated time (servers that
+// have it refresh it; Mastodon takes an Update of a Note it does not know
+// as a Create only when the Note is less than a day old). It returns the
+// number of deliveries queued; ErrNotFound for a post that is not visible
+// or not announced yet, ErrGone for a deleted one.
+func (p *Publisher) Republish(ctx context.Context, key string) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	e, err := p.store.LedgerEntry(key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, fmt.Errorf("federation: republish %s: not announced yet: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("federation: republish %s: %w", key, err)
+	}
+	if !e.Deleted.IsZero() {
+		return 0, fmt.Errorf("federation: republish %s: %w", key, ErrGone)
+	}
+	lib := p.svc.posts()
+	now := p.now()
+	if lib == nil {
+		return 0, fmt.Errorf("federation: republish %s: %w", key, ErrNotFound)
+	}
+	post, ok := lib.GetKey(key)
+	if !ok || post.Date.After(now) {
+		return 0, fmt.Errorf("federation: republish %s: not visible: %w", key, ErrNotFound)
+	}
+	inboxes, err := p.followerInboxes()
+	if err != nil {
+		return 0, err
+	}
+	a := plannedAction{post: post, inboxes: inboxes}
+	a.Key, a.Inboxes, a.entry = key, len(inboxes), e
+	a.entry.Hash = noteHash(lib, post, now)
+	if !e.Pushed {
+		a.Type, a.Reason = ActionCreate, "republished (back catalogue)"
+		a.entry.Pushed = true
+	} else {
+		a.Type, a.Reason = ActionUpdate, "republished"
+		a.entry.Updated = nextUpdated(e, now)
+	}
+	n, err := p.carryOut(&snapshot{lib: lib, now: now}, a)
+	if err != nil {
+		return 0, err
+	}
+	p.log.Info("publisher: republished", "type", a.Type, "post", key, "inboxes", n)
+	if n > 0 && p.d != nil {
+		p.d.Wake()
+	}
+	return n, nil
+}
