@@ -251,12 +251,7 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		case <-d.refill:
 		case <-tick:
 		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
+		timer.Stop() // Go 1.23+ timers: no stale expiry survives Stop
 	}
 }
 

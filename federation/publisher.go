@@ -27,6 +27,12 @@ const (
 	// reconcileRetry is when a failed reconcile (storage error) is tried
 	// again when nothing else happens.
 	reconcileRetry = 30 * time.Second
+	// maxDueWait makes Run re-read the clock at least this often while a
+	// future-dated post waits, so a suspended machine or a clock change
+	// does not delay it by more than that.
+	maxDueWait = time.Minute
+	// minDueWait keeps a timer that fires a hair early from spinning.
+	minDueWait = 10 * time.Millisecond
 )
 
 // publisherStateKey is the storage meta key of the publisher's first-start
@@ -467,4 +473,83 @@ func (p *Publisher) Republish(ctx context.Context, key string) (int, error) {
 		p.d.Wake()
 	}
 	return n, nil
+}
+
+// Run reconciles at start, after every burst of events from the posts
+// watcher (events are hints: each reconcile compares the whole library with
+// the ledger), and when the next future-dated post is due, so a scheduled
+// series goes out by itself. A failed reconcile is logged and tried again.
+// events may be nil. Run returns nil when ctx ends.
+func (p *Publisher) Run(ctx context.Context, events <-chan posts.Event) error {
+	timer := time.NewTimer(0) // the first reconcile, at start
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case _, ok := <-events:
+			if !ok {
+				events = nil // the watcher stopped: the schedule still runs
+				continue
+			}
+			if !p.coalesce(ctx, events) {
+				return nil
+			}
+		case <-timer.C:
+		}
+		err := p.Reconcile(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			p.log.Error("publisher: reconcile", "err", err)
+		}
+		wait, ok := p.untilDue()
+		if err != nil && (!ok || wait > reconcileRetry) {
+			wait, ok = reconcileRetry, true
+		}
+		timer.Stop()
+		if ok {
+			timer.Reset(wait)
+		}
+	}
+}
+
+// coalesce reads events until they pause for eventQuiet (or maxEventDelay
+// passed). It returns false when ctx ended.
+func (p *Publisher) coalesce(ctx context.Context, events <-chan posts.Event) bool {
+	limit := time.NewTimer(maxEventDelay)
+	defer limit.Stop()
+	quiet := time.NewTimer(eventQuiet)
+	defer quiet.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-limit.C:
+			return true
+		case <-quiet.C:
+			return true
+		case _, ok := <-events:
+			if !ok {
+				return true
+			}
+			// Go 1.23+ timers: Reset discards a pending expiry.
+			quiet.Reset(eventQuiet)
+		}
+	}
+}
+
+// untilDue is how long until the next future-dated post is due.
+func (p *Publisher) untilDue() (time.Duration, bool) {
+	lib := p.svc.posts()
+	if lib == nil {
+		return 0, false
+	}
+	now := p.now()
+	next, ok := lib.NextDue(now)
+	if !ok {
+		return 0, false
+	}
+	return min(max(next.Sub(now), minDueWait), maxDueWait), true
 }
