@@ -15,9 +15,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/crieur/crieur/posts"
 	"github.com/crieur/crieur/storage"
 )
 
@@ -34,8 +36,9 @@ var dlKey = sync.OnceValue(func() *rsa.PrivateKey {
 // dlClock is a settable clock shared by storage, the service and the
 // Deliverer, so that tests move time instead of sleeping through backoffs.
 type dlClock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu   sync.Mutex
+	t    time.Time
+	real bool // follow the wall clock (tests of Run's own timers)
 }
 
 func newDLClock() *dlClock {
@@ -45,6 +48,9 @@ func newDLClock() *dlClock {
 func (c *dlClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.real {
+		return time.Now()
+	}
 	return c.t
 }
 
@@ -62,6 +68,7 @@ type dlHarness struct {
 	store   *storage.Store
 	svc     *Service
 	d       *Deliverer
+	lib     atomic.Pointer[posts.Library] // what svc sees as the posts folder
 	results chan DeliveryResult
 	cancel  context.CancelFunc
 	done    chan error
@@ -88,7 +95,7 @@ func newDLHarness(t *testing.T, opts DeliveryOptions, noLoopback bool) *dlHarnes
 	client := NewClient(cc)
 	t.Cleanup(client.CloseIdleConnections)
 	svc, err := New(Config{BaseURL: "https://crieur.example", Handle: "reports"}, Deps{
-		Store: store, Key: dlKey(), Client: client, Now: h.clock.Now,
+		Store: store, Key: dlKey(), Client: client, Now: h.clock.Now, Posts: h.lib.Load,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -211,6 +218,7 @@ type dlInbox struct {
 	mu      sync.Mutex
 	got     map[string][]string                                 // path → activity types received, in order
 	ids     map[string][]string                                 // path → activity ids received
+	bodies  map[string][][]byte                                 // path → documents received
 	bad     []string                                            // verification failures
 	active  int                                                 // requests being handled now
 	peak    int                                                 // most requests handled at once
@@ -220,7 +228,7 @@ type dlInbox struct {
 
 func newDLInbox(t *testing.T, h *dlHarness, respond func(w http.ResponseWriter, r *http.Request, n int)) *dlInbox {
 	t.Helper()
-	in := &dlInbox{t: t, got: map[string][]string{}, ids: map[string][]string{}, respond: respond}
+	in := &dlInbox{t: t, got: map[string][]string{}, ids: map[string][]string{}, bodies: map[string][][]byte{}, respond: respond}
 	v := &DeliveryVerifier{KeyID: h.svc.cfg.KeyID(), Key: &dlKey().PublicKey, Now: h.clock.Now}
 	in.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
@@ -239,6 +247,7 @@ func newDLInbox(t *testing.T, h *dlHarness, respond func(w http.ResponseWriter, 
 		in.mu.Lock()
 		in.got[r.URL.Path] = append(in.got[r.URL.Path], act.Type)
 		in.ids[r.URL.Path] = append(in.ids[r.URL.Path], act.ID)
+		in.bodies[r.URL.Path] = append(in.bodies[r.URL.Path], body)
 		in.n++
 		n := in.n
 		in.active++
@@ -272,6 +281,12 @@ func (in *dlInbox) received(path string) []string {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return slices.Clone(in.got[path])
+}
+
+func (in *dlInbox) bodiesOf(path string) [][]byte {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return slices.Clone(in.bodies[path])
 }
 
 func (in *dlInbox) total() int {

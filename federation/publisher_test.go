@@ -1,0 +1,553 @@
+package federation
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crieur/crieur/posts"
+	"github.com/crieur/crieur/storage"
+)
+
+// pubFixture is a posts folder on disk, the real posts.Library loaded from
+// it, and a Publisher over the delivery harness.
+type pubFixture struct {
+	*dlHarness
+	dir string
+	pub *Publisher
+}
+
+func newPubFixture(t *testing.T) *pubFixture {
+	t.Helper()
+	h := newDLHarness(t, DeliveryOptions{}, false)
+	f := &pubFixture{dlHarness: h, dir: t.TempDir()}
+	f.reload()
+	f.pub = NewPublisher(h.svc, h.d, PublisherOptions{})
+	return f
+}
+
+// article writes one article file; date is relative to the test clock.
+func (f *pubFixture) article(file, title string, date time.Duration, extra ...string) {
+	f.t.Helper()
+	fm := []string{
+		"title: " + fmt.Sprintf("%q", title),
+		"date: " + f.clock.Now().Add(date).Format(time.RFC3339),
+	}
+	fm = append(fm, extra...)
+	text := "---\n" + strings.Join(fm, "\n") + "\n---\n\nThe text of " + title + ".\n"
+	path := filepath.Join(f.dir, file)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *pubFixture) remove(file string) {
+	f.t.Helper()
+	if err := os.Remove(filepath.Join(f.dir, file)); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// reload loads the folder like the watcher would after a change.
+func (f *pubFixture) reload() {
+	f.t.Helper()
+	lib, err := posts.Load(f.dir, posts.Options{Now: f.clock.Now})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if p := lib.Problems(); len(p) > 0 {
+		f.t.Fatalf("posts problems: %v", p)
+	}
+	f.lib.Store(lib)
+}
+
+func (f *pubFixture) reconcile() {
+	f.t.Helper()
+	f.reload()
+	if err := f.pub.Reconcile(context.Background()); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// follow adds an accepted follower on an inbox server; shared may be "".
+func (f *pubFixture) follow(in *dlInbox, user, shared string) {
+	f.t.Helper()
+	fl := storage.Follower{
+		ActorID: in.url("/users/" + user), Inbox: in.url("/users/" + user + "/inbox"),
+		Status: storage.FollowerAccepted,
+	}
+	if shared != "" {
+		fl.SharedInbox = in.url(shared)
+	}
+	if err := f.store.PutFollower(fl); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *pubFixture) ledger() map[string]storage.LedgerEntry {
+	f.t.Helper()
+	entries, err := f.store.Ledger()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	m := map[string]storage.LedgerEntry{}
+	for _, e := range entries {
+		m[e.Key] = e
+	}
+	return m
+}
+
+// startEmpty makes the first reconcile over an empty folder, so that what
+// the test writes next is new, not back catalogue.
+func (f *pubFixture) startEmpty() {
+	f.t.Helper()
+	f.reconcile()
+	if v, _, _ := f.store.Meta(publisherStateKey); v != stateReady {
+		f.t.Fatalf("state after the first start: %q", v)
+	}
+}
+
+// activities lists the stored activities of the pending jobs by inbox.
+func (f *pubFixture) jobsByInbox() map[string][]string {
+	f.t.Helper()
+	out := map[string][]string{}
+	for _, j := range f.pending() {
+		act, err := f.store.Activity(j.ActivityID)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		out[j.Inbox] = append(out[j.Inbox], act.Type)
+	}
+	return out
+}
+
+type noteDoc struct {
+	Type   string `json:"type"`
+	Object struct {
+		ID         string            `json:"id"`
+		Type       string            `json:"type"`
+		Published  string            `json:"published"`
+		Updated    string            `json:"updated"`
+		Content    string            `json:"content"`
+		FormerType string            `json:"formerType"`
+		ContentMap map[string]string `json:"contentMap"`
+	} `json:"object"`
+}
+
+func decodeNoteDoc(t *testing.T, body []byte) noteDoc {
+	t.Helper()
+	var d noteDoc
+	if err := json.Unmarshal(body, &d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestPublisherFanOutDedupsSharedInboxes(t *testing.T) {
+	f := newPubFixture(t)
+	// Server A: four followers behind one shared inbox. Server B: two
+	// followers without a shared inbox (GoToSocial). Server C: one.
+	a, b, c := newDLInbox(t, f.dlHarness, nil), newDLInbox(t, f.dlHarness, nil), newDLInbox(t, f.dlHarness, nil)
+	for _, u := range []string{"a1", "a2", "a3", "a4"} {
+		f.follow(a, u, "/inbox")
+	}
+	f.follow(b, "b1", "")
+	f.follow(b, "b2", "")
+	f.follow(c, "c1", "/inbox")
+	// A pending follow request gets nothing.
+	pending := storage.Follower{ActorID: c.url("/users/p"), Inbox: c.url("/users/p/inbox"), Status: storage.FollowerPending}
+	if err := f.store.PutFollower(pending); err != nil {
+		t.Fatal(err)
+	}
+	f.startEmpty()
+	f.start()
+	f.article("hello.en.md", "Hello", -time.Minute)
+	f.reconcile()
+	f.nextN(4)
+	f.quiet()
+	want := map[*dlInbox]map[string]int{
+		a: {"/inbox": 1},
+		b: {"/users/b1/inbox": 1, "/users/b2/inbox": 1},
+		c: {"/inbox": 1},
+	}
+	for in, paths := range want {
+		in.mu.Lock()
+		got := map[string]int{}
+		for p, types := range in.got {
+			got[p] = len(types)
+		}
+		in.mu.Unlock()
+		if fmt.Sprint(got) != fmt.Sprint(paths) {
+			t.Errorf("server %s received %v, want %v", in.srv.URL, got, paths)
+		}
+	}
+	d := decodeNoteDoc(t, a.bodiesOf("/inbox")[0])
+	if d.Type != "Create" || d.Object.ID != "https://crieur.example/posts/hello/en" || d.Object.Updated != "" {
+		t.Fatalf("delivered %+v", d)
+	}
+}
+
+func TestPublisherCreateUpdateDeleteInOrder(t *testing.T) {
+	f := newPubFixture(t)
+	// The first Create fails with 500: the Update and the Delete must
+	// wait behind it.
+	in := newDLInbox(t, f.dlHarness, func(w http.ResponseWriter, _ *http.Request, n int) {
+		if n == 1 {
+			w.WriteHeader(500)
+			return
+		}
+		w.WriteHeader(202)
+	})
+	f.follow(in, "u", "/inbox")
+	f.startEmpty()
+	f.start()
+
+	f.article("post.en.md", "First title", -time.Hour)
+	f.reconcile()
+	if r := f.next(); r.Outcome != OutcomeRetry {
+		t.Fatalf("create: %s", r.Outcome)
+	}
+	f.clock.Advance(time.Second)
+	f.article("post.en.md", "Second title", -time.Hour)
+	f.reconcile()
+	f.clock.Advance(time.Second)
+	f.remove("post.en.md")
+	f.reconcile()
+	if got := f.jobsByInbox()[in.url("/inbox")]; !slices.Equal(got, []string{"Create", "Update", "Delete"}) {
+		t.Fatalf("queued %v", got)
+	}
+	f.quiet() // the Update and the Delete wait behind the failed Create
+	f.advance(30 * time.Second)
+	f.nextN(3)
+	got := in.received("/inbox")
+	if !slices.Equal(got, []string{"Create", "Create", "Update", "Delete"}) {
+		t.Fatalf("received %v", got)
+	}
+	bodies := in.bodiesOf("/inbox")
+	create, update, del := decodeNoteDoc(t, bodies[1]), decodeNoteDoc(t, bodies[2]), decodeNoteDoc(t, bodies[3])
+	id := "https://crieur.example/posts/post/en"
+	if create.Object.ID != id || update.Object.ID != id || del.Object.ID != id {
+		t.Fatalf("ids: %s %s %s", create.Object.ID, update.Object.ID, del.Object.ID)
+	}
+	if !strings.Contains(update.Object.Content, "Second title") || update.Object.Updated <= update.Object.Published {
+		t.Fatalf("update: updated %q published %q", update.Object.Updated, update.Object.Published)
+	}
+	if del.Object.Type != "Tombstone" || del.Object.FormerType != "Note" {
+		t.Fatalf("delete object: %+v", del.Object)
+	}
+	if _, err := f.svc.NoteJSON("post", "en"); !errors.Is(err, ErrGone) {
+		t.Fatalf("NoteJSON after Delete: %v", err)
+	}
+	e := f.ledger()["post/en"]
+	if e.Deleted.IsZero() || e.Updated.IsZero() || !e.Pushed {
+		t.Fatalf("ledger: %+v", e)
+	}
+}
+
+func TestPublisherBackCatalogueIsNotPushed(t *testing.T) {
+	f := newPubFixture(t)
+	in := newDLInbox(t, f.dlHarness, nil)
+	f.follow(in, "u", "/inbox")
+	f.article("old.en.md", "Old", -72*time.Hour)
+	f.article("older.en.md", "Older", -96*time.Hour)
+	f.article("later.en.md", "Later", time.Hour) // future: not yet
+	f.reload()
+	plan, err := f.pub.DryRun()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan) != 2 || plan[0].Type != ActionImport || plan[0].Key != "older/en" || plan[0].Inboxes != 0 {
+		t.Fatalf("dry run: %+v", plan)
+	}
+	f.reconcile()
+	led := f.ledger()
+	if len(led) != 2 || led["old/en"].Pushed || led["older/en"].Pushed {
+		t.Fatalf("ledger: %+v", led)
+	}
+	if p := f.pending(); len(p) != 0 {
+		t.Fatalf("back catalogue queued %d jobs", len(p))
+	}
+	acts, total, err := f.store.Outbox(0, 10)
+	if err != nil || total != 2 {
+		t.Fatalf("outbox: %d %v", total, err)
+	}
+	// Newest first, by the articles' dates.
+	if acts[0].Type != "Create" || acts[0].ObjectID != "https://crieur.example/posts/old/en" {
+		t.Fatalf("outbox order: %s %s", acts[0].Type, acts[0].ObjectID)
+	}
+	if v, _, _ := f.store.Meta(publisherStateKey); v != stateReady {
+		t.Fatalf("state: %q", v)
+	}
+	// From now on new posts are delivered.
+	f.article("new.en.md", "New", -time.Minute)
+	f.reconcile()
+	if got := f.jobsByInbox(); len(got) != 1 || !slices.Equal(got[in.url("/inbox")], []string{"Create"}) {
+		t.Fatalf("after the first start: %v", got)
+	}
+	// And the future post when it is due.
+	f.clock.Advance(time.Hour)
+	f.reconcile()
+	if got := f.jobsByInbox()[in.url("/inbox")]; !slices.Equal(got, []string{"Create", "Create"}) {
+		t.Fatalf("after the due date: %v", got)
+	}
+}
+
+func TestPublisherImportResumesAfterACrash(t *testing.T) {
+	f := newPubFixture(t)
+	in := newDLInbox(t, f.dlHarness, nil)
+	f.follow(in, "u", "/inbox")
+	f.article("a.en.md", "A", -time.Hour)
+	f.article("b.en.md", "B", -2*time.Hour)
+	// A crash after the marker and the first import.
+	if err := f.store.SetMeta(publisherStateKey, stateImporting); err != nil {
+		t.Fatal(err)
+	}
+	f.reload()
+	b, _ := f.lib.Load().GetKey("b/en")
+	imported := storage.LedgerEntry{Key: "b/en", NoteID: "https://crieur.example/posts/b/en",
+		Hash: noteHash(f.lib.Load(), b, f.clock.Now()), Published: b.Date}
+	if err := f.store.Publish(imported, storage.Activity{ID: f.svc.NewActivityID(), Type: "Create"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.reconcile()
+	if p := f.pending(); len(p) != 0 {
+		t.Fatalf("the rest of the back catalogue was pushed: %d jobs", len(p))
+	}
+	if e, ok := f.ledger()["a/en"]; !ok || e.Pushed {
+		t.Fatalf("a/en: %+v %v", e, ok)
+	}
+}
+
+func TestPublisherLedgerWithoutMarkerIsReady(t *testing.T) {
+	f := newPubFixture(t)
+	in := newDLInbox(t, f.dlHarness, nil)
+	f.follow(in, "u", "/inbox")
+	f.article("a.en.md", "A", -time.Hour)
+	// A database with a ledger from before the marker existed.
+	if err := f.store.Publish(storage.LedgerEntry{Key: "gone/en", NoteID: "https://crieur.example/posts/gone/en", Hash: "x"},
+		storage.Activity{ID: f.svc.NewActivityID(), Type: "Create"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.reconcile()
+	got := f.jobsByInbox()[in.url("/inbox")]
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"Create", "Delete"}) {
+		t.Fatalf("queued %v", got)
+	}
+	if v, _, _ := f.store.Meta(publisherStateKey); v != stateReady {
+		t.Fatalf("state: %q", v)
+	}
+}
+
+func TestPublisherFutureDatedPostWaits(t *testing.T) {
+	f := newPubFixture(t)
+	in := newDLInbox(t, f.dlHarness, nil)
+	f.follow(in, "u", "")
+	f.startEmpty()
+	f.article("tuesday.en.md", "Tuesday", 10*time.Minute)
+	f.reconcile()
+	if plan, _ := f.pub.DryRun(); len(plan) != 0 {
+		t.Fatalf("future post planned: %+v", plan)
+	}
+	if len(f.ledger()) != 0 || len(f.pending()) != 0 {
+		t.Fatal("a future post was announced")
+	}
+	f.clock.Advance(10 * time.Minute)
+	f.reconcile()
+	if got := f.jobsByInbox()[in.url("/users/u/inbox")]; !slices.Equal(got, []string{"Create"}) {
+		t.Fatalf("when due: %v", got)
+	}
+	e := f.ledger()["tuesday/en"]
+	if !e.Published.Equal(f.clock.Now()) {
+		t.Fatalf("published %s, want the post date %s", e.Published, f.clock.Now())
+	}
+}
+
+func TestPublisherTranslationChangesUpdateSiblings(t *testing.T) {
+	f := newPubFixture(t)
+	in := newDLInbox(t, f.dlHarness, nil)
+	f.follow(in, "u", "/inbox")
+	f.startEmpty()
+	f.article("report.en.md", "Report", -time.Hour, "translationKey: report")
+	f.reconcile()
+	f.article("rapport.fr.md", "Rapport", -time.Hour, "translationKey: report")
+	f.reload()
+	plan, err := f.pub.DryRun()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range plan {
+		got = append(got, a.Type+" "+a.Key)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"Create rapport/fr", "Update report/en"}) {
+		t.Fatalf("translation added: %v", got)
+	}
+	f.reconcile()
+	// Removing the translation changes the English Note again.
+	f.remove("rapport.fr.md")
+	f.reload()
+	plan, _ = f.pub.DryRun()
+	got = nil
+	for _, a := range plan {
+		got = append(got, a.Type+" "+a.Key)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"Delete rapport/fr", "Update report/en"}) {
+		t.Fatalf("translation removed: %v", got)
+	}
+	f.reconcile()
+	if plan, _ := f.pub.DryRun(); len(plan) != 0 {
+		t.Fatalf("after reconciling: %+v", plan)
+	}
+}
+
+func TestPublisherDraftIsDeletedAndReturnIsCreated(t *testing.T) {
+	f := newPubFixture(t)
+	in := newDLInbox(t, f.dlHarness, nil)
+	f.follow(in, "u", "/inbox")
+	f.startEmpty()
+	f.article("p.en.md", "P", -time.Hour)
+	f.reconcile()
+	f.article("p.en.md", "P", -time.Hour, "draft: true")
+	f.reconcile()
+	if e := f.ledger()["p/en"]; e.Deleted.IsZero() {
+		t.Fatalf("draft not deleted: %+v", e)
+	}
+	// Back from draft: announced again (the site shows it again).
+	f.article("p.en.md", "P", -time.Hour)
+	f.reconcile()
+	if e := f.ledger()["p/en"]; !e.Deleted.IsZero() {
+		t.Fatalf("still deleted: %+v", e)
+	}
+	if got := f.jobsByInbox()[in.url("/inbox")]; !slices.Equal(got, []string{"Create", "Delete", "Create"}) {
+		t.Fatalf("queued %v", got)
+	}
+}
+
+func TestPublisherDryRunWritesNothing(t *testing.T) {
+	f := newPubFixture(t)
+	in := newDLInbox(t, f.dlHarness, nil)
+	f.follow(in, "a", "/inbox")
+	f.follow(in, "b", "/inbox")
+	f.follow(in, "c", "")
+	f.startEmpty()
+	f.article("p.en.md", "P", -time.Hour)
+	f.reload()
+	plan, err := f.pub.DryRun()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan) != 1 || plan[0] != (PlannedAction{Type: ActionCreate, Key: "p/en", Inboxes: 2, Reason: "new"}) {
+		t.Fatalf("plan %+v", plan)
+	}
+	if len(f.ledger()) != 0 || len(f.pending()) != 0 {
+		t.Fatal("dry run wrote")
+	}
+}
+
+func TestPublisherRepublish(t *testing.T) {
+	f := newPubFixture(t)
+	in := newDLInbox(t, f.dlHarness, nil)
+	f.follow(in, "u", "/inbox")
+	f.article("old.en.md", "Old", -72*time.Hour)
+	f.reconcile() // back catalogue
+	ctx := context.Background()
+
+	n, err := f.pub.Republish(ctx, "old/en")
+	if err != nil || n != 1 {
+		t.Fatalf("republish back catalogue: %d %v", n, err)
+	}
+	if e := f.ledger()["old/en"]; !e.Pushed || !e.Updated.IsZero() {
+		t.Fatalf("ledger after a first push: %+v", e)
+	}
+	f.clock.Advance(time.Minute)
+	if n, err := f.pub.Republish(ctx, "old/en"); err != nil || n != 1 {
+		t.Fatalf("republish again: %d %v", n, err)
+	}
+	e := f.ledger()["old/en"]
+	if !e.Updated.Equal(f.clock.Now()) {
+		t.Fatalf("updated %s", e.Updated)
+	}
+	if got := f.jobsByInbox()[in.url("/inbox")]; !slices.Equal(got, []string{"Create", "Update"}) {
+		t.Fatalf("queued %v", got)
+	}
+	if _, err := f.pub.Republish(ctx, "nope/en"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown: %v", err)
+	}
+	f.remove("old.en.md")
+	f.reconcile()
+	if _, err := f.pub.Republish(ctx, "old/en"); !errors.Is(err, ErrGone) {
+		t.Fatalf("deleted: %v", err)
+	}
+}
+
+func TestNextUpdatedMovesForward(t *testing.T) {
+	base := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		e    storage.LedgerEntry
+		now  time.Time
+		want time.Time
+	}{
+		{"now", storage.LedgerEntry{Published: base}, base.Add(time.Hour), base.Add(time.Hour)},
+		{"same second as published", storage.LedgerEntry{Published: base}, base.Add(300 * time.Millisecond), base.Add(time.Second)},
+		{"same second as last update", storage.LedgerEntry{Published: base, Updated: base.Add(time.Minute)}, base.Add(time.Minute), base.Add(time.Minute + time.Second)},
+		{"clock went back", storage.LedgerEntry{Published: base, Updated: base.Add(time.Hour)}, base, base.Add(time.Hour + time.Second)},
+	} {
+		if got := nextUpdated(tc.e, tc.now); !got.Equal(tc.want) {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestPublisherRunReactsToEventsAndSchedule(t *testing.T) {
+	f := newPubFixture(t)
+	f.clock.real = true // Run's own timers are under test
+	in := newDLInbox(t, f.dlHarness, nil)
+	f.follow(in, "u", "/inbox")
+	f.startEmpty()
+	events := make(chan posts.Event, 8)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.pub.Run(ctx, events) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// A new file and its event.
+	f.article("now.en.md", "Now", -time.Minute)
+	f.reload()
+	events <- posts.Event{Type: posts.Added, Key: "now/en"}
+	waitFor("the Create", func() bool { return len(f.ledger()) == 1 })
+	// A future post: the reconcile on its event finds it not yet due, the
+	// schedule announces it when it is.
+	f.article("soon.en.md", "Soon", 300*time.Millisecond)
+	f.reload()
+	events <- posts.Event{Type: posts.Added, Key: "soon/en"}
+	waitFor("the due post", func() bool { _, ok := f.ledger()["soon/en"]; return ok })
+	if got := f.jobsByInbox()[in.url("/inbox")]; !slices.Equal(got, []string{"Create", "Create"}) {
+		t.Fatalf("queued %v", got)
+	}
+}
