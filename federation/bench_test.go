@@ -1,0 +1,86 @@
+package federation
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestRunFanoutBenchCountsEveryInboxOnce runs the benchmark machinery at a
+// small size and checks what it reports, not how fast it was.
+func TestRunFanoutBenchCountsEveryInboxOnce(t *testing.T) {
+	res, err := RunFanoutBench(context.Background(), BenchConfig{
+		Followers: 90, Servers: 30, FailFraction: 0.3,
+		Timeout: 300 * time.Millisecond, SignDuration: 100 * time.Millisecond,
+		Dir: t.TempDir(), Key: dlKey(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Deliveries != 30 {
+		t.Errorf("jobs queued %d, want one per shared inbox (30)", res.Deliveries)
+	}
+	if res.HealthyServers != 21 || res.Delivered != 21 {
+		t.Errorf("healthy %d delivered %d, want 21 and 21", res.HealthyServers, res.Delivered)
+	}
+	if res.Duplicates != 0 || res.Rejected != 0 {
+		t.Errorf("duplicates %d rejected %d", res.Duplicates, res.Rejected)
+	}
+	if res.Attempts < 30 {
+		t.Errorf("servers saw %d requests, want every one of the 30 tried", res.Attempts)
+	}
+	if res.SignPerSec <= 0 || res.RawRSAPerSec <= 0 || res.DeliveriesPerSec <= 0 || res.PeakSys == 0 {
+		t.Errorf("missing figures: %+v", res)
+	}
+	if s := res.String(); len(s) == 0 {
+		t.Error("empty report")
+	}
+}
+
+func TestRunFanoutBenchRejectsBadFraction(t *testing.T) {
+	if _, err := RunFanoutBench(context.Background(), BenchConfig{FailFraction: 1.5}); err == nil {
+		t.Fatal("fail fraction 1.5 accepted")
+	}
+}
+
+// BenchmarkFanout fans one article out through the real Publisher,
+// Deliverer and storage to loopback inboxes that verify every signature.
+// Small by default; CRIEUR_BENCH_FULL=1 runs the size (10,000
+// followers on 2,000 servers), CRIEUR_BENCH_FAIL=0.3 makes 30% of the
+// servers fail (half 500, half hang), CRIEUR_BENCH_WORKERS sets Workers.
+//
+//	CRIEUR_BENCH_FULL=1 go test -run '^$' -bench Fanout -benchtime 1x ./federation/
+func BenchmarkFanout(b *testing.B) {
+	cfg := BenchConfig{Followers: 500, Servers: 100, SignDuration: time.Second, Timeout: 5 * time.Second, Key: dlKey()}
+	if os.Getenv("CRIEUR_BENCH_FULL") != "" {
+		cfg.Followers, cfg.Servers, cfg.SignDuration = DefaultBenchFollowers, DefaultBenchServers, DefaultBenchSignDuration
+	}
+	if v := os.Getenv("CRIEUR_BENCH_FAIL"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg.FailFraction = f
+	}
+	if v := os.Getenv("CRIEUR_BENCH_WORKERS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg.Workers = n
+	}
+	for b.Loop() {
+		cfg.Dir = b.TempDir()
+		res, err := RunFanoutBench(context.Background(), cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(res.DeliveriesPerSec, "deliveries/s")
+		b.ReportMetric(res.SignPerSec, "signs/s")
+		b.ReportMetric(100*res.Ratio, "%sign-rate")
+		b.ReportMetric(float64(res.PeakRSS)/(1<<20), "peak-RSS-MiB")
+		b.Log("\n" + res.String())
+	}
+}
