@@ -63,6 +63,7 @@ crieur_log_tail() {
   [ -f "$tmp/crieur.log" ] || return 0
   log "last lines of the server's log:"
   tail -n 60 "$tmp/crieur.log" | sed 's/^/#   /'
+  echo
 }
 
 # The articles: copies, because the suite adds and edits one.
@@ -93,7 +94,7 @@ else
     die "go build ./cmd/crieur failed"
   log "starting crieur on $base"
   "$tmp/crieur" serve -base-url "$base" -listen "127.0.0.1:$port" -posts "$tmp/posts" \
-    -data "$tmp/data" -handle "$HANDLE" -allow-private >"$tmp/crieur.log" 2>&1 &
+    -data "$tmp/data" -handle "$HANDLE" -allow-private=true >"$tmp/crieur.log" 2>&1 &
   pids+=("$!")
 fi
 server_pid=${pids[0]}

@@ -258,6 +258,8 @@ function pathOf(url) {
 const actors = {};
 /** Every POST crieur made to one of our inboxes, with Fedify's verdict. */
 const received = [];
+/** Every GET crieur made of our actors (informational). */
+const fetchesOfUs = [];
 
 function actorUrls(name) {
   const id = `${suiteOrigin}/users/${name}`;
@@ -363,6 +365,16 @@ async function handle(req, res) {
     const a = m && actors[m[1]];
     if (VERBOSE) note(`crieur GET ${url.pathname} signed=${req.headers.signature != null}`);
     if (a) {
+      // Servers in authorized-fetch mode (and GoToSocial) refuse unsigned
+      // GETs; record whether crieur signs its fetches and whether Fedify agrees.
+      const g = { path: url.pathname, signed: req.headers.signature != null, verified: null };
+      fetchesOfUs.push(g);
+      if (g.signed) {
+        verifyRequestDetailed(toRequest(req, null), loaders).then(
+          (v) => { g.verified = v.verified; g.reason = v.verified ? "" : v.reason.type; },
+          (e) => { g.verified = false; g.reason = describe(e); },
+        );
+      }
       res.writeHead(200, { "Content-Type": "application/activity+json" });
       res.end(a.json);
       return;
@@ -799,6 +811,14 @@ async function main() {
     must(obj.updated != null, "the updated Note has no `updated`");
   });
 
+  if (!accept) {
+    const late = deliveries((e) => e.at >= sentAt && e.inbox !== "victim" && e.json?.type === "Accept")[0];
+    note(late
+      ? `the Accept did arrive, ${((late.at - sentAt) / 1000).toFixed(1)}s after the Follow (verified: ${late.keyId != null}), ` +
+        "i.e. only when something else (the new article) set the delivery queue going"
+      : "no Accept arrived at all, even after the publishing checks");
+  }
+
   // Undo{Follow} -------------------------------------------------------------
   await check("undo: Undo{Follow} gets a 2xx and the followers count goes back down", async () => {
     must(ctx.followersBefore != null, "no followers count before the Follow");
@@ -875,6 +895,11 @@ function article(slug, title, text) {
 }
 
 function finish(server) {
+  const signed = fetchesOfUs.filter((g) => g.signed);
+  const verified = signed.filter((g) => g.verified === true);
+  const refused = signed.filter((g) => g.verified === false).map((g) => g.reason);
+  note(`crieur fetched the suite's actors ${fetchesOfUs.length} time(s): ${signed.length} signed, ` +
+    `${verified.length} verified by Fedify` + (refused.length ? ` (refused: ${[...new Set(refused)].join(", ")})` : ""));
   console.log(`${passed} passed, ${failed} failed`);
   server.closeAllConnections?.();
   server.close();
