@@ -52,8 +52,8 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'echo "# run.sh: interrupted"; exit 130' INT
+trap 'echo "# run.sh: terminated"; exit 143' TERM
 
 free_port() {
   "$node" -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
