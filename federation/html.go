@@ -356,22 +356,21 @@ func (r *renderer) node(n *html.Node, m mode) {
 		r.write("]")
 	case name == "q":
 		r.write("“")
-		r.children(n, inner(m))
+		r.children(n, modeInline)
 		r.write("”")
 	case mastodonElements[name]:
-		r.element(n, name, inner(m))
+		// Children of an inline element are inline: the spaces at its
+		// edges are content (only blocks trim theirs).
+		r.element(n, name, modeInline)
 	case blockContainers[name]:
 		r.container(n, m)
 	default:
 		// Unknown inline element (sup, sub, mark, small, abbr, time…):
 		// its text stays, the tag goes, as in Mastodon.
-		r.children(n, inner(m))
+		r.children(n, modeInline)
 	}
 }
 
-// inner is the mode for the children of an inline element: inline, so that
-// spaces at the element's edges stay (only a block trims its edges).
-func inner(mode) mode { return modeInline }
 
 // textNode writes text outside a paragraph run. In block mode it only comes
 // from helper paths; whitespace next to blocks is dropped.
@@ -534,7 +533,7 @@ func validLang(v string) bool {
 func (r *renderer) link(n *html.Node, m mode) {
 	href := r.absolute(attr(n, "href"))
 	if href == "" {
-		r.children(n, inner(m))
+		r.children(n, modeInline)
 		return
 	}
 	mk := r.mark()
@@ -554,7 +553,7 @@ func (r *renderer) link(n *html.Node, m mode) {
 	}
 	r.attributes(n, "a")
 	r.write(">")
-	r.children(n, inner(m))
+	r.children(n, modeInline)
 	if r.emptySince(mk) {
 		r.rollback(mk)
 		return
