@@ -371,7 +371,6 @@ func (r *renderer) node(n *html.Node, m mode) {
 	}
 }
 
-
 // textNode writes text outside a paragraph run. In block mode it only comes
 // from helper paths; whitespace next to blocks is dropped.
 func (r *renderer) textNode(n *html.Node, m mode) {
