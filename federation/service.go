@@ -117,6 +117,7 @@ type ClientConfig struct {
 // New builds the Service. Store and Key are required; Client, Logger and Now
 // get defaults when nil.
 func New(cfg Config, deps Deps) (*Service, error) {
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	if cfg.BaseURL == "" || cfg.Handle == "" {
 		return nil, errors.New("federation: new service: base URL and handle are required")
 	}
