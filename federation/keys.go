@@ -20,8 +20,10 @@ const keyBits = 2048
 const keyFileMode = 0o600
 
 // LoadOrCreateKey returns the actor's private key stored at path, creating
-// it on first start (RSA-2048, PKCS#8 PEM, mode 0600, written to a temporary
-// file and renamed so a crash never leaves half a key). An existing file is
+// it on first start (RSA-2048, PKCS#8 PEM, mode 0600, written and synced to
+// a temporary file, then hard-linked into place, which unlike rename never
+// replaces a file that appeared meanwhile; rename is the fallback where
+// links are unsupported), so a crash never leaves half a key. An existing file is
 // never overwritten: a new key would make Mastodon drop every follower. A
 // file readable by group or others, or one that does not hold an RSA key,
 // is an error naming the path, never a reason to regenerate.
