@@ -38,6 +38,7 @@ func (s *Service) ApproveFollower(ctx context.Context, actorID string) error {
 	if err := s.store.AcceptFollower(f, act, jobs); err != nil {
 		return fmt.Errorf("federation: approve follower %s: %w", actorID, err)
 	}
+	s.queued()
 	s.log.Info("federation: follower approved", "actor", actorID, "handle", f.Handle, "accept", act.ID)
 	return nil
 }
@@ -62,6 +63,7 @@ func (s *Service) RejectFollower(ctx context.Context, actorID string) error {
 	if err := s.store.Enqueue(act, jobs); err != nil {
 		return fmt.Errorf("federation: reject follower %s: %w", actorID, err)
 	}
+	s.queued()
 	if _, err := s.store.DeleteFollower(actorID); err != nil {
 		return fmt.Errorf("federation: reject follower %s: %w", actorID, err)
 	}

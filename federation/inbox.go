@@ -159,6 +159,7 @@ func (s *Service) inboxFollow(ctx context.Context, v *Verified, doc map[string]a
 	if err := s.store.AcceptFollower(f, act, jobs); err != nil {
 		return fmt.Errorf("federation: inbox follow: %w", err)
 	}
+	s.queued()
 	s.log.Info("federation: follower accepted", "actor", actorID, "handle", f.Handle, "accept", act.ID, "again", old.ActorID != "")
 	return nil
 }

@@ -89,6 +89,10 @@ type Deps struct {
 	Client *Client
 	Logger *slog.Logger
 	Now    func() time.Time
+	// Queued is called after the inbox or an admin action queued a
+	// delivery (an Accept, a Reject), so the Deliverer sends it now rather
+	// than at its next wake-up. Optional.
+	Queued func()
 }
 
 // Service answers protocol questions (documents, inbox) for web and the CLI.
@@ -101,6 +105,7 @@ type Service struct {
 	client *Client
 	log    *slog.Logger
 	now    func() time.Time
+	queued func()
 }
 
 // ClientConfig configures the one guarded outgoing HTTP client.
@@ -135,6 +140,10 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		client: deps.Client,
 		log:    deps.Logger,
 		now:    deps.Now,
+		queued: deps.Queued,
+	}
+	if s.queued == nil {
+		s.queued = func() {}
 	}
 	if s.now == nil {
 		s.now = time.Now

@@ -245,7 +245,6 @@ func opFollowersApprove(ctx context.Context, a *app, args []string, w io.Writer)
 	if err := a.svc.ApproveFollower(ctx, args[0]); err != nil {
 		return err
 	}
-	a.del.Wake()
 	fmt.Fprintf(w, "approved %s: the Accept is queued\n", args[0])
 	return nil
 }
@@ -254,7 +253,6 @@ func opFollowersReject(ctx context.Context, a *app, args []string, w io.Writer) 
 	if err := a.svc.RejectFollower(ctx, args[0]); err != nil {
 		return err
 	}
-	a.del.Wake()
 	fmt.Fprintf(w, "rejected %s: the Reject is queued\n", args[0])
 	return nil
 }

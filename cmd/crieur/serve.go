@@ -113,7 +113,15 @@ func openApp(cfg config, log *slog.Logger) (*app, error) {
 		UserAgent:     fmt.Sprintf("crieur/%s (+%s)", version, cfg.BaseURL),
 		AllowPrefixes: allowPrefixes(cfg.AllowPrivate),
 	})
+	// The deliverer is built after the service it serves; the inbox wakes
+	// it through this hook once it exists.
+	var del *federation.Deliverer
 	svc, err := federation.New(fcfg, federation.Deps{
+		Queued: func() {
+			if del != nil {
+				del.Wake()
+			}
+		},
 		Store:  store,
 		Posts:  w.Library,
 		Key:    key,
@@ -124,7 +132,7 @@ func openApp(cfg config, log *slog.Logger) (*app, error) {
 		store.Close()
 		return nil, err
 	}
-	del := federation.NewDeliverer(svc, federation.DeliveryOptions{
+	del = federation.NewDeliverer(svc, federation.DeliveryOptions{
 		Workers: cfg.Workers,
 		PerHost: cfg.PerHost,
 		MaxAge:  cfg.RetryFor,
