@@ -72,6 +72,19 @@ type fieldList []string
 func (f *fieldList) String() string     { return strings.Join(*f, ";") }
 func (f *fieldList) Set(v string) error { *f = append(*f, v); return nil }
 
+// text and boolText keep every setting as text until it is validated, so
+// that a bad environment value gets the same message as a bad flag.
+type text string
+
+func (t *text) String() string     { return string(*t) }
+func (t *text) Set(v string) error { *t = text(v); return nil }
+
+type boolText string
+
+func (b *boolText) String() string     { return string(*b) }
+func (b *boolText) Set(v string) error { *b = boolText(v); return nil }
+func (b *boolText) IsBoolFlag() bool   { return true }
+
 var handleRE = regexp.MustCompile(`^[a-z0-9_]{1,30}$`)
 
 // parseConfig reads flags from args, falling back to env, then to defaults.
@@ -97,7 +110,13 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		if e := getenv(s.env); e != "" {
 			def = e
 		}
-		fs.StringVar(v, s.flag, def, s.help+" (env "+s.env+")")
+		*v = def
+		if s.def == "true" || s.def == "false" {
+			// A switch: "-allow-private" alone means true.
+			fs.Var((*boolText)(v), s.flag, s.help+" (env "+s.env+")")
+		} else {
+			fs.Var((*text)(v), s.flag, s.help+" (env "+s.env+")")
+		}
 		values[s.flag] = v
 	}
 	if err := fs.Parse(args); err != nil {

@@ -41,6 +41,10 @@ func TestConfigFlagsWinOverEnvironment(t *testing.T) {
 	if len(c.Fields) != 2 || c.Fields[1] != "Lang=fr" {
 		t.Errorf("fields %v", c.Fields)
 	}
+	sw, _, err := parseConfig("serve", []string{"-allow-private", "-manual-approval=false"}, envOf(map[string]string{"CRIEUR_MANUAL_APPROVAL": "true"}), io.Discard, nil)
+	if err != nil || !sw.AllowPrivate || sw.ManualApprove {
+		t.Errorf("switches: allow-private %v manual-approval %v err %v", sw.AllowPrivate, sw.ManualApprove, err)
+	}
 	if strings.Join(rest, " ") != "remove x" {
 		t.Errorf("rest %v", rest)
 	}
@@ -52,7 +56,7 @@ func TestConfigRejectsBadValuesWithClearMessages(t *testing.T) {
 		"base URL scheme":      {"-base-url", "ftp://example.org"},
 		"handle":               {"-handle", "Not Valid"},
 		"retry":                {"-retry-for", "forever"},
-		"bool":                 {"-manual-approval", "maybe"},
+		"bool":                 {"-manual-approval=maybe"},
 		"lang":                 {"-lang", "english"},
 		"field":                {"-field", "novalue"},
 		"log level":            {"-log-level", "loud"},
@@ -63,7 +67,8 @@ func TestConfigRejectsBadValuesWithClearMessages(t *testing.T) {
 			t.Errorf("%s: %v accepted", name, args)
 			continue
 		}
-		if !strings.Contains(err.Error(), "-"+strings.TrimPrefix(args[0], "-")) {
+		name, _, _ := strings.Cut(args[0], "=")
+		if !strings.Contains(err.Error(), name) {
 			t.Errorf("%s: error %q does not name the flag", name, err)
 		}
 	}

@@ -175,9 +175,13 @@ func allowPrefixes(allowPrivate bool) []netip.Prefix {
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, _, err := parseConfig("serve", args, getenv, stderr, nil)
+	cfg, rest, err := parseConfig("serve", args, getenv, stderr, nil)
 	if err != nil {
 		return err
+	}
+	if len(rest) > 0 {
+		fmt.Fprintf(stderr, "crieur serve: unexpected arguments %q\n", rest)
+		return errUsage
 	}
 	log := newLogger(cfg, stderr)
 	a, err := openApp(cfg, log)
