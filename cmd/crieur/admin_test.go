@@ -1,0 +1,117 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// With manual approval, a Follow waits until the admin approves it from the
+// command line, which talks to the running server over its socket.
+func TestManualApprovalThroughTheAdminCommands(t *testing.T) {
+	in := newInstance(t, map[string]string{"a.en.md": post("a", "en", "A", "2023-01-02", "A.")})
+	in.extraEnv["CRIEUR_MANUAL_APPROVAL"] = "true"
+	in.start()
+	r := newRemote(t)
+	if code, actor := in.getJSON(in.actorID()); code != 200 || actor["manuallyApprovesFollowers"] != true {
+		t.Fatalf("actor: %d manuallyApprovesFollowers=%v", code, actor["manuallyApprovesFollowers"])
+	}
+	for _, name := range []string{"carol", "dave"} {
+		if resp := r.send(in.actorID()+"/inbox", name, follow(r, in, name), nil); resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("Follow from %s: %d", name, resp.StatusCode)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	if len(r.deliveries()) != 0 || in.followerCount() != 0 {
+		t.Fatalf("a pending follow was answered or counted: %v", summarize(r.deliveries()))
+	}
+	out, err := in.admin("followers", "pending")
+	if err != nil || !strings.Contains(out, r.actorID("carol")) || !strings.Contains(out, r.actorID("dave")) {
+		t.Fatalf("followers pending: %v\n%s", err, out)
+	}
+
+	if out, err := in.admin("followers", "approve", r.actorID("carol")); err != nil {
+		t.Fatalf("approve: %v\n%s", err, out)
+	}
+	acc := r.waitFor(10*time.Second, "Accept", ofType("Accept"))
+	if obj, _ := acc.Activity["object"].(map[string]any); obj["actor"] != r.actorID("carol") {
+		t.Errorf("Accept object %v", acc.Activity["object"])
+	}
+	if out, err := in.admin("followers", "reject", r.actorID("dave")); err != nil {
+		t.Fatalf("reject: %v\n%s", err, out)
+	}
+	rej := r.waitFor(10*time.Second, "Reject", ofType("Reject"))
+	if obj, _ := rej.Activity["object"].(map[string]any); obj["actor"] != r.actorID("dave") {
+		t.Errorf("Reject object %v", rej.Activity["object"])
+	}
+	if n := in.followerCount(); n != 1 {
+		t.Errorf("followers after approve+reject: %d, want 1", n)
+	}
+	if _, err := in.admin("followers", "approve", "https://nobody.example/users/x"); err == nil {
+		t.Errorf("approving an unknown actor succeeded")
+	}
+
+	// Publishing reports: dry run, an announcement on purpose, per-article status.
+	out, err = in.admin("publish", "-dry-run")
+	if err != nil || !strings.Contains(out, "nothing to publish") {
+		t.Errorf("dry run with everything announced: %v\n%s", err, out)
+	}
+	in.writePost("b.en.md", post("b", "en", "B", "2024-02-02", "B."))
+	create := r.waitFor(10*time.Second, "Create", ofType("Create"))
+	out, err = in.admin("publish", "-again", "a/en")
+	if err != nil || !strings.Contains(out, "1 deliveries queued") {
+		t.Fatalf("publish -again: %v\n%s", err, out)
+	}
+	// a/en was back catalogue, never pushed: followers' servers do not
+	// have it, so it goes out as a Create; announced again, as an Update.
+	announced := func(typ string) func(delivery) bool {
+		return func(d delivery) bool {
+			o, _ := d.Activity["object"].(map[string]any)
+			return d.Activity["type"] == typ && o["id"] == in.base+"/posts/a/en"
+		}
+	}
+	r.waitFor(10*time.Second, "Create of the back-catalogue post", announced("Create"))
+	if out, err := in.admin("publish", "-again", "a/en"); err != nil {
+		t.Fatalf("publish -again: %v\n%s", err, out)
+	}
+	r.waitFor(10*time.Second, "Update of the announced-again post", announced("Update"))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, err = in.admin("status", "b/en")
+		if err != nil {
+			t.Fatalf("status: %v\n%s", err, out)
+		}
+		// One follower, one delivery done, none pending or failed.
+		f := strings.Fields(out)
+		if strings.Contains(out, "b/en") && strings.Contains(out, "create") &&
+			strings.Join(f[len(f)-3:], " ") == "1 0 0" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status never showed the Create of b/en delivered (activity %v):\n%s", create.Activity["id"], out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := in.admin("status", "nope/en"); err == nil {
+		t.Errorf("status of an unknown article succeeded")
+	}
+}
+
+// Without a running server the admin commands open the data folder
+// themselves; with one they must not fight it for the file.
+func TestAdminCommandsWithoutAServer(t *testing.T) {
+	in := newInstance(t, map[string]string{"a.en.md": post("a", "en", "A", "2023-01-02", "A.")})
+	out, err := in.admin("queue")
+	if err != nil || !strings.HasPrefix(out, "pending 0, retrying 0, failed 0") {
+		t.Fatalf("queue on a fresh data folder: %v\n%s", err, out)
+	}
+	out, err = in.admin("publish", "-dry-run")
+	if err != nil || !strings.Contains(out, "a/en") {
+		t.Fatalf("dry run before the first start should list the back catalogue: %v\n%s", err, out)
+	}
+	out, err = in.admin("followers")
+	if err != nil || !strings.Contains(out, "0 in all") {
+		t.Fatalf("followers: %v\n%s", err, out)
+	}
+}
