@@ -21,6 +21,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,6 +74,9 @@ type BenchConfig struct {
 	// Key signs; a fresh RSA-2048 key when nil.
 	Key    *rsa.PrivateKey
 	Logger *slog.Logger
+	// CPUProfile, when set, receives a pprof CPU profile of the fan-out
+	// alone (setup and signing measurement excluded).
+	CPUProfile io.Writer
 }
 
 // BenchResult is what one fan-out run measured.
@@ -93,8 +98,24 @@ type BenchResult struct {
 	PeakHeapSys        uint64        // max runtime HeapSys sampled during the run
 	PeakSys            uint64        // max runtime Sys sampled during the run
 	PeakRSS            uint64        // VmHWM of the process (servers included), 0 if unknown
-	GOMAXPROCS         int
-	Workers            int
+	// CPUUse is the process's CPU time during the fan-out over the time
+	// GOMAXPROCS cores offered (1 = every core busy); 0 if unknown. Below
+	// 1 the machine was idle part of the time or another process had it.
+	CPUUse float64
+	// CPU cost per delivery (crieur and the loopback servers together,
+	// process CPU during the fan-out over healthy deliveries) and per
+	// signature (Signer.SignRequest); their ratio is the delivery path's
+	// efficiency, which other processes on the machine do not skew the
+	// way they skew wall-clock rates.
+	CPUPerDelivery, CPUPerSign time.Duration
+	CPURatio                   float64
+	// Go heap allocated per delivery and garbage collections during the
+	// fan-out (the receivers' share included).
+	AllocPerDelivery uint64
+	GCCycles         uint32
+	GCCPU            time.Duration // CPU the garbage collector used during the fan-out
+	GOMAXPROCS       int
+	Workers          int
 }
 
 // String is a human report of one run.
@@ -107,6 +128,12 @@ func (r BenchResult) String() string {
 	fmt.Fprintf(&b, "  attempts received %d: %.0f/s\n", r.Attempts, r.AttemptsPerSec)
 	fmt.Fprintf(&b, "  signing rate %.0f/s (raw RSA-2048 %.0f/s) → ratio %.1f%%\n", r.SignPerSec, r.RawRSAPerSec, 100*r.Ratio)
 	fmt.Fprintf(&b, "  peak memory: heap %s, Go sys %s, process RSS %s\n", mib(r.PeakHeapSys), mib(r.PeakSys), mib(r.PeakRSS))
+	fmt.Fprintf(&b, "  allocated %.1f KiB per delivery, %d GC cycles using %s of CPU during the fan-out\n",
+		float64(r.AllocPerDelivery)/1024, r.GCCycles, r.GCCPU.Round(time.Millisecond))
+	if r.CPUUse > 0 {
+		fmt.Fprintf(&b, "  CPU use during the fan-out: %.0f%% of %d cores; CPU per delivery %s, per signature %s → %.1f%%\n",
+			100*r.CPUUse, r.GOMAXPROCS, r.CPUPerDelivery.Round(time.Microsecond), r.CPUPerSign.Round(time.Microsecond), 100*r.CPURatio)
+	}
 	return b.String()
 }
 
@@ -244,7 +271,7 @@ func RunFanoutBench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	if err != nil {
 		return res, err
 	}
-	signBefore, rawBefore := measureSigning(svc.signer, key, body, farm.servers[0].url+"/inbox", cfg.SignDuration/2)
+	before := measureSigning(svc.signer, key, body, farm.servers[0].url+"/inbox", cfg.SignDuration/2)
 
 	runCtx, cancelRun := context.WithCancel(ctx)
 	runDone := make(chan struct{})
@@ -261,6 +288,16 @@ func RunFanoutBench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	var peak memPeak
 	stopSampling := peak.sample(benchSample)
 	runtime.GC()
+	if cfg.CPUProfile != nil {
+		if err := pprof.StartCPUProfile(cfg.CPUProfile); err != nil {
+			stopSampling()
+			return res, fmt.Errorf("federation: bench: %w", err)
+		}
+	}
+	var ms0 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	gc0 := gcCPU()
+	cpuStart := processCPU()
 	start := time.Now()
 	lib.Store(full)
 	if err := pub.Reconcile(ctx); err != nil {
@@ -277,6 +314,9 @@ func RunFanoutBench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 		}
 	}
 	stopSampling()
+	if cfg.CPUProfile != nil {
+		pprof.StopCPUProfile()
+	}
 	mu.Lock()
 	end := lastHealthy
 	mu.Unlock()
@@ -284,11 +324,25 @@ func RunFanoutBench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 		end = time.Now()
 	}
 	res.Duration = end.Sub(start)
+	var ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms1)
+	res.GCCycles = ms1.NumGC - ms0.NumGC
+	res.GCCPU = gcCPU() - gc0
+	if farm.healthy > 0 {
+		res.AllocPerDelivery = (ms1.TotalAlloc - ms0.TotalAlloc) / uint64(farm.healthy)
+	}
+	if cpu := processCPU() - cpuStart; cpu > 0 && cpuStart > 0 {
+		res.CPUUse = cpu.Seconds() / (time.Since(start).Seconds() * float64(res.GOMAXPROCS))
+		if farm.healthy > 0 {
+			res.CPUPerDelivery = cpu / time.Duration(farm.healthy)
+		}
+	}
 	stopRun()
 
-	signAfter, rawAfter := measureSigning(svc.signer, key, body, farm.servers[0].url+"/inbox", cfg.SignDuration/2)
-	res.SignPerSec = (signBefore + signAfter) / 2
-	res.RawRSAPerSec = (rawBefore + rawAfter) / 2
+	after := measureSigning(svc.signer, key, body, farm.servers[0].url+"/inbox", cfg.SignDuration/2)
+	res.SignPerSec = (before.sign + after.sign) / 2
+	res.RawRSAPerSec = (before.raw + after.raw) / 2
+	res.CPUPerSign = (before.signCPU + after.signCPU) / 2
 
 	if acts, _, err := store.Outbox(0, 1); err == nil && len(acts) == 1 {
 		if c, err := store.DeliveryCounts(acts[0].ID); err == nil {
@@ -303,6 +357,9 @@ func RunFanoutBench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	}
 	if res.SignPerSec > 0 {
 		res.Ratio = res.DeliveriesPerSec / res.SignPerSec
+	}
+	if res.CPUPerDelivery > 0 {
+		res.CPURatio = float64(res.CPUPerSign) / float64(res.CPUPerDelivery)
 	}
 	res.PeakHeapSys, res.PeakSys = peak.values()
 	res.PeakRSS = vmHWM()
@@ -350,13 +407,20 @@ func benchBody(svc *Service, lib *posts.Library) ([]byte, error) {
 	return act.JSON, nil
 }
 
+// signRates is what measureSigning found.
+type signRates struct {
+	sign, raw       float64       // operations per second
+	signCPU, rawCPU time.Duration // process CPU per operation, 0 if unknown
+}
+
 // measureSigning runs GOMAXPROCS goroutines for d: signing requests like a
 // delivery does (fresh request, Date, Digest of body, RSA signature), and
-// raw RSA-2048 signatures of a SHA-256 hash. Rates per second.
-func measureSigning(signer *Signer, key *rsa.PrivateKey, body []byte, target string, d time.Duration) (signPerSec, rawPerSec float64) {
-	run := func(op func() error) float64 {
+// raw RSA-2048 signatures of a SHA-256 hash.
+func measureSigning(signer *Signer, key *rsa.PrivateKey, body []byte, target string, d time.Duration) signRates {
+	run := func(op func() error) (float64, time.Duration) {
 		var n atomic.Int64
 		var wg sync.WaitGroup
+		cpu0 := processCPU()
 		start := time.Now()
 		deadline := start.Add(d)
 		for range runtime.GOMAXPROCS(0) {
@@ -372,9 +436,18 @@ func measureSigning(signer *Signer, key *rsa.PrivateKey, body []byte, target str
 			}()
 		}
 		wg.Wait()
-		return float64(n.Load()) / time.Since(start).Seconds()
+		ops := n.Load()
+		if ops == 0 {
+			return 0, 0
+		}
+		var perOp time.Duration
+		if cpu0 > 0 {
+			perOp = (processCPU() - cpu0) / time.Duration(ops)
+		}
+		return float64(ops) / time.Since(start).Seconds(), perOp
 	}
-	signPerSec = run(func() error {
+	var r signRates
+	r.sign, r.signCPU = run(func() error {
 		req, err := http.NewRequest(http.MethodPost, target, bytes.NewReader(body))
 		if err != nil {
 			return err
@@ -383,11 +456,11 @@ func measureSigning(signer *Signer, key *rsa.PrivateKey, body []byte, target str
 		return signer.SignRequest(req, body)
 	})
 	sum := sha256.Sum256(body)
-	rawPerSec = run(func() error {
+	r.raw, r.rawCPU = run(func() error {
 		_, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, sum[:])
 		return err
 	})
-	return signPerSec, rawPerSec
+	return r
 }
 
 // memPeak samples the Go runtime's memory during a run.
@@ -458,6 +531,42 @@ func vmHWM() uint64 {
 		}
 	}
 	return 0
+}
+
+// gcCPU is the CPU time the Go garbage collector has used so far.
+func gcCPU() time.Duration {
+	sample := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(sample)
+	if sample[0].Value.Kind() != metrics.KindFloat64 {
+		return 0
+	}
+	return time.Duration(sample[0].Value.Float64() * float64(time.Second))
+}
+
+// processCPU is the user+system CPU time of the process so far (Linux,
+// from /proc/self/stat; 0 elsewhere).
+func processCPU() time.Duration {
+	data, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which is in parentheses and may hold
+	// spaces): utime and stime are the 12th and 13th, in clock ticks.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	// USER_HZ is 100 on every Linux configuration Go supports.
+	return time.Duration(ut+st) * (time.Second / 100)
 }
 
 // DeliveryVerifier checks an incoming delivery the way a strict peer does:
@@ -544,6 +653,10 @@ type inboxFarm struct {
 	healthy int
 	stop    chan struct{}
 	wg      sync.WaitGroup
+	// bufs recycles request body buffers: the receivers share the CPU
+	// with the publisher being measured, so they should not make garbage
+	// a real remote server would make on its own machine.
+	bufs sync.Pool
 }
 
 type farmServer struct {
@@ -559,6 +672,7 @@ type farmServer struct {
 // chosen with a fixed seed so runs compare.
 func startInboxFarm(n int, failFraction float64, v *DeliveryVerifier) (*inboxFarm, error) {
 	f := &inboxFarm{stop: make(chan struct{})}
+	f.bufs.New = func() any { return new(bytes.Buffer) }
 	modes := make([]inboxMode, n)
 	failing := int(math.Round(failFraction * float64(n)))
 	for i := range failing {
@@ -610,12 +724,14 @@ func (f *inboxFarm) handler(s *farmServer, v *DeliveryVerifier) http.Handler {
 			}
 			return
 		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, inboxMaxBody))
-		if err != nil {
+		buf := f.bufs.Get().(*bytes.Buffer)
+		defer f.bufs.Put(buf)
+		buf.Reset()
+		if _, err := buf.ReadFrom(io.LimitReader(r.Body, inboxMaxBody)); err != nil {
 			http.Error(w, "read", http.StatusBadRequest)
 			return
 		}
-		if err := v.Verify(r, body); err != nil {
+		if err := v.Verify(r, buf.Bytes()); err != nil {
 			s.rejected.Add(1)
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return

@@ -71,6 +71,14 @@ func BenchmarkFanout(b *testing.B) {
 		}
 		cfg.Workers = n
 	}
+	if path := os.Getenv("CRIEUR_BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		cfg.CPUProfile = f
+	}
 	for b.Loop() {
 		cfg.Dir = b.TempDir()
 		res, err := RunFanoutBench(context.Background(), cfg)

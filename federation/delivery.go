@@ -131,11 +131,15 @@ type Deliverer struct {
 	br       *breaker
 	stopping bool
 	reqCtx   context.Context // requests' parent: outlives Run's ctx by Grace
-	// Refill accounting: a scan is worth doing once a good part of what
-	// the last one took has finished.
+	// Refill accounting: a scan is worth doing once half of what the
+	// last one saw in flight has finished.
 	doneSinceScan  int
 	inflightAtScan int
-	wg             sync.WaitGroup // deliveries and deferral writers
+	// finishedDuringScan collects the jobs whose outcome was stored while
+	// a scan was reading the queue: its snapshot may still show them as
+	// due, and taking them again would deliver them twice.
+	finishedDuringScan map[uint64]struct{}
+	wg                 sync.WaitGroup // deliveries and deferral writers
 }
 
 // hostQueue holds one host's jobs waiting for a slot.
@@ -262,6 +266,9 @@ func (d *Deliverer) scan() (time.Duration, error) {
 	now := d.now()
 	d.mu.Lock()
 	room := d.opts.QueueLimit - len(d.inflight)
+	if room > 0 {
+		d.finishedDuringScan = map[uint64]struct{}{}
+	}
 	d.mu.Unlock()
 	if room <= 0 {
 		// Full: completions will call for the next scan.
@@ -271,11 +278,14 @@ func (d *Deliverer) scan() (time.Duration, error) {
 	// (they are the oldest): ask for enough to see past them.
 	limit := d.opts.QueueLimit
 	jobs, err := d.store.DueJobs(now, limit)
-	if err != nil {
-		return 0, err
-	}
 	var deferred []storage.Job
 	d.mu.Lock()
+	recent := d.finishedDuringScan
+	d.finishedDuringScan = nil
+	if err != nil {
+		d.mu.Unlock()
+		return 0, err
+	}
 	if d.stopping {
 		d.mu.Unlock()
 		return 0, nil
@@ -284,6 +294,9 @@ func (d *Deliverer) scan() (time.Duration, error) {
 	for _, j := range jobs {
 		if _, ok := d.inflight[j.ID]; ok {
 			continue
+		}
+		if _, ok := recent[j.ID]; ok {
+			continue // done while the queue was read: stale
 		}
 		if len(d.inflight) >= d.opts.QueueLimit {
 			full = true
@@ -623,8 +636,15 @@ func (d *Deliverer) removeFollowersOf(inbox string) (int, error) {
 func (d *Deliverer) finish(id uint64) {
 	d.mu.Lock()
 	delete(d.inflight, id)
+	if d.finishedDuringScan != nil {
+		d.finishedDuringScan[id] = struct{}{}
+	}
 	d.doneSinceScan++
-	if len(d.inflight) == 0 || d.doneSinceScan >= max(1, d.inflightAtScan/4) {
+	// Scan again when half of what the last scan saw in flight is done
+	// (room for new jobs, and chain successors now at the head): every
+	// scan reads the jobs still in flight again, so scanning after each
+	// completion would cost a fan-out quadratic work.
+	if len(d.inflight) == 0 || d.doneSinceScan >= max(1, d.inflightAtScan/2) {
 		d.signalRefill()
 	}
 	d.mu.Unlock()
