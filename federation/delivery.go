@@ -303,14 +303,14 @@ func (d *Deliverer) scan() (time.Duration, error) {
 			break
 		}
 		d.inflight[j.ID] = struct{}{}
+		if st, _ := d.br.state(j.Host, now); st == hostOpen {
+			deferred = append(deferred, j)
+			continue
+		}
 		hq := d.hosts[j.Host]
 		if hq == nil {
 			hq = &hostQueue{name: j.Host}
 			d.hosts[j.Host] = hq
-		}
-		if st, _ := d.br.state(j.Host, now); st == hostOpen {
-			deferred = append(deferred, j)
-			continue
 		}
 		hq.queue = append(hq.queue, j)
 		d.markReadyLocked(hq)
@@ -505,11 +505,12 @@ func (d *Deliverer) attempt(reqCtx context.Context, job storage.Job) (res Delive
 		return d.retry(job, 0, err.Error(), now), -1, time.Time{}
 	}
 	res.Status = resp.Status
-	msg := fmt.Sprintf("HTTP %d %s", resp.Status, http.StatusText(resp.Status))
-	switch s := resp.Status; {
-	case s >= 200 && s <= 299:
+	if s := resp.Status; s >= 200 && s <= 299 {
 		res.Outcome = OutcomeDelivered
 		return res, +1, time.Time{}
+	}
+	msg := fmt.Sprintf("HTTP %d %s", resp.Status, http.StatusText(resp.Status))
+	switch s := resp.Status; {
 	case s == http.StatusGone:
 		res.Outcome, res.Err = OutcomeGone, msg
 		return res, +1, time.Time{}
