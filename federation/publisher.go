@@ -139,8 +139,9 @@ func (p *Publisher) snapshot() (*snapshot, error) {
 	// The back catalogue: on the very first start over an existing folder
 	// every visible post is taken into the ledger and the outbox, and
 	// nothing is delivered. There are no followers yet, and a follower who
-	// arrives later must not be flooded with years of old articles (nor
-	// would Mastodon show them in timelines at their date). A crash in the
+	// arrives later must not be flooded with years of old articles:
+	// Mastodon puts a delivered post at the top of home timelines whatever
+	// its date, so a back catalogue would bury everything else. A crash in the
 	// middle leaves the marker at "importing" and the next start goes on
 	// importing. A database from before the marker (a ledger but no
 	// marker) is simply marked ready.
