@@ -52,6 +52,8 @@ func TestPublishingThroughFiles(t *testing.T) {
 
 	// A new article: a Create of a Note, at the shared inbox.
 	in.writePost("news.en.md", post("news", "en", "Fresh news", "2024-03-05T10:00:00Z", "Something **new** happened."))
+	// Editors expect to see their article online within a second.
+	waitPage(t, in.base+"/", "Fresh news", time.Second)
 	noteID := in.base + "/posts/news/en"
 	create := r.waitFor(10*time.Second, "Create", func(d delivery) bool {
 		o, _ := d.Activity["object"].(map[string]any)
@@ -64,9 +66,8 @@ func TestPublishingThroughFiles(t *testing.T) {
 	if note["type"] != "Note" || !strings.Contains(note["content"].(string), "Fresh news") {
 		t.Errorf("Create object: %v", note)
 	}
-	waitPage(t, in.base+"/", "Fresh news", 5*time.Second)
-	waitPage(t, in.base+"/feed.atom", "Fresh news", 5*time.Second)
-	waitPage(t, in.base+"/feed.rss", "Fresh news", 5*time.Second)
+	waitPage(t, in.base+"/feed.atom", "Fresh news", time.Second)
+	waitPage(t, in.base+"/feed.rss", "Fresh news", time.Second)
 
 	// An edit: an Update of the same Note id, with a later updated.
 	in.writePost("news.en.md", post("news", "en", "Fresh news, corrected", "2024-03-05T10:00:00Z", "Something **new** happened, twice."))
