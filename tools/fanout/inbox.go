@@ -1,0 +1,410 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Inbox server limits.
+const (
+	// maxInboxBody caps a delivery body, as a real inbox would.
+	maxInboxBody = 1 << 20
+	// inboxReadHeaderTimeout bounds a client that never finishes its headers.
+	inboxReadHeaderTimeout = 10 * time.Second
+	// inboxIdleTimeout closes idle keep-alive connections from crieur.
+	inboxIdleTimeout = 120 * time.Second
+	// failureSamples is how many verification failures the report quotes.
+	failureSamples = 5
+)
+
+// mode is how one inbox server answers a delivery it has verified.
+type mode int
+
+const (
+	modeHealthy mode = iota // 202 Accepted
+	mode500                 // 500 Internal Server Error
+	modeHang                // never answers; the client has to give up
+)
+
+func (m mode) String() string {
+	switch m {
+	case mode500:
+		return "500"
+	case modeHang:
+		return "hang"
+	}
+	return "healthy"
+}
+
+// modes spreads the failing servers evenly over the fleet (so they are
+// neither all at the head nor all at the tail of crieur's queue, which
+// sorts inboxes by URL anyway, and ports are random): server i fails when
+// floor((i+1)·fail) > floor(i·fail). Failing ones alternate 500 and hang.
+func modes(servers int, fail float64) []mode {
+	out := make([]mode, servers)
+	failing := 0
+	for i := range out {
+		if int(float64(i+1)*fail) > int(float64(i)*fail) {
+			if failing%2 == 0 {
+				out[i] = mode500
+			} else {
+				out[i] = modeHang
+			}
+			failing++
+		}
+	}
+	return out
+}
+
+// inboxServer is one remote instance: a plain net/http server on its own
+// loopback port, with some of crieur's followers and their shared inbox.
+type inboxServer struct {
+	idx       int
+	mode      mode
+	base      string // http://127.0.0.1:port
+	followers []string
+	srv       *http.Server
+	fleet     *fleet
+}
+
+func (s *inboxServer) actorID(name string) string { return s.base + "/users/" + name }
+func (s *inboxServer) sharedInbox() string        { return s.base + "/inbox" }
+
+// serverStats is what one server saw.
+type serverStats struct {
+	creates     int       // verified Creates of the expected Note
+	activityIDs []string  // their activity ids, to tell a duplicate from a retry
+	first       time.Time // arrival of the first such Create
+	other       int       // any other verified activity
+	otherSample string
+}
+
+// fleet is every inbox server of the run and what they received.
+type fleet struct {
+	servers  []*inboxServer
+	keys     *keyCache
+	noteID   string // the Note whose Create is expected
+	actorID  string // crieur's actor: every activity's actor
+	errorLog *log.Logger
+
+	mu             sync.Mutex
+	stats          []serverStats
+	healthyTotal   int
+	healthyReached int
+	allHealthy     chan struct{} // closed when every healthy server has the Create
+	firstAny       time.Time     // first verified delivery, any server
+	verifyFailures int
+	failures       []string
+	maxDateAge     time.Duration
+	inflight       int
+	maxInflight    int
+	posts          int // every POST received
+}
+
+// startFleet starts n servers; followers[i] are the follower names that
+// live on server i.
+func startFleet(n int, fail float64, followers [][]string, keys *keyCache, noteID, actorID string, errorLog *log.Logger) (*fleet, error) {
+	f := &fleet{
+		keys: keys, noteID: noteID, actorID: actorID, errorLog: errorLog,
+		stats:      make([]serverStats, n),
+		allHealthy: make(chan struct{}),
+	}
+	ms := modes(n, fail)
+	for i := range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			f.close()
+			return nil, fmt.Errorf("fanout: inbox server %d of %d: %w", i+1, n, err)
+		}
+		s := &inboxServer{idx: i, mode: ms[i], base: "http://" + ln.Addr().String(), followers: followers[i], fleet: f}
+		mux := http.NewServeMux()
+		mux.HandleFunc("POST /inbox", s.inbox)
+		mux.HandleFunc("POST /users/{name}/inbox", s.inbox)
+		mux.HandleFunc("GET /users/{name}", s.actor)
+		s.srv = &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: inboxReadHeaderTimeout,
+			IdleTimeout:       inboxIdleTimeout,
+			ErrorLog:          errorLog,
+		}
+		if s.mode == modeHealthy {
+			f.healthyTotal++
+		}
+		f.servers = append(f.servers, s)
+		go func() {
+			if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errorLog.Printf("server %s: %v", s.base, err)
+			}
+		}()
+	}
+	if f.healthyTotal == 0 {
+		close(f.allHealthy)
+	}
+	return f, nil
+}
+
+// close stops every server and drops their connections, which also
+// releases the hanging handlers.
+func (f *fleet) close() {
+	for _, s := range f.servers {
+		_ = s.srv.Close()
+	}
+}
+
+// actor serves a follower's actor document, so the followers crieur has
+// on file exist on their servers like real ones.
+func (s *inboxServer) actor(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	known := false
+	for _, n := range s.followers {
+		if n == name {
+			known = true
+			break
+		}
+	}
+	if !known {
+		http.NotFound(w, r)
+		return
+	}
+	id := s.actorID(name)
+	doc := map[string]any{
+		"@context":          "https://www.w3.org/ns/activitystreams",
+		"id":                id,
+		"type":              "Person",
+		"preferredUsername": name,
+		"inbox":             id + "/inbox",
+		"endpoints":         map[string]string{"sharedInbox": s.sharedInbox()},
+	}
+	w.Header().Set("Content-Type", "application/activity+json")
+	_ = json.NewEncoder(w).Encode(doc)
+}
+
+// activity is the part of a delivered activity the harness checks.
+type activity struct {
+	ID     string          `json:"id"`
+	Type   string          `json:"type"`
+	Actor  string          `json:"actor"`
+	Object json.RawMessage `json:"object"`
+}
+
+// objectID is the object's id whether it is embedded or a bare URL.
+func (a activity) objectID() string {
+	var s string
+	if json.Unmarshal(a.Object, &s) == nil {
+		return s
+	}
+	var o struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(a.Object, &o)
+	return o.ID
+}
+
+// inbox verifies a delivery, records it, then answers as the server's
+// mode says. The arrival time is taken before anything else so the
+// receiving side's own work is not counted as crieur's.
+func (s *inboxServer) inbox(w http.ResponseWriter, r *http.Request) {
+	arrived := time.Now()
+	f := s.fleet
+	f.enter()
+	defer f.leave()
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxInboxBody))
+	if err != nil {
+		f.fail(s, fmt.Errorf("read body: %w", err))
+		http.Error(w, "bad body", http.StatusBadRequest)
+		return
+	}
+	owner, age, err := verifyDelivery(r.Context(), r, body, f.keys, time.Now())
+	if err != nil {
+		f.fail(s, err)
+		http.Error(w, "signature", http.StatusUnauthorized)
+		return
+	}
+	var act activity
+	if err := json.Unmarshal(body, &act); err != nil {
+		f.fail(s, fmt.Errorf("activity JSON: %w", err))
+		http.Error(w, "bad activity", http.StatusBadRequest)
+		return
+	}
+	if act.Actor != owner || owner != f.actorID {
+		f.fail(s, fmt.Errorf("activity actor %q, key owner %q, crieur %q", act.Actor, owner, f.actorID))
+		http.Error(w, "actor", http.StatusUnauthorized)
+		return
+	}
+	f.record(s, arrived, age, act)
+	switch s.mode {
+	case modeHealthy:
+		w.WriteHeader(http.StatusAccepted)
+	case mode500:
+		http.Error(w, "failing on purpose", http.StatusInternalServerError)
+	case modeHang:
+		// Hold the request until crieur gives up (its context ends when
+		// the connection closes) or the harness closes the server.
+		<-r.Context().Done()
+	}
+}
+
+func (f *fleet) enter() {
+	f.mu.Lock()
+	f.posts++
+	f.inflight++
+	f.maxInflight = max(f.maxInflight, f.inflight)
+	f.mu.Unlock()
+}
+
+func (f *fleet) leave() {
+	f.mu.Lock()
+	f.inflight--
+	f.mu.Unlock()
+}
+
+func (f *fleet) fail(s *inboxServer, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.verifyFailures++
+	if len(f.failures) < failureSamples {
+		f.failures = append(f.failures, fmt.Sprintf("%s: %v", s.base, err))
+	}
+}
+
+func (f *fleet) record(s *inboxServer, arrived time.Time, age time.Duration, act activity) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.maxDateAge = max(f.maxDateAge, age)
+	if f.firstAny.IsZero() || arrived.Before(f.firstAny) {
+		f.firstAny = arrived
+	}
+	st := &f.stats[s.idx]
+	if act.Type != "Create" || act.objectID() != f.noteID {
+		st.other++
+		if st.otherSample == "" {
+			st.otherSample = act.Type + " " + act.objectID()
+		}
+		return
+	}
+	st.creates++
+	st.activityIDs = append(st.activityIDs, act.ID)
+	if st.creates == 1 {
+		st.first = arrived
+		if s.mode == modeHealthy {
+			f.healthyReached++
+			if f.healthyReached == f.healthyTotal {
+				close(f.allHealthy)
+			}
+		}
+	}
+}
+
+// tally is the fleet's outcome, taken once the fan-out is over.
+type tally struct {
+	Healthy, Failing500, Hanging int
+	HealthyReached               int
+	Duplicates                   int // extra Creates on healthy servers
+	DistinctCreateIDs            int // activity ids seen for the Note
+	Unexpected                   int // other activities (back catalogue pushed?)
+	UnexpectedSample             string
+	FailingAttempts              int // deliveries that reached 500/hang servers
+	FailingReached               int // failing servers that saw the Create at least once
+	VerifyFailures               int
+	Failures                     []string
+	First, Last                  time.Time // healthy servers' first Creates
+	FirstAny                     time.Time
+	HealthyArrivals              []time.Time // sorted
+	MaxDateAge                   time.Duration
+	MaxInflight                  int
+	Posts                        int
+	Missing                      []string // a few healthy servers that never got it
+}
+
+func (f *fleet) tally() tally {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := tally{
+		HealthyReached: f.healthyReached, VerifyFailures: f.verifyFailures,
+		Failures: append([]string(nil), f.failures...), FirstAny: f.firstAny,
+		MaxDateAge: f.maxDateAge, MaxInflight: f.maxInflight, Posts: f.posts,
+	}
+	ids := map[string]bool{}
+	for i, s := range f.servers {
+		st := f.stats[i]
+		for _, id := range st.activityIDs {
+			ids[id] = true
+		}
+		t.Unexpected += st.other
+		if st.other > 0 && t.UnexpectedSample == "" {
+			t.UnexpectedSample = st.otherSample
+		}
+		switch s.mode {
+		case modeHealthy:
+			t.Healthy++
+			if st.creates == 0 {
+				if len(t.Missing) < failureSamples {
+					t.Missing = append(t.Missing, s.base)
+				}
+				continue
+			}
+			t.Duplicates += st.creates - 1
+			t.HealthyArrivals = append(t.HealthyArrivals, st.first)
+		case mode500, modeHang:
+			if s.mode == mode500 {
+				t.Failing500++
+			} else {
+				t.Hanging++
+			}
+			t.FailingAttempts += st.creates
+			if st.creates > 0 {
+				t.FailingReached++
+			}
+		}
+	}
+	t.DistinctCreateIDs = len(ids)
+	sort.Slice(t.HealthyArrivals, func(i, j int) bool { return t.HealthyArrivals[i].Before(t.HealthyArrivals[j]) })
+	if n := len(t.HealthyArrivals); n > 0 {
+		t.First, t.Last = t.HealthyArrivals[0], t.HealthyArrivals[n-1]
+	}
+	return t
+}
+
+// waitHealthy returns when every healthy server has the Create, or when
+// ctx ends.
+func (f *fleet) waitHealthy(ctx context.Context) error {
+	select {
+	case <-f.allHealthy:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// names of n followers, spread over servers as evenly as possible: server
+// i gets n/servers, and the first n%servers get one more.
+func followerNames(n, servers int) [][]string {
+	out := make([][]string, servers)
+	k := 0
+	for i := range servers {
+		c := n / servers
+		if i < n%servers {
+			c++
+		}
+		for range c {
+			out[i] = append(out[i], fmt.Sprintf("f%d", k))
+			k++
+		}
+	}
+	return out
+}
+
+// hostOf is host:port of a base URL.
+func hostOf(base string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(base, "http://"), "https://")
+}

@@ -1,0 +1,346 @@
+// Command fanout measures crieur's fan-out from the outside: it runs a
+// crieur binary built by the caller as a child process, gives it followers
+// on up to thousands of loopback inbox servers that verify every delivery
+// the way Mastodon does, drops one new article into its posts folder and
+// times the deliveries on the receiving side, next to the machine's RSA
+// signing rate measured in the same run. It owns nothing of crieur and
+// uses no federation internals: only the storage package, to seed the
+// followers before the first start.
+//
+//	go build -o /tmp/crieur ./cmd/crieur
+//	go run ./tools/fanout -crieur /tmp/crieur -followers 10000 -servers 2000 -fail 0.3
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Defaults and fixed parts of the run.
+const (
+	defaultTimeout = 5 * time.Minute
+	// defaultSignFor is how long the signing rate is measured, each time.
+	defaultSignFor = 3 * time.Second
+	// defaultSettle is how long crieur is left alone once its back
+	// catalogue is in the outbox, before the new article is dropped.
+	defaultSettle = time.Second
+	// defaultLinger is how long the harness keeps listening after the last
+	// healthy server got the article, to catch duplicates.
+	defaultLinger = time.Second
+	// fdMargin is file descriptors kept for everything that is not an
+	// inbox listener or an accepted connection.
+	fdMargin = 512
+)
+
+// options are the command line.
+type options struct {
+	crieur    string
+	followers int
+	servers   int
+	fail      float64
+	timeout   time.Duration
+	signFor   time.Duration
+	settle    time.Duration
+	linger    time.Duration
+	dir       string
+	keep      bool
+	baseline  string
+	env       []string
+}
+
+type envList []string
+
+func (e *envList) String() string { return strings.Join(*e, " ") }
+func (e *envList) Set(v string) error {
+	if k, _, ok := strings.Cut(v, "="); !ok || !strings.HasPrefix(k, "CRIEUR_") {
+		return fmt.Errorf("%q is not CRIEUR_NAME=value", v)
+	}
+	*e = append(*e, v)
+	return nil
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("fanout", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.crieur, "crieur", "", "crieur binary to run (build it with `go build -o PATH ./cmd/crieur`)")
+	fs.IntVar(&o.followers, "followers", 10000, "followers, spread evenly over the servers")
+	fs.IntVar(&o.servers, "servers", 2000, "loopback inbox servers, one shared inbox each")
+	fs.Float64Var(&o.fail, "fail", 0, "fraction of servers that fail: half answer 500, half never answer")
+	fs.DurationVar(&o.timeout, "timeout", defaultTimeout, "bound on the whole run")
+	fs.DurationVar(&o.signFor, "sign-for", defaultSignFor, "how long the RSA signing rate is measured, before and after")
+	fs.DurationVar(&o.settle, "settle", defaultSettle, "quiet time after crieur's back catalogue is in its outbox")
+	fs.DurationVar(&o.linger, "linger", defaultLinger, "time to keep counting after the last healthy delivery")
+	fs.StringVar(&o.dir, "dir", os.TempDir(), "parent folder of crieur's temporary posts and data folders")
+	fs.BoolVar(&o.keep, "keep", false, "keep crieur's folders (and log) instead of removing them")
+	fs.StringVar(&o.baseline, "baseline", "", "file holding the JSON line of an all-healthy run, to compare the healthy servers' rate with")
+	fs.Var((*envList)(&o.env), "env", "extra CRIEUR_NAME=value for crieur (repeat), e.g. CRIEUR_WORKERS=256")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	var errs []error
+	if o.crieur == "" {
+		errs = append(errs, errors.New("-crieur is required"))
+	}
+	if o.servers < 1 || o.followers < o.servers {
+		errs = append(errs, fmt.Errorf("need 1 <= -servers (%d) <= -followers (%d)", o.servers, o.followers))
+	}
+	if o.fail < 0 || o.fail >= 1 {
+		errs = append(errs, fmt.Errorf("-fail %v must be in [0, 1)", o.fail))
+	}
+	if o.timeout <= 0 || o.signFor <= 0 {
+		errs = append(errs, errors.New("-timeout and -sign-for must be positive"))
+	}
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
+	}
+	return o, errors.Join(errs...)
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fanout:", err)
+		os.Exit(1)
+	}
+}
+
+// errFailed is returned when the run completed but crieur got something
+// wrong (a bad signature, a missed or duplicated delivery).
+var errFailed = errors.New("the fan-out was not correct")
+
+// run is the whole harness; the report goes to stdout.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	rep, err := fanout(ctx, o, stderr)
+	if rep != nil {
+		rep.write(stdout)
+	}
+	if err != nil {
+		return err
+	}
+	if len(rep.Problems) > 0 {
+		return fmt.Errorf("%w: %s", errFailed, strings.Join(rep.Problems, "; "))
+	}
+	return nil
+}
+
+// fanout runs one measurement. It returns a report whenever the fan-out
+// was attempted, even when it went wrong.
+func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
+	rep := &report{Followers: o.followers, Servers: o.servers, Fail: o.fail, GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU()}
+	progress := func(format string, a ...any) { fmt.Fprintf(stderr, "fanout: "+format+"\n", a...) }
+
+	fd, err := raiseFileLimit(uint64(2*o.servers + fdMargin))
+	if err != nil {
+		return nil, err
+	}
+	rep.FileLimit = fd
+
+	key, err := signKey()
+	if err != nil {
+		return nil, err
+	}
+	progress("measuring the RSA-%d signing rate for %s on %d goroutines (crieur not started)", rsaBits, o.signFor, rep.GOMAXPROCS)
+	before, err := measureSignRate(ctx, key, o.signFor)
+	if err != nil {
+		return nil, err
+	}
+	rep.SignBefore = before.PerSec
+
+	c, err := newCrieurRun(o.crieur, o.dir, o.env)
+	if err != nil {
+		return nil, err
+	}
+	if o.keep {
+		progress("keeping %s", c.root)
+	} else {
+		defer c.remove()
+	}
+	rep.DataFS = fsType(c.root)
+
+	errorLog := log.New(stderr, "fanout: inbox server: ", 0)
+	fl, err := startFleet(o.servers, o.fail, followerNames(o.followers, o.servers), newKeyCache(c.base), c.noteID(), c.actorID(), errorLog)
+	if err != nil {
+		return nil, err
+	}
+	fleetClosed := false
+	closeFleet := func() {
+		if !fleetClosed {
+			fleetClosed = true
+			fl.close()
+		}
+	}
+	defer closeFleet()
+
+	t0 := time.Now()
+	seeded, err := c.seed(fl)
+	if err != nil {
+		return nil, err
+	}
+	rep.SeedSeconds = time.Since(t0).Seconds()
+	progress("%d followers on %d servers written to crieur's database in %.1fs", seeded, o.servers, rep.SeedSeconds)
+	if err := c.writeOld(time.Now()); err != nil {
+		return nil, err
+	}
+	if err := c.start(); err != nil {
+		return nil, err
+	}
+	stopped := false
+	stopCrieur := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		// Stop first, then release the hanging handlers, so crieur
+		// does not retry them on its way out.
+		errc := make(chan error, 1)
+		go func() { errc <- c.stop() }()
+		closeFleet()
+		return <-errc
+	}
+	defer stopCrieur()
+	if err := c.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.waitOutbox(ctx, 1); err != nil {
+		return nil, err
+	}
+	select {
+	case <-time.After(o.settle):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+
+	cpu0, err := procCPU(c.pid())
+	if err != nil {
+		return nil, err
+	}
+	self0 := selfCPU()
+	progress("crieur (pid %d) is up on %s; dropping the new article", c.pid(), c.base)
+	drop, err := c.dropNew(time.Now())
+	if err != nil {
+		return nil, err
+	}
+	waitErr := fl.waitHealthy(ctx)
+	done := time.Now()
+	cpu1, cpuErr := procCPU(c.pid())
+	self1 := selfCPU()
+	if waitErr == nil {
+		select {
+		case <-time.After(o.linger):
+		case <-ctx.Done():
+		}
+	}
+	if err := c.running(); err != nil {
+		rep.problem("%v", err)
+	}
+	hwm, err := procStatus(c.pid(), "VmHWM")
+	if err != nil {
+		rep.problem("peak memory: %v", err)
+	}
+	rep.PeakRSSMiB = float64(hwm) / 1024
+	rep.CrieurLogLines = c.logLines()
+	t := fl.tally()
+	rep.KeyFetches = int(fl.keys.fetches.Load())
+	if err := stopCrieur(); err != nil {
+		rep.problem("%v", err)
+	}
+
+	if cpuErr == nil {
+		rep.CrieurCPUSeconds = (cpu1 - cpu0).Seconds()
+	}
+	rep.HarnessCPUSeconds = (self1 - self0).Seconds()
+	rep.fill(t, drop, done)
+	if waitErr != nil {
+		rep.problem("%d of %d healthy servers reached before the run's -timeout %s", t.HealthyReached, t.Healthy, o.timeout)
+	}
+
+	if ctx.Err() == nil {
+		progress("measuring the signing rate again (crieur stopped)")
+		after, err := measureSignRate(ctx, key, o.signFor)
+		if err != nil {
+			return rep, err
+		}
+		rep.SignAfter = after.PerSec
+	}
+	rep.rates()
+	if o.baseline != "" {
+		if err := rep.compare(o.baseline); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+// raiseFileLimit makes sure this process may hold need descriptors: one
+// listener and about one accepted connection per inbox server. Go already
+// lifts the soft limit to the hard one at start (since Go 1.19); the
+// explicit Setrlimit is for when that was not enough.
+func raiseFileLimit(need uint64) (string, error) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return "", fmt.Errorf("fanout: RLIMIT_NOFILE: %w", err)
+	}
+	if rl.Cur >= need {
+		return fmt.Sprintf("%d (need %d, unchanged)", rl.Cur, need), nil
+	}
+	if rl.Max < need {
+		return "", fmt.Errorf("fanout: need %d file descriptors, the hard limit is %d: lower -servers or raise `ulimit -Hn`", need, rl.Max)
+	}
+	old := rl.Cur
+	rl.Cur = rl.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return "", fmt.Errorf("fanout: raise RLIMIT_NOFILE from %d to %d: %w", old, rl.Max, err)
+	}
+	return fmt.Sprintf("%d (raised from %d; need %d)", rl.Cur, old, need), nil
+}
+
+// fsType names the file system crieur's database lives on: bbolt's fsyncs
+// cost very different amounts on tmpfs and on a disk.
+func fsType(path string) string {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return "unknown"
+	}
+	switch st.Type {
+	case 0x01021994:
+		return "tmpfs"
+	case 0xEF53:
+		return "ext4"
+	case 0x58465342:
+		return "xfs"
+	case 0x9123683E:
+		return "btrfs"
+	case 0x794c7630:
+		return "overlayfs"
+	}
+	return fmt.Sprintf("0x%x", st.Type)
+}
+
+// jsonLine is the report as one line of JSON.
+func jsonLine(r *report) string {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Sprintf(`{"error":%q}`, err.Error())
+	}
+	return string(b)
+}

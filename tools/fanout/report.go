@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// Timeline shape: at most timelineBuckets buckets, none shorter than
+// timelineMinBucket.
+const (
+	timelineBuckets   = 40
+	timelineMinBucket = 100 * time.Millisecond
+	// maxBaselineFile caps the baseline report read with -baseline.
+	maxBaselineFile = 1 << 20
+)
+
+// report is the outcome of one run. Its JSON form is one line that later
+// runs can take as -baseline.
+type report struct {
+	Followers  int     `json:"followers"`
+	Servers    int     `json:"servers"`
+	Fail       float64 `json:"fail"`
+	GOMAXPROCS int     `json:"gomaxprocs"`
+	NumCPU     int     `json:"num_cpu"`
+	FileLimit  string  `json:"file_limit"`
+	DataFS     string  `json:"data_fs"`
+
+	// Signatures per second over the whole machine, before crieur started
+	// and after it stopped, and their mean: the ceiling of the fan-out.
+	SignBefore float64 `json:"sign_rate_before"`
+	SignAfter  float64 `json:"sign_rate_after"`
+	SignRate   float64 `json:"sign_rate"`
+
+	Healthy         int      `json:"healthy_servers"`
+	Failing500      int      `json:"failing_500"`
+	Hanging         int      `json:"hanging"`
+	HealthyReached  int      `json:"healthy_reached"`
+	Missing         []string `json:"missing,omitempty"`
+	Duplicates      int      `json:"duplicates"`
+	DistinctCreates int      `json:"distinct_create_ids"`
+	Unexpected      int      `json:"unexpected_activities"`
+	VerifyFailures  int      `json:"verify_failures"`
+	Failures        []string `json:"failures,omitempty"`
+	FailingAttempts int      `json:"failing_attempts"`
+	FailingReached  int      `json:"failing_reached"`
+
+	// Milliseconds from the rename of the new article.
+	DropToFirstMs float64 `json:"drop_to_first_ms"`
+	FirstToLastMs float64 `json:"first_to_last_ms"`
+	DropToLastMs  float64 `json:"drop_to_last_ms"`
+	// Healthy deliveries per second, and as a fraction of SignRate.
+	RateFirstToLast  float64 `json:"rate_first_to_last"`
+	RateDropToLast   float64 `json:"rate_drop_to_last"`
+	RatioFirstToLast float64 `json:"ratio_first_to_last"`
+	RatioDropToLast  float64 `json:"ratio_drop_to_last"`
+
+	PeakRSSMiB float64 `json:"crieur_peak_rss_mib"`
+	// CPU used from the drop until the last healthy delivery.
+	CrieurCPUSeconds  float64 `json:"crieur_cpu_s"`
+	HarnessCPUSeconds float64 `json:"harness_cpu_s"`
+	// CPU per POST received, against the CPU one signature costs.
+	CrieurCPUPerPostMs float64 `json:"crieur_cpu_per_post_ms"`
+	SignCPUMs          float64 `json:"sign_cpu_ms"`
+	// Share of all the machine's cores over that window.
+	CrieurCPUShare  float64 `json:"crieur_cpu_share"`
+	HarnessCPUShare float64 `json:"harness_cpu_share"`
+
+	KeyFetches     int     `json:"key_fetches"`
+	MaxDateAgeMs   float64 `json:"max_date_age_ms"`
+	MaxInflight    int     `json:"max_inflight"`
+	Posts          int     `json:"posts_received"`
+	CrieurLogLines int     `json:"crieur_log_lines"`
+	SeedSeconds    float64 `json:"seed_s"`
+	// Healthy first deliveries per bucket after the drop.
+	TimelineBucketMs float64 `json:"timeline_bucket_ms"`
+	Timeline         []int   `json:"timeline"`
+
+	BaselineRate      float64 `json:"baseline_rate,omitempty"`
+	HealthyVsBaseline float64 `json:"healthy_vs_baseline,omitempty"`
+
+	OK       bool     `json:"ok"`
+	Problems []string `json:"problems,omitempty"`
+
+	drop, first, last time.Time
+}
+
+func (r *report) problem(format string, a ...any) {
+	r.Problems = append(r.Problems, fmt.Sprintf(format, a...))
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// fill takes the fleet's tally; done is when the harness saw the last
+// healthy delivery (or gave up).
+func (r *report) fill(t tally, drop, done time.Time) {
+	r.drop, r.first, r.last = drop, t.First, t.Last
+	r.Healthy, r.Failing500, r.Hanging = t.Healthy, t.Failing500, t.Hanging
+	r.HealthyReached, r.Missing = t.HealthyReached, t.Missing
+	r.Duplicates, r.DistinctCreates, r.Unexpected = t.Duplicates, t.DistinctCreateIDs, t.Unexpected
+	r.VerifyFailures, r.Failures = t.VerifyFailures, t.Failures
+	r.FailingAttempts, r.FailingReached = t.FailingAttempts, t.FailingReached
+	r.MaxDateAgeMs, r.MaxInflight, r.Posts = ms(t.MaxDateAge), t.MaxInflight, t.Posts
+	if !t.FirstAny.IsZero() {
+		r.DropToFirstMs = ms(t.FirstAny.Sub(drop))
+	}
+	if !t.Last.IsZero() {
+		r.FirstToLastMs = ms(t.Last.Sub(t.First))
+		r.DropToLastMs = ms(t.Last.Sub(drop))
+	}
+	r.Timeline, r.TimelineBucketMs = timeline(t.HealthyArrivals, drop)
+
+	if t.VerifyFailures > 0 {
+		r.problem("%d deliveries failed verification (first: %s)", t.VerifyFailures, strings.Join(t.Failures, " | "))
+	}
+	if t.HealthyReached < t.Healthy {
+		r.problem("%d of %d healthy servers never got the Create (e.g. %s)", t.Healthy-t.HealthyReached, t.Healthy, strings.Join(t.Missing, ", "))
+	}
+	if t.Duplicates > 0 {
+		r.problem("%d duplicate Creates on healthy servers", t.Duplicates)
+	}
+	if t.DistinctCreateIDs > 1 {
+		r.problem("%d different Create ids for one Note", t.DistinctCreateIDs)
+	}
+	if t.Unexpected > 0 {
+		r.problem("%d unexpected activities (e.g. %s): was the back catalogue pushed?", t.Unexpected, t.UnexpectedSample)
+	}
+	window := done.Sub(drop).Seconds()
+	if window > 0 && r.GOMAXPROCS > 0 {
+		r.CrieurCPUShare = r.CrieurCPUSeconds / (window * float64(r.GOMAXPROCS))
+		r.HarnessCPUShare = r.HarnessCPUSeconds / (window * float64(r.GOMAXPROCS))
+	}
+}
+
+// rates derives every rate once both signing measurements are in.
+func (r *report) rates() {
+	switch {
+	case r.SignBefore > 0 && r.SignAfter > 0:
+		r.SignRate = (r.SignBefore + r.SignAfter) / 2
+	default:
+		r.SignRate = max(r.SignBefore, r.SignAfter)
+	}
+	n := float64(r.HealthyReached)
+	if d := r.last.Sub(r.first).Seconds(); d > 0 {
+		r.RateFirstToLast = n / d
+	}
+	if d := r.last.Sub(r.drop).Seconds(); d > 0 && !r.last.IsZero() {
+		r.RateDropToLast = n / d
+	}
+	if r.SignRate > 0 {
+		r.RatioFirstToLast = r.RateFirstToLast / r.SignRate
+		r.RatioDropToLast = r.RateDropToLast / r.SignRate
+		r.SignCPUMs = 1000 * float64(r.GOMAXPROCS) / r.SignRate
+	}
+	if r.Posts > 0 {
+		r.CrieurCPUPerPostMs = 1000 * r.CrieurCPUSeconds / float64(r.Posts)
+	}
+	r.OK = len(r.Problems) == 0
+	if r.CrieurCPUShare > 0 {
+		r.CrieurCPUShare = round3(r.CrieurCPUShare)
+		r.HarnessCPUShare = round3(r.HarnessCPUShare)
+	}
+}
+
+func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
+
+// timeline counts arrivals per bucket after drop.
+func timeline(arrivals []time.Time, drop time.Time) ([]int, float64) {
+	if len(arrivals) == 0 {
+		return nil, 0
+	}
+	span := arrivals[len(arrivals)-1].Sub(drop)
+	bucket := max(timelineMinBucket, (span / timelineBuckets).Round(10*time.Millisecond))
+	out := make([]int, int(span/bucket)+1)
+	for _, a := range arrivals {
+		i := int(a.Sub(drop) / bucket)
+		if i < 0 {
+			i = 0
+		}
+		out[i]++
+	}
+	return out, ms(bucket)
+}
+
+// compare reads the JSON line of an all-healthy run and compares the
+// healthy servers' rate (first to last) with it.
+func (r *report) compare(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("fanout: baseline: %w", err)
+	}
+	defer f.Close()
+	var base report
+	found := false
+	sc := bufio.NewScanner(io.LimitReader(f, maxBaselineFile))
+	sc.Buffer(make([]byte, 0, 64<<10), maxBaselineFile)
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) > 0 && line[0] == '{' && json.Unmarshal(line, &base) == nil && base.RateFirstToLast > 0 {
+			found = true
+		}
+	}
+	if !found {
+		return fmt.Errorf("fanout: baseline %s: no report line with a rate", path)
+	}
+	r.BaselineRate = base.RateFirstToLast
+	r.HealthyVsBaseline = r.RateFirstToLast / base.RateFirstToLast
+	return nil
+}
+
+// write prints the human report, then the JSON line.
+func (r *report) write(w io.Writer) {
+	fmt.Fprintf(w, "fan-out of one article to %d followers on %d loopback servers (%d healthy, %d answering 500, %d hanging)\n",
+		r.Followers, r.Servers, r.Healthy, r.Failing500, r.Hanging)
+	fmt.Fprintf(w, "  machine:        %d CPUs, GOMAXPROCS %d, fd limit %s, crieur data on %s\n", r.NumCPU, r.GOMAXPROCS, r.FileLimit, r.DataFS)
+	fmt.Fprintf(w, "  RSA-2048 signs: %.0f/s before, %.0f/s after, mean %.0f/s (%.2f ms of one core each)\n", r.SignBefore, r.SignAfter, r.SignRate, r.SignCPUMs)
+	fmt.Fprintf(w, "  healthy:        %d of %d servers got the Create; %d duplicates; %d verification failures; %d unexpected activities\n",
+		r.HealthyReached, r.Healthy, r.Duplicates, r.VerifyFailures, r.Unexpected)
+	if r.Failing500+r.Hanging > 0 {
+		fmt.Fprintf(w, "  failing:        %d attempts reached %d of %d failing servers\n", r.FailingAttempts, r.FailingReached, r.Failing500+r.Hanging)
+	}
+	fmt.Fprintf(w, "  timing:         drop → first %.0f ms, first → last %.0f ms, drop → last %.0f ms\n", r.DropToFirstMs, r.FirstToLastMs, r.DropToLastMs)
+	fmt.Fprintf(w, "  rate:           %.0f deliveries/s first → last (%.0f%% of the signing rate), %.0f/s drop → last (%.0f%%)\n",
+		r.RateFirstToLast, 100*r.RatioFirstToLast, r.RateDropToLast, 100*r.RatioDropToLast)
+	if r.BaselineRate > 0 {
+		fmt.Fprintf(w, "  vs baseline:    healthy servers at %.0f%% of the all-healthy run's %.0f/s\n", 100*r.HealthyVsBaseline, r.BaselineRate)
+	}
+	fmt.Fprintf(w, "  crieur:         peak RSS %.1f MiB; %.2f s CPU (%.0f%% of the machine), %.2f ms per POST received; %d log lines\n",
+		r.PeakRSSMiB, r.CrieurCPUSeconds, 100*r.CrieurCPUShare, r.CrieurCPUPerPostMs, r.CrieurLogLines)
+	fmt.Fprintf(w, "  receivers:      %.2f s CPU (%.0f%% of the machine); %d POSTs, at most %d at once; %d key fetch(es); oldest signed Date %.0f ms\n",
+		r.HarnessCPUSeconds, 100*r.HarnessCPUShare, r.Posts, r.MaxInflight, r.KeyFetches, r.MaxDateAgeMs)
+	if len(r.Timeline) > 0 {
+		fmt.Fprintf(w, "  timeline:       healthy deliveries per %.0f ms after the drop: %v\n", r.TimelineBucketMs, r.Timeline)
+	}
+	fmt.Fprintf(w, "  seeding:        %.1f s (not measured)\n", r.SeedSeconds)
+	if r.OK {
+		fmt.Fprintln(w, "  result:         correct")
+	} else {
+		for _, p := range r.Problems {
+			fmt.Fprintf(w, "  PROBLEM:        %s\n", p)
+		}
+	}
+	fmt.Fprintln(w, jsonLine(r))
+}
