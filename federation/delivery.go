@@ -48,6 +48,10 @@ const (
 	minScanGap = 10 * time.Millisecond
 	// errorPause is how long the loop waits after a storage error.
 	errorPause = 5 * time.Second
+	// workerIdle is how long a delivery goroutine waits for the next job
+	// before it exits. Reusing goroutines across a fan-out spares each
+	// delivery a fresh stack grown again through the RSA and HTTP code.
+	workerIdle = 10 * time.Second
 	// maxCachedBodies bounds the activity documents kept in memory; one
 	// fan-out shares one document.
 	maxCachedBodies = 256
@@ -118,8 +122,11 @@ type Deliverer struct {
 	backoff Backoff
 	onDone  func(DeliveryResult)
 
-	wake    chan struct{} // new jobs were queued
-	refill  chan struct{} // slots freed: scan the queue again
+	wake    chan struct{}     // new jobs were queued
+	refill  chan struct{}     // slots freed: scan the queue again
+	tasks   chan deliveryTask // hands a job to an idle worker (unbuffered)
+	quit    chan struct{}     // closed at shutdown: idle workers exit
+	workers sync.WaitGroup    // worker goroutines, busy or idle
 	started atomic.Bool
 	bodies  bodyCache
 
@@ -140,6 +147,13 @@ type Deliverer struct {
 	// due, and taking them again would deliver them twice.
 	finishedDuringScan map[uint64]struct{}
 	wg                 sync.WaitGroup // deliveries and deferral writers
+}
+
+// deliveryTask is one attempt handed to a worker goroutine.
+type deliveryTask struct {
+	ctx context.Context
+	hq  *hostQueue
+	job storage.Job
 }
 
 // hostQueue holds one host's jobs waiting for a slot.
@@ -187,6 +201,8 @@ func NewDeliverer(svc *Service, opts DeliveryOptions) *Deliverer {
 		onDone:   opts.OnDone,
 		wake:     make(chan struct{}, 1),
 		refill:   make(chan struct{}, 1),
+		tasks:    make(chan deliveryTask),
+		quit:     make(chan struct{}),
 		inflight: map[uint64]struct{}{},
 		hosts:    map[string]*hostQueue{},
 		br:       newBreaker(opts.BreakerThreshold, opts.BreakerCooldown, opts.BreakerMaxCooldown),
@@ -394,9 +410,40 @@ func (d *Deliverer) scheduleLocked(now time.Time) {
 		hq.active++
 		d.running++
 		d.wg.Add(1)
-		go d.deliver(d.reqCtx, hq, job)
+		d.startLocked(deliveryTask{ctx: d.reqCtx, hq: hq, job: job})
 		if len(hq.queue) > 0 && hq.active < limit {
 			d.markReadyLocked(hq)
+		}
+	}
+}
+
+// startLocked gives t to an idle worker, or to a new one when all are
+// busy (the global limit is enforced by the caller, so there are never
+// more busy workers than Workers).
+func (d *Deliverer) startLocked(t deliveryTask) {
+	select {
+	case d.tasks <- t:
+	default:
+		d.workers.Add(1)
+		go d.worker(t)
+	}
+}
+
+// worker delivers t, then whatever it is handed next, until it has been
+// idle for workerIdle or the Deliverer stops.
+func (d *Deliverer) worker(t deliveryTask) {
+	defer d.workers.Done()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		d.deliver(t.ctx, t.hq, t.job)
+		idle.Reset(workerIdle)
+		select {
+		case t = <-d.tasks:
+		case <-idle.C:
+			return
+		case <-d.quit:
+			return
 		}
 	}
 }
@@ -479,7 +526,7 @@ func (d *Deliverer) deliver(reqCtx context.Context, hq *hostQueue, job storage.J
 // circuit breaker, 0 when the answer says nothing about the host.
 func (d *Deliverer) attempt(reqCtx context.Context, job storage.Job) (res DeliveryResult, health int, pauseUntil time.Time) {
 	res.Job = job
-	body, err := d.bodies.get(job.ActivityID, d.store)
+	body, digest, err := d.bodies.get(job.ActivityID, d.store)
 	if err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			res.Outcome, res.Err = OutcomeFailed, "activity no longer stored"
@@ -489,7 +536,7 @@ func (d *Deliverer) attempt(reqCtx context.Context, job storage.Job) (res Delive
 		return d.retry(job, 0, err.Error(), d.now()), 0, time.Time{}
 	}
 	ctx, cancel := context.WithTimeout(reqCtx, d.opts.Timeout)
-	resp, err := d.client.Post(ctx, job.Inbox, body, d.signer)
+	resp, err := d.client.PostDigest(ctx, job.Inbox, body, digest, d.signer)
 	cancel()
 	now := d.now()
 	if err != nil {
@@ -682,6 +729,8 @@ func (d *Deliverer) shutdown(cancelReqs context.CancelFunc) {
 		cancelReqs()
 		<-done
 	}
+	close(d.quit)
+	d.workers.Wait()
 }
 
 // bodyCache keeps activity documents by id: every job of a fan-out posts
@@ -692,12 +741,13 @@ type bodyCache struct {
 }
 
 type cachedBody struct {
-	once sync.Once
-	body []byte
-	err  error
+	once   sync.Once
+	body   []byte
+	digest string // BodyDigest(body), hashed once for the whole fan-out
+	err    error
 }
 
-func (c *bodyCache) get(id string, store *storage.Store) ([]byte, error) {
+func (c *bodyCache) get(id string, store *storage.Store) (body []byte, digest string, err error) {
 	c.mu.Lock()
 	e := c.m[id]
 	if e == nil {
@@ -711,6 +761,9 @@ func (c *bodyCache) get(id string, store *storage.Store) ([]byte, error) {
 	e.once.Do(func() {
 		act, err := store.Activity(id)
 		e.body, e.err = act.JSON, err
+		if err == nil {
+			e.digest = BodyDigest(e.body)
+		}
 	})
 	if e.err != nil {
 		c.mu.Lock()
@@ -719,5 +772,5 @@ func (c *bodyCache) get(id string, store *storage.Store) ([]byte, error) {
 		}
 		c.mu.Unlock()
 	}
-	return e.body, e.err
+	return e.body, e.digest, e.err
 }

@@ -814,3 +814,60 @@ func TestDeliveryRunTwiceIsAnError(t *testing.T) {
 		t.Fatalf("second Run: %v", err)
 	}
 }
+
+// TestSignRequestDigestIsVerified checks the fan-out's signing path: a
+// digest computed once per activity gives the same header SignRequest
+// would, a strict verifier accepts it, and it does not match another body.
+func TestSignRequestDigestIsVerified(t *testing.T) {
+	clock := newDLClock()
+	s, err := NewSigner("https://crieur.example/@news#main-key", dlKey(), clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"type":"Create","id":"https://crieur.example/activities/1"}`)
+	digest := BodyDigest(body)
+	newReq := func() *http.Request {
+		req, err := http.NewRequest(http.MethodPost, "https://inbox.example/inbox", strings.NewReader(string(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		setPostHeaders(req.Header, "crieur-test")
+		return req
+	}
+	viaBody := newReq()
+	if err := s.SignRequest(viaBody, body); err != nil {
+		t.Fatal(err)
+	}
+	req := newReq()
+	if err := s.SignRequestDigest(req, digest); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := req.Header.Get("Digest"), viaBody.Header.Get("Digest"); got != want {
+		t.Fatalf("digest %q, SignRequest gives %q", got, want)
+	}
+	v := &DeliveryVerifier{KeyID: s.KeyID(), Key: &dlKey().PublicKey, Now: clock.Now}
+	if err := v.Verify(req, body); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	if err := v.Verify(req, append([]byte(nil), `{"type":"Delete"}`...)); err == nil {
+		t.Fatal("a signature over another body's digest verified")
+	}
+	// A retry signs the same request again: one Digest, a fresh Date.
+	first := req.Header.Get("Date")
+	clock.Advance(time.Minute)
+	if err := s.SignRequestDigest(req, digest); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(req.Header.Values("Digest")); n != 1 {
+		t.Fatalf("%d Digest headers after a retry", n)
+	}
+	if req.Header.Get("Date") == first {
+		t.Fatal("retry kept the old Date")
+	}
+	if err := v.Verify(req, body); err != nil {
+		t.Fatalf("verify retry: %v", err)
+	}
+	if err := s.SignRequestDigest(req, ""); err == nil {
+		t.Fatal("empty digest accepted")
+	}
+}

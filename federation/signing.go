@@ -57,6 +57,32 @@ var (
 // must carry a fresh Date. body must be the exact bytes that will be sent;
 // nil means no body (GET).
 func (s *Signer) SignRequest(req *http.Request, body []byte) error {
+	if body == nil {
+		return s.sign(req, "")
+	}
+	return s.sign(req, BodyDigest(body))
+}
+
+// SignRequestDigest is SignRequest for a body whose Digest header value
+// (BodyDigest) was computed beforehand: a fan-out posts the same bytes to
+// every inbox, so hashing them once is enough. Date and signature are
+// still made fresh on every call.
+func (s *Signer) SignRequestDigest(req *http.Request, digest string) error {
+	if digest == "" {
+		return errors.New("federation: sign request: empty digest")
+	}
+	return s.sign(req, digest)
+}
+
+// BodyDigest is the Digest header value of body: "SHA-256=" and the
+// base64 of its SHA-256, as go-fed writes it.
+func BodyDigest(body []byte) string {
+	sum := sha256.Sum256(body)
+	return "SHA-256=" + base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// sign signs req; digest is empty for a request without body.
+func (s *Signer) sign(req *http.Request, digest string) error {
 	if req.URL == nil || req.URL.Host == "" {
 		return errors.New("federation: sign request: no host in URL")
 	}
@@ -64,18 +90,22 @@ func (s *Signer) SignRequest(req *http.Request, body []byte) error {
 	req.Header.Set("Host", req.URL.Host)
 	req.Host = req.URL.Host
 	req.Header.Set("Date", s.now().UTC().Format(http.TimeFormat))
-	// go-fed refuses to sign when Digest is already present (a retry).
+	// A retried request may still carry the last attempt's headers.
 	req.Header.Del("Signature")
 	req.Header.Del("Digest")
 	headers := getSignedHeaders
-	if body != nil {
+	if digest != "" {
 		headers = postSignedHeaders
+		// Set here rather than by go-fed, which would hash the body
+		// again for every inbox; the value is the same.
+		req.Header.Set("Digest", digest)
 	}
 	signer, _, err := httpsig.NewSigner([]httpsig.Algorithm{httpsig.RSA_SHA256}, httpsig.DigestSha256, headers, httpsig.Signature, 0)
 	if err != nil {
 		return fmt.Errorf("federation: sign request: %w", err)
 	}
-	if err := signer.SignRequest(s.key, s.keyID, req, body); err != nil {
+	// No body for go-fed: the Digest header above is what it signs.
+	if err := signer.SignRequest(s.key, s.keyID, req, nil); err != nil {
 		return fmt.Errorf("federation: sign request: %w", err)
 	}
 	return nil
