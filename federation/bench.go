@@ -77,12 +77,17 @@ type BenchConfig struct {
 	// CPUProfile, when set, receives a pprof CPU profile of the fan-out
 	// alone (setup and signing measurement excluded).
 	CPUProfile io.Writer
+	// AllocsBefore and AllocsAfter, when both set, receive the allocs
+	// profile just before and just after the fan-out: `go tool pprof
+	// -diff_base before after` shows what the fan-out alone allocated.
+	AllocsBefore, AllocsAfter io.Writer
 }
 
 // BenchResult is what one fan-out run measured.
 type BenchResult struct {
 	Followers, Servers int
 	Deliveries         int // jobs queued (distinct inboxes)
+	BodyBytes          int // size of the delivered activity
 	HealthyServers     int
 	Delivered          int // verified deliveries counted by healthy servers
 	Duplicates         int // deliveries beyond one per inbox (must be 0)
@@ -90,14 +95,18 @@ type BenchResult struct {
 	Attempts           int // requests received by all servers, failing ones included
 	Publish            time.Duration
 	Duration           time.Duration // publish start → last healthy delivery stored
-	DeliveriesPerSec   float64       // Delivered / Duration
-	AttemptsPerSec     float64       // requests per second, all servers
-	SignPerSec         float64       // Signer.SignRequest, same body, GOMAXPROCS goroutines
-	RawRSAPerSec       float64       // rsa.SignPKCS1v15 alone, GOMAXPROCS goroutines
-	Ratio              float64       // DeliveriesPerSec / SignPerSec
-	PeakHeapSys        uint64        // max runtime HeapSys sampled during the run
-	PeakSys            uint64        // max runtime Sys sampled during the run
-	PeakRSS            uint64        // VmHWM of the process (servers included), 0 if unknown
+	// HealthySpan is first → last healthy delivery stored: how long the
+	// healthy servers took once delivery had started. With failing
+	// servers, compare it with an all-healthy run's (CompareHealthy).
+	HealthySpan      time.Duration
+	DeliveriesPerSec float64 // Delivered / Duration
+	AttemptsPerSec   float64 // requests per second, all servers
+	SignPerSec       float64 // requests signed as deliveries are, GOMAXPROCS goroutines
+	RawRSAPerSec     float64 // rsa.SignPKCS1v15 alone, GOMAXPROCS goroutines
+	Ratio            float64 // DeliveriesPerSec / SignPerSec
+	PeakHeapSys      uint64  // max runtime HeapSys sampled during the run
+	PeakSys          uint64  // max runtime Sys sampled during the run
+	PeakRSS          uint64  // VmHWM of the process (servers included), 0 if unknown
 	// CPUUse is the process's CPU time during the fan-out over the time
 	// GOMAXPROCS cores offered (1 = every core busy); 0 if unknown. Below
 	// 1 the machine was idle part of the time or another process had it.
@@ -121,11 +130,12 @@ type BenchResult struct {
 // String is a human report of one run.
 func (r BenchResult) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "fan-out: %d followers on %d servers → %d deliveries (%d healthy servers), GOMAXPROCS %d, %d workers\n",
-		r.Followers, r.Servers, r.Deliveries, r.HealthyServers, r.GOMAXPROCS, r.Workers)
+	fmt.Fprintf(&b, "fan-out: %d followers on %d servers → %d deliveries of %d bytes (%d healthy servers), GOMAXPROCS %d, %d workers\n",
+		r.Followers, r.Servers, r.Deliveries, r.BodyBytes, r.HealthyServers, r.GOMAXPROCS, r.Workers)
 	fmt.Fprintf(&b, "  delivered %d (duplicates %d, rejected %d) in %s (publish %s): %.0f deliveries/s\n",
 		r.Delivered, r.Duplicates, r.Rejected, r.Duration.Round(time.Millisecond), r.Publish.Round(time.Millisecond), r.DeliveriesPerSec)
-	fmt.Fprintf(&b, "  attempts received %d: %.0f/s\n", r.Attempts, r.AttemptsPerSec)
+	fmt.Fprintf(&b, "  attempts received %d: %.0f/s; healthy servers served from first to last in %s\n",
+		r.Attempts, r.AttemptsPerSec, r.HealthySpan.Round(time.Millisecond))
 	fmt.Fprintf(&b, "  signing rate %.0f/s (raw RSA-2048 %.0f/s) → ratio %.1f%%\n", r.SignPerSec, r.RawRSAPerSec, 100*r.Ratio)
 	fmt.Fprintf(&b, "  peak memory: heap %s, Go sys %s, process RSS %s\n", mib(r.PeakHeapSys), mib(r.PeakSys), mib(r.PeakRSS))
 	fmt.Fprintf(&b, "  allocated %.1f KiB per delivery, %d GC cycles using %s of CPU during the fan-out\n",
@@ -135,6 +145,40 @@ func (r BenchResult) String() string {
 			100*r.CPUUse, r.GOMAXPROCS, r.CPUPerDelivery.Round(time.Microsecond), r.CPUPerSign.Round(time.Microsecond), 100*r.CPURatio)
 	}
 	return b.String()
+}
+
+// HealthyComparison is how a run with failing servers treated its healthy
+// ones compared with an all-healthy run of the same size.
+type HealthyComparison struct {
+	// Slowdown is the healthy servers' completion time (first → last
+	// healthy delivery) over the all-healthy run's, minus one: 0.1 means
+	// the healthy servers waited 10% longer because others failed.
+	Slowdown float64
+	// PerHealthy compares the time per healthy delivery: with fewer
+	// healthy servers the degraded run has less to deliver, so its span
+	// alone would flatter it. Positive: slower per delivery.
+	PerHealthy float64
+	// Budget is the issue's limit (20%): Ok reports Slowdown <= Budget.
+	Budget float64
+	Ok     bool
+}
+
+// MaxHealthySlowdown is how much failing servers may slow the healthy ones
+// (issue 4: "must not slow the healthy ones by more than 20%").
+const MaxHealthySlowdown = 0.20
+
+// CompareHealthy compares degraded (a run with failing servers) with
+// healthy (the same size, all servers healthy).
+func CompareHealthy(healthy, degraded BenchResult) HealthyComparison {
+	c := HealthyComparison{Budget: MaxHealthySlowdown}
+	if healthy.HealthySpan <= 0 || degraded.HealthySpan <= 0 || healthy.Delivered == 0 || degraded.Delivered == 0 {
+		return c
+	}
+	c.Slowdown = degraded.HealthySpan.Seconds()/healthy.HealthySpan.Seconds() - 1
+	per := func(r BenchResult) float64 { return r.HealthySpan.Seconds() / float64(r.Delivered) }
+	c.PerHealthy = per(degraded)/per(healthy) - 1
+	c.Ok = c.Slowdown <= c.Budget
+	return c
 }
 
 func mib(n uint64) string {
@@ -233,10 +277,11 @@ func RunFanoutBench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 
 	// The Deliverer, counting outcomes.
 	var (
-		mu          sync.Mutex
-		healthyDone int
-		lastHealthy time.Time
-		allDone     = make(chan struct{})
+		mu           sync.Mutex
+		healthyDone  int
+		firstHealthy time.Time
+		lastHealthy  time.Time
+		allDone      = make(chan struct{})
 	)
 	d := NewDeliverer(svc, DeliveryOptions{
 		Workers: cfg.Workers, PerHost: cfg.PerHost, Timeout: cfg.Timeout, Grace: 100 * time.Millisecond,
@@ -249,6 +294,9 @@ func RunFanoutBench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 			defer mu.Unlock()
 			healthyDone++
 			lastHealthy = time.Now()
+			if healthyDone == 1 {
+				firstHealthy = lastHealthy
+			}
 			if healthyDone == farm.healthy {
 				close(allDone)
 			}
@@ -271,6 +319,7 @@ func RunFanoutBench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	if err != nil {
 		return res, err
 	}
+	res.BodyBytes = len(body)
 	before := measureSigning(svc.signer, key, body, farm.servers[0].url+"/inbox", cfg.SignDuration/2)
 
 	runCtx, cancelRun := context.WithCancel(ctx)
@@ -290,6 +339,13 @@ func RunFanoutBench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	runtime.GC()
 	if cfg.CPUProfile != nil {
 		if err := pprof.StartCPUProfile(cfg.CPUProfile); err != nil {
+			stopSampling()
+			return res, fmt.Errorf("federation: bench: %w", err)
+		}
+	}
+	allocs := cfg.AllocsBefore != nil && cfg.AllocsAfter != nil
+	if allocs {
+		if err := pprof.Lookup("allocs").WriteTo(cfg.AllocsBefore, 0); err != nil {
 			stopSampling()
 			return res, fmt.Errorf("federation: bench: %w", err)
 		}
@@ -317,13 +373,21 @@ func RunFanoutBench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	if cfg.CPUProfile != nil {
 		pprof.StopCPUProfile()
 	}
+	if allocs {
+		if err := pprof.Lookup("allocs").WriteTo(cfg.AllocsAfter, 0); err != nil {
+			return res, fmt.Errorf("federation: bench: %w", err)
+		}
+	}
 	mu.Lock()
-	end := lastHealthy
+	end, first := lastHealthy, firstHealthy
 	mu.Unlock()
 	if end.IsZero() {
 		end = time.Now()
 	}
 	res.Duration = end.Sub(start)
+	if !first.IsZero() {
+		res.HealthySpan = end.Sub(first)
+	}
 	var ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms1)
 	res.GCCycles = ms1.NumGC - ms0.NumGC
@@ -414,7 +478,7 @@ type signRates struct {
 }
 
 // measureSigning runs GOMAXPROCS goroutines for d: signing requests like a
-// delivery does (fresh request, Date, Digest of body, RSA signature), and
+// delivery does (fresh request, Date, the body's Digest, RSA signature), and
 // raw RSA-2048 signatures of a SHA-256 hash.
 func measureSigning(signer *Signer, key *rsa.PrivateKey, body []byte, target string, d time.Duration) signRates {
 	run := func(op func() error) (float64, time.Duration) {
@@ -447,13 +511,17 @@ func measureSigning(signer *Signer, key *rsa.PrivateKey, body []byte, target str
 		return float64(ops) / time.Since(start).Seconds(), perOp
 	}
 	var r signRates
+	// Exactly what a delivery does before sending: the request, its
+	// headers, a fresh Date and the signature over the fan-out's digest,
+	// with the Deliverer's key.
+	digest := BodyDigest(body)
 	r.sign, r.signCPU = run(func() error {
 		req, err := http.NewRequest(http.MethodPost, target, bytes.NewReader(body))
 		if err != nil {
 			return err
 		}
-		req.Header.Set("Content-Type", "application/activity+json")
-		return signer.SignRequest(req, body)
+		setPostHeaders(req.Header, "crieur-bench")
+		return signer.SignRequestDigest(req, digest)
 	})
 	sum := sha256.Sum256(body)
 	r.raw, r.rawCPU = run(func() error {

@@ -1,7 +1,9 @@
 package federation
 
 import (
+	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"strconv"
 	"testing"
@@ -49,7 +51,9 @@ func TestRunFanoutBenchRejectsBadFraction(t *testing.T) {
 // Deliverer and storage to loopback inboxes that verify every signature.
 // Small by default; CRIEUR_BENCH_FULL=1 runs the size (10,000
 // followers on 2,000 servers), CRIEUR_BENCH_FAIL=0.3 makes 30% of the
-// servers fail (half 500, half hang), CRIEUR_BENCH_WORKERS sets Workers.
+// servers fail (half 500, half hang), CRIEUR_BENCH_WORKERS sets Workers,
+// CRIEUR_BENCH_CPUPROFILE=f writes a CPU profile of the fan-out and
+// CRIEUR_BENCH_ALLOCS=f its allocations (f.before is the -diff_base).
 //
 //	CRIEUR_BENCH_FULL=1 go test -run '^$' -bench Fanout -benchtime 1x ./federation/
 func BenchmarkFanout(b *testing.B) {
@@ -79,6 +83,19 @@ func BenchmarkFanout(b *testing.B) {
 		defer f.Close()
 		cfg.CPUProfile = f
 	}
+	if path := os.Getenv("CRIEUR_BENCH_ALLOCS"); path != "" {
+		before, err := os.Create(path + ".before")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer before.Close()
+		after, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer after.Close()
+		cfg.AllocsBefore, cfg.AllocsAfter = before, after
+	}
 	for b.Loop() {
 		cfg.Dir = b.TempDir()
 		res, err := RunFanoutBench(context.Background(), cfg)
@@ -91,4 +108,26 @@ func BenchmarkFanout(b *testing.B) {
 		b.ReportMetric(float64(res.PeakRSS)/(1<<20), "peak-RSS-MiB")
 		b.Log("\n" + res.String())
 	}
+}
+
+// BenchmarkSignRequest signs a delivery-sized POST on every core, the
+// reference the fan-out is compared with.
+func BenchmarkSignRequest(b *testing.B) {
+	s, err := NewSigner("https://crieur.bench.invalid/@bench#main-key", dlKey(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("x"), 10_000)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, err := http.NewRequest(http.MethodPost, "http://127.0.0.1:1/inbox", bytes.NewReader(body))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := s.SignRequest(req, body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

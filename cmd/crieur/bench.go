@@ -46,9 +46,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	fmt.Fprintln(stdout, r)
-	if healthy.DeliveriesPerSec > 0 {
-		fmt.Fprintf(stdout, "healthy servers with %.0f%% failing: %.0f%% of the all-healthy rate\n",
-			cfg.FailFraction*100, 100*r.DeliveriesPerSec/healthy.DeliveriesPerSec)
+	if healthy.Delivered > 0 {
+		c := federation.CompareHealthy(healthy, r)
+		verdict := "within"
+		if !c.Ok {
+			verdict = "OVER"
+		}
+		fmt.Fprintf(stdout, "healthy servers with %.0f%% failing: served first to last in %s vs %s all healthy → %+.1f%% (%s the %.0f%% budget); per healthy delivery %+.1f%%\n",
+			cfg.FailFraction*100, r.HealthySpan.Round(time.Millisecond), healthy.HealthySpan.Round(time.Millisecond),
+			100*c.Slowdown, verdict, 100*c.Budget, 100*c.PerHealthy)
 	}
 	if r.Rejected > 0 || r.Duplicates > 0 || r.Delivered < r.HealthyServers {
 		return fmt.Errorf("bench: %d rejected, %d duplicated, %d of %d healthy servers reached",
