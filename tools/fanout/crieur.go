@@ -57,6 +57,7 @@ type crieurRun struct {
 	base    string
 	listen  string
 	env     []string
+	hold    net.Listener // crieur's port, until start
 
 	cmd    *exec.Cmd
 	log    *os.File
@@ -78,25 +79,19 @@ func newCrieurRun(bin, parent string, extraEnv []string) (*crieurRun, error) {
 			return nil, fmt.Errorf("fanout: %w", err)
 		}
 	}
-	port, err := freePort()
-	if err != nil {
-		c.remove()
-		return nil, err
-	}
-	c.listen = fmt.Sprintf("127.0.0.1:%d", port)
-	c.base = "http://" + c.listen
-	return c, nil
-}
-
-// freePort asks the kernel for a free loopback port. Another process could
-// take it before crieur binds it; crieur then fails to start and says so.
-func freePort() (int, error) {
+	// The port is held until just before crieur starts, so that the
+	// inbox servers' own :0 listeners cannot be given it meanwhile.
+	// Another process could still take it in that instant; crieur then
+	// fails to start and says so.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, fmt.Errorf("fanout: free port: %w", err)
+		c.remove()
+		return nil, fmt.Errorf("fanout: free port: %w", err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	c.hold = ln
+	c.listen = ln.Addr().String()
+	c.base = "http://" + c.listen
+	return c, nil
 }
 
 func (c *crieurRun) actorID() string { return c.base + "/@" + handle }
@@ -177,6 +172,7 @@ func (c *crieurRun) dropNew(now time.Time) (time.Time, error) {
 
 // start runs `crieur serve` as a child process, logging to crieur.log.
 func (c *crieurRun) start() error {
+	c.release()
 	lf, err := os.Create(c.logPath)
 	if err != nil {
 		return fmt.Errorf("fanout: crieur log: %w", err)
@@ -399,4 +395,15 @@ func (c *crieurRun) logLines() int {
 	return bytes.Count(b, []byte("\n"))
 }
 
-func (c *crieurRun) remove() { _ = os.RemoveAll(c.root) }
+func (c *crieurRun) remove() {
+	c.release()
+	_ = os.RemoveAll(c.root)
+}
+
+// release frees crieur's port for it to bind.
+func (c *crieurRun) release() {
+	if c.hold != nil {
+		_ = c.hold.Close()
+		c.hold = nil
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,9 +10,11 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -109,6 +112,31 @@ type fleet struct {
 	inflight       int
 	maxInflight    int
 	posts          int // every POST received
+	conns          int // TCP connections accepted
+	gaps           []time.Duration
+}
+
+// connInfo follows one accepted connection, to time how long crieur takes
+// from connect(2) to its first request on it: signing happens before the
+// dial, so a long gap is crieur's goroutine waiting to be scheduled.
+type connInfo struct {
+	accepted time.Time
+	requests atomic.Int32
+}
+
+type connKey struct{}
+
+func (f *fleet) connContext(ctx context.Context, _ net.Conn) context.Context {
+	f.mu.Lock()
+	f.conns++
+	f.mu.Unlock()
+	return context.WithValue(ctx, connKey{}, &connInfo{accepted: time.Now()})
+}
+
+func (f *fleet) connGap(d time.Duration) {
+	f.mu.Lock()
+	f.gaps = append(f.gaps, d)
+	f.mu.Unlock()
 }
 
 // startFleet starts n servers; followers[i] are the follower names that
@@ -133,6 +161,7 @@ func startFleet(n int, fail float64, followers [][]string, keys *keyCache, noteI
 		mux.HandleFunc("GET /users/{name}", s.actor)
 		s.srv = &http.Server{
 			Handler:           mux,
+			ConnContext:       f.connContext,
 			ReadHeaderTimeout: inboxReadHeaderTimeout,
 			IdleTimeout:       inboxIdleTimeout,
 			ErrorLog:          errorLog,
@@ -191,23 +220,34 @@ func (s *inboxServer) actor(w http.ResponseWriter, r *http.Request) {
 
 // activity is the part of a delivered activity the harness checks.
 type activity struct {
-	ID     string          `json:"id"`
-	Type   string          `json:"type"`
-	Actor  string          `json:"actor"`
-	Object json.RawMessage `json:"object"`
+	ID     string    `json:"id"`
+	Type   string    `json:"type"`
+	Actor  string    `json:"actor"`
+	Object objectRef `json:"object"`
 }
 
-// objectID is the object's id whether it is embedded or a bare URL.
-func (a activity) objectID() string {
-	var s string
-	if json.Unmarshal(a.Object, &s) == nil {
-		return s
+// objectRef is an object's id whether the object is embedded or a bare
+// URL. Decoding only what is needed keeps the receivers' CPU, which the
+// machine shares with crieur, low.
+type objectRef string
+
+func (o *objectRef) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*o = objectRef(s)
+		return nil
 	}
-	var o struct {
+	var v struct {
 		ID string `json:"id"`
 	}
-	_ = json.Unmarshal(a.Object, &o)
-	return o.ID
+	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&v); err != nil {
+		return err
+	}
+	*o = objectRef(v.ID)
+	return nil
 }
 
 // inbox verifies a delivery, records it, then answers as the server's
@@ -216,6 +256,9 @@ func (a activity) objectID() string {
 func (s *inboxServer) inbox(w http.ResponseWriter, r *http.Request) {
 	arrived := time.Now()
 	f := s.fleet
+	if ci, ok := r.Context().Value(connKey{}).(*connInfo); ok && ci.requests.Add(1) == 1 {
+		f.connGap(arrived.Sub(ci.accepted))
+	}
 	f.enter()
 	defer f.leave()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxInboxBody))
@@ -285,10 +328,10 @@ func (f *fleet) record(s *inboxServer, arrived time.Time, age time.Duration, act
 		f.firstAny = arrived
 	}
 	st := &f.stats[s.idx]
-	if act.Type != "Create" || act.objectID() != f.noteID {
+	if act.Type != "Create" || string(act.Object) != f.noteID {
 		st.other++
 		if st.otherSample == "" {
-			st.otherSample = act.Type + " " + act.objectID()
+			st.otherSample = act.Type + " " + string(act.Object)
 		}
 		return
 	}
@@ -323,7 +366,9 @@ type tally struct {
 	MaxDateAge                   time.Duration
 	MaxInflight                  int
 	Posts                        int
-	Missing                      []string // a few healthy servers that never got it
+	Conns                        int
+	ConnGaps                     []time.Duration // sorted
+	Missing                      []string        // a few healthy servers that never got it
 }
 
 func (f *fleet) tally() tally {
@@ -333,7 +378,9 @@ func (f *fleet) tally() tally {
 		HealthyReached: f.healthyReached, VerifyFailures: f.verifyFailures,
 		Failures: append([]string(nil), f.failures...), FirstAny: f.firstAny,
 		MaxDateAge: f.maxDateAge, MaxInflight: f.maxInflight, Posts: f.posts,
+		Conns: f.conns, ConnGaps: slices.Clone(f.gaps),
 	}
+	slices.Sort(t.ConnGaps)
 	ids := map[string]bool{}
 	for i, s := range f.servers {
 		st := f.stats[i]

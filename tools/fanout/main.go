@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -57,6 +58,7 @@ type options struct {
 	keep      bool
 	baseline  string
 	env       []string
+	profile   string
 }
 
 type envList []string
@@ -85,6 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.dir, "dir", os.TempDir(), "parent folder of crieur's temporary posts and data folders")
 	fs.BoolVar(&o.keep, "keep", false, "keep crieur's folders (and log) instead of removing them")
 	fs.StringVar(&o.baseline, "baseline", "", "file holding the JSON line of an all-healthy run, to compare the healthy servers' rate with")
+	fs.StringVar(&o.profile, "cpuprofile", "", "write the harness's own CPU profile over the fan-out (drop to last delivery) to this file")
 	fs.Var((*envList)(&o.env), "env", "extra CRIEUR_NAME=value for crieur (repeat), e.g. CRIEUR_WORKERS=256")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -235,15 +238,28 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 		return nil, err
 	}
 	self0 := selfCPU()
+	sctx, stopSampling := context.WithCancel(ctx)
+	samples := make(chan []cpuSample, 1)
+	go func() { samples <- sampleCPU(sctx, c.pid()) }()
 	progress("crieur (pid %d) is up on %s; dropping the new article", c.pid(), c.base)
+	stopProfile, err := startProfile(o.profile)
+	if err != nil {
+		stopSampling()
+		return nil, err
+	}
 	drop, err := c.dropNew(time.Now())
 	if err != nil {
+		stopSampling()
+		stopProfile()
 		return nil, err
 	}
 	waitErr := fl.waitHealthy(ctx)
 	done := time.Now()
 	cpu1, cpuErr := procCPU(c.pid())
 	self1 := selfCPU()
+	stopSampling()
+	stopProfile()
+	rep.samples = <-samples
 	if waitErr == nil {
 		select {
 		case <-time.After(o.linger):
@@ -289,6 +305,26 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// startProfile starts the harness's CPU profile when path is set; the
+// returned function stops it and closes the file.
+func startProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("fanout: cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("fanout: cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // raiseFileLimit makes sure this process may hold need descriptors: one

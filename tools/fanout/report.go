@@ -70,6 +70,9 @@ type report struct {
 	// Share of all the machine's cores over that window.
 	CrieurCPUShare  float64 `json:"crieur_cpu_share"`
 	HarnessCPUShare float64 `json:"harness_cpu_share"`
+	// OthersCPUShare is what other processes took: above a few percent the
+	// machine was not quiet and the rates are low by about as much.
+	OthersCPUShare float64 `json:"others_cpu_share"`
 
 	KeyFetches     int     `json:"key_fetches"`
 	MaxDateAgeMs   float64 `json:"max_date_age_ms"`
@@ -77,9 +80,20 @@ type report struct {
 	Posts          int     `json:"posts_received"`
 	CrieurLogLines int     `json:"crieur_log_lines"`
 	SeedSeconds    float64 `json:"seed_s"`
-	// Healthy first deliveries per bucket after the drop.
+	// Healthy first deliveries per bucket after the drop, and the share of
+	// the machine (percent of all cores) crieur and the harness used in
+	// each bucket.
 	TimelineBucketMs float64 `json:"timeline_bucket_ms"`
 	Timeline         []int   `json:"timeline"`
+	CrieurCPUPct     []int   `json:"crieur_cpu_pct"`
+	HarnessCPUPct    []int   `json:"harness_cpu_pct"`
+	OthersCPUPct     []int   `json:"others_cpu_pct"`
+	// Connections crieur opened to the inbox servers, and the time from
+	// accept to the first request on each (crieur signs before it dials).
+	Conns        int     `json:"connections"`
+	ConnGapP50Ms float64 `json:"conn_gap_p50_ms"`
+	ConnGapP90Ms float64 `json:"conn_gap_p90_ms"`
+	ConnGapMaxMs float64 `json:"conn_gap_max_ms"`
 
 	BaselineRate      float64 `json:"baseline_rate,omitempty"`
 	HealthyVsBaseline float64 `json:"healthy_vs_baseline,omitempty"`
@@ -88,6 +102,7 @@ type report struct {
 	Problems []string `json:"problems,omitempty"`
 
 	drop, first, last time.Time
+	samples           []cpuSample
 }
 
 func (r *report) problem(format string, a ...any) {
@@ -114,6 +129,14 @@ func (r *report) fill(t tally, drop, done time.Time) {
 		r.DropToLastMs = ms(t.Last.Sub(drop))
 	}
 	r.Timeline, r.TimelineBucketMs = timeline(t.HealthyArrivals, drop)
+	bucket := time.Duration(r.TimelineBucketMs * float64(time.Millisecond))
+	r.CrieurCPUPct, r.HarnessCPUPct, r.OthersCPUPct = cpuTimeline(r.samples, drop, bucket, len(r.Timeline), r.GOMAXPROCS)
+	r.Conns = t.Conns
+	if n := len(t.ConnGaps); n > 0 {
+		r.ConnGapP50Ms = ms(t.ConnGaps[n/2])
+		r.ConnGapP90Ms = ms(t.ConnGaps[n*9/10])
+		r.ConnGapMaxMs = ms(t.ConnGaps[n-1])
+	}
 
 	if t.VerifyFailures > 0 {
 		r.problem("%d deliveries failed verification (first: %s)", t.VerifyFailures, strings.Join(t.Failures, " | "))
@@ -134,6 +157,13 @@ func (r *report) fill(t tally, drop, done time.Time) {
 	if window > 0 && r.GOMAXPROCS > 0 {
 		r.CrieurCPUShare = r.CrieurCPUSeconds / (window * float64(r.GOMAXPROCS))
 		r.HarnessCPUShare = r.HarnessCPUSeconds / (window * float64(r.GOMAXPROCS))
+	}
+	if n := len(r.samples); n > 1 {
+		a, b := r.samples[0], r.samples[n-1]
+		if d := b.at.Sub(a.at).Seconds(); d > 0 && r.GOMAXPROCS > 0 {
+			others := (b.machine - a.machine) - (b.crieur - a.crieur) - (b.harness - a.harness)
+			r.OthersCPUShare = max(0, others.Seconds()/(d*float64(r.GOMAXPROCS)))
+		}
 	}
 }
 
@@ -165,6 +195,7 @@ func (r *report) rates() {
 		r.CrieurCPUShare = round3(r.CrieurCPUShare)
 		r.HarnessCPUShare = round3(r.HarnessCPUShare)
 	}
+	r.OthersCPUShare = round3(r.OthersCPUShare)
 }
 
 func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
@@ -232,10 +263,17 @@ func (r *report) write(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  crieur:         peak RSS %.1f MiB; %.2f s CPU (%.0f%% of the machine), %.2f ms per POST received; %d log lines\n",
 		r.PeakRSSMiB, r.CrieurCPUSeconds, 100*r.CrieurCPUShare, r.CrieurCPUPerPostMs, r.CrieurLogLines)
+	fmt.Fprintf(w, "  others:         other processes took %.0f%% of the machine during the fan-out\n", 100*r.OthersCPUShare)
 	fmt.Fprintf(w, "  receivers:      %.2f s CPU (%.0f%% of the machine); %d POSTs, at most %d at once; %d key fetch(es); oldest signed Date %.0f ms\n",
 		r.HarnessCPUSeconds, 100*r.HarnessCPUShare, r.Posts, r.MaxInflight, r.KeyFetches, r.MaxDateAgeMs)
+	fmt.Fprintf(w, "  connections:    %d accepted; connect → first request p50 %.1f ms, p90 %.1f ms, max %.1f ms\n",
+		r.Conns, r.ConnGapP50Ms, r.ConnGapP90Ms, r.ConnGapMaxMs)
 	if len(r.Timeline) > 0 {
-		fmt.Fprintf(w, "  timeline:       healthy deliveries per %.0f ms after the drop: %v\n", r.TimelineBucketMs, r.Timeline)
+		fmt.Fprintf(w, "  timeline:       per %.0f ms after the drop:\n", r.TimelineBucketMs)
+		fmt.Fprintf(w, "    deliveries    %v\n", r.Timeline)
+		fmt.Fprintf(w, "    crieur CPU %%  %v\n", r.CrieurCPUPct)
+		fmt.Fprintf(w, "    harness CPU %% %v\n", r.HarnessCPUPct)
+		fmt.Fprintf(w, "    others CPU %%  %v\n", r.OthersCPUPct)
 	}
 	fmt.Fprintf(w, "  seeding:        %.1f s (not measured)\n", r.SeedSeconds)
 	if r.OK {

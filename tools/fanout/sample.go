@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// cpuSampleInterval is how often crieur's and the harness's CPU time are
+// read during the fan-out; /proc counts in 10 ms ticks.
+const cpuSampleInterval = 50 * time.Millisecond
+
+// cpuSample is both processes' CPU time used so far at one moment.
+type cpuSample struct {
+	at              time.Time
+	crieur, harness time.Duration
+	// machine is CPU time used by every process on the machine, from
+	// /proc/stat: on a shared machine, what others take is not crieur's.
+	machine time.Duration
+}
+
+// sampleCPU reads CPU times every cpuSampleInterval until ctx ends, and
+// returns the samples. It shows where the fan-out leaves the machine idle:
+// a bucket with few deliveries and little CPU is crieur waiting (disk,
+// locks, timers), one with few deliveries and full CPU is crieur busy with
+// something else than signing.
+func sampleCPU(ctx context.Context, pid int) []cpuSample {
+	var out []cpuSample
+	tick := time.NewTicker(cpuSampleInterval)
+	defer tick.Stop()
+	for {
+		c, err := procCPU(pid)
+		if err != nil {
+			return out
+		}
+		m, _ := machineCPU()
+		out = append(out, cpuSample{at: time.Now(), crieur: c, harness: selfCPU(), machine: m})
+		select {
+		case <-ctx.Done():
+			return out
+		case <-tick.C:
+		}
+	}
+}
+
+// cpuTimeline turns samples into the share of the machine (percent of
+// all cores) crieur, the harness and every other process used per bucket
+// after drop.
+func cpuTimeline(samples []cpuSample, drop time.Time, bucket time.Duration, buckets, cores int) (crieur, harness, others []int) {
+	if bucket <= 0 || buckets == 0 || cores <= 0 {
+		return nil, nil, nil
+	}
+	cu := make([]time.Duration, buckets)
+	hu := make([]time.Duration, buckets)
+	mu := make([]time.Duration, buckets)
+	for i := 1; i < len(samples); i++ {
+		a, b := samples[i-1], samples[i]
+		k := int(b.at.Sub(drop) / bucket)
+		if b.at.Before(drop) || k >= buckets {
+			continue
+		}
+		cu[k] += b.crieur - a.crieur
+		hu[k] += b.harness - a.harness
+		mu[k] += b.machine - a.machine
+	}
+	pct := func(d time.Duration) int { return int(100 * d / (bucket * time.Duration(cores))) }
+	crieur, harness, others = make([]int, buckets), make([]int, buckets), make([]int, buckets)
+	for k := range buckets {
+		crieur[k], harness[k] = pct(cu[k]), pct(hu[k])
+		others[k] = max(0, pct(mu[k]-cu[k]-hu[k]))
+	}
+	return crieur, harness, others
+}
+
+// machineCPU is the busy time of all CPUs since boot: the first line of
+// /proc/stat without idle and iowait.
+func machineCPU() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, fmt.Errorf("fanout: %w", err)
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	fields := strings.Fields(string(line))
+	if len(fields) < 6 || fields[0] != "cpu" {
+		return 0, errors.New("fanout: unexpected /proc/stat")
+	}
+	var busy int64
+	for i, f := range fields[1:] {
+		if i >= 8 { // guest times are already in user and nice
+			break
+		}
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("fanout: /proc/stat: %w", err)
+		}
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return time.Duration(busy) * time.Second / clockTicks, nil
+}
