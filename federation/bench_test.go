@@ -131,3 +131,19 @@ func BenchmarkSignRequest(b *testing.B) {
 		}
 	})
 }
+
+func TestCompareHealthyUsesHealthyServersSpan(t *testing.T) {
+	healthy := BenchResult{HealthySpan: time.Second, Delivered: 2000, Attempts: 2000}
+	slow := BenchResult{HealthySpan: 1300 * time.Millisecond, Delivered: 1400, Attempts: 2000}
+	c := CompareHealthy(healthy, slow)
+	if c.Ok || c.Slowdown < 0.29 || c.Slowdown > 0.31 || c.PerAttempt < 0.29 || c.PerAttempt > 0.31 {
+		t.Errorf("30%% slower healthy span: %+v", c)
+	}
+	ok := BenchResult{HealthySpan: 1100 * time.Millisecond, Delivered: 1400, Attempts: 2200}
+	if c := CompareHealthy(healthy, ok); !c.Ok || c.PerAttempt > 0.001 {
+		t.Errorf("10%% slower span, same time per request: %+v", c)
+	}
+	if c := CompareHealthy(BenchResult{}, ok); c.Ok {
+		t.Errorf("no baseline reported as within budget: %+v", c)
+	}
+}

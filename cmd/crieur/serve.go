@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -174,11 +175,36 @@ func allowPrefixes(allowPrivate bool) []netip.Prefix {
 	return out
 }
 
+// Garbage collector defaults of a running crieur, unless GOGC or GOMEMLIMIT
+// say otherwise. A fan-out keeps thousands of connections (buffers,
+// goroutine stacks) live, and every collection scans them. Measured on a
+// 10,000-follower fan-out (2 cores): GOGC=200 ran 3 collections instead of
+// 7 (GC CPU 51 ms instead of 98 ms, 1-3% of the fan-out) at the same peak
+// RSS (~180-195 MiB, mostly those connections); GOGC=400 saved little
+// more CPU but let the heap reach 417 MiB on a second fan-out in the same
+// process. The soft limit makes the collector work harder before the heap
+// passes it, so a larger GOGC cannot run a small server out of memory.
+const (
+	serveGCPercent   = 200
+	serveMemoryLimit = 512 << 20
+)
+
+// tuneGC applies the defaults above where the environment sets nothing.
+func tuneGC(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(serveGCPercent)
+	}
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(serveMemoryLimit)
+	}
+}
+
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, rest, err := parseConfig("serve", args, getenv, stderr, nil)
 	if err != nil {
 		return err
 	}
+	tuneGC(getenv)
 	if len(rest) > 0 {
 		fmt.Fprintf(stderr, "crieur serve: unexpected arguments %q\n", rest)
 		return errUsage
