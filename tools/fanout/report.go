@@ -67,6 +67,11 @@ type report struct {
 	// CPU per POST received, against the CPU one signature costs.
 	CrieurCPUPerPostMs float64 `json:"crieur_cpu_per_post_ms"`
 	SignCPUMs          float64 `json:"sign_cpu_ms"`
+	// SignShare is SignCPUMs / CrieurCPUPerPostMs: the part of crieur's
+	// CPU a delivery's signature accounts for. It does not depend on how
+	// much of the machine the receivers and other processes took, so it
+	// is the ratio crieur would reach with every core to itself.
+	SignShare float64 `json:"sign_share"`
 	// Share of all the machine's cores over that window.
 	CrieurCPUShare  float64 `json:"crieur_cpu_share"`
 	HarnessCPUShare float64 `json:"harness_cpu_share"`
@@ -190,6 +195,9 @@ func (r *report) rates() {
 	if r.Posts > 0 {
 		r.CrieurCPUPerPostMs = 1000 * r.CrieurCPUSeconds / float64(r.Posts)
 	}
+	if r.CrieurCPUPerPostMs > 0 {
+		r.SignShare = round3(r.SignCPUMs / r.CrieurCPUPerPostMs)
+	}
 	r.OK = len(r.Problems) == 0
 	if r.CrieurCPUShare > 0 {
 		r.CrieurCPUShare = round3(r.CrieurCPUShare)
@@ -261,8 +269,8 @@ func (r *report) write(w io.Writer) {
 	if r.BaselineRate > 0 {
 		fmt.Fprintf(w, "  vs baseline:    healthy servers at %.0f%% of the all-healthy run's %.0f/s\n", 100*r.HealthyVsBaseline, r.BaselineRate)
 	}
-	fmt.Fprintf(w, "  crieur:         peak RSS %.1f MiB; %.2f s CPU (%.0f%% of the machine), %.2f ms per POST received; %d log lines\n",
-		r.PeakRSSMiB, r.CrieurCPUSeconds, 100*r.CrieurCPUShare, r.CrieurCPUPerPostMs, r.CrieurLogLines)
+	fmt.Fprintf(w, "  crieur:         peak RSS %.1f MiB; %.2f s CPU (%.0f%% of the machine), %.2f ms per POST received, of which the signature is %.0f%%; %d log lines\n",
+		r.PeakRSSMiB, r.CrieurCPUSeconds, 100*r.CrieurCPUShare, r.CrieurCPUPerPostMs, 100*r.SignShare, r.CrieurLogLines)
 	fmt.Fprintf(w, "  others:         other processes took %.0f%% of the machine during the fan-out\n", 100*r.OthersCPUShare)
 	fmt.Fprintf(w, "  receivers:      %.2f s CPU (%.0f%% of the machine); %d POSTs, at most %d at once; %d key fetch(es); oldest signed Date %.0f ms\n",
 		r.HarnessCPUSeconds, 100*r.HarnessCPUShare, r.Posts, r.MaxInflight, r.KeyFetches, r.MaxDateAgeMs)

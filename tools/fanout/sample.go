@@ -60,8 +60,10 @@ func cpuTimeline(samples []cpuSample, drop time.Time, bucket time.Duration, buck
 	mu := make([]time.Duration, buckets)
 	for i := 1; i < len(samples); i++ {
 		a, b := samples[i-1], samples[i]
-		k := int(b.at.Sub(drop) / bucket)
-		if b.at.Before(drop) || k >= buckets {
+		// An interval counts in the bucket of its middle.
+		mid := a.at.Add(b.at.Sub(a.at) / 2)
+		k := int(mid.Sub(drop) / bucket)
+		if mid.Before(drop) || k >= buckets {
 			continue
 		}
 		cu[k] += b.crieur - a.crieur

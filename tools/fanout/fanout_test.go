@@ -1,0 +1,469 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-fed/httpsig"
+)
+
+// TestFanoutEndToEnd builds crieur, then runs the whole harness at small
+// size, all healthy and with 30% of the servers failing. It checks
+// correctness only (every healthy server got exactly one verified Create),
+// never speed.
+func TestFanoutEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs crieur")
+	}
+	bin := filepath.Join(t.TempDir(), "crieur")
+	build := exec.Command("go", "build", "-o", bin, "github.com/crieur/crieur/cmd/crieur")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build crieur: %v\n%s", err, out)
+	}
+	for _, tc := range []struct {
+		fail                  string
+		healthy, err500, hang int
+	}{
+		{"0", 40, 0, 0},
+		{"0.3", 28, 6, 6},
+	} {
+		t.Run("fail="+tc.fail, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			var stdout, stderr bytes.Buffer
+			err := run(ctx, []string{
+				"-crieur", bin, "-followers", "200", "-servers", "40", "-fail", tc.fail,
+				"-sign-for", "200ms", "-linger", "500ms", "-dir", t.TempDir(), "-timeout", "90s",
+			}, &stdout, &stderr)
+			if err != nil {
+				t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+			}
+			r := lastReport(t, stdout.Bytes())
+			if !r.OK || len(r.Problems) > 0 {
+				t.Errorf("report not ok: %q", r.Problems)
+			}
+			if r.Healthy != tc.healthy || r.Failing500 != tc.err500 || r.Hanging != tc.hang {
+				t.Errorf("servers: %d healthy, %d 500, %d hanging; want %d, %d, %d",
+					r.Healthy, r.Failing500, r.Hanging, tc.healthy, tc.err500, tc.hang)
+			}
+			if r.HealthyReached != tc.healthy {
+				t.Errorf("healthy servers reached: %d, want %d", r.HealthyReached, tc.healthy)
+			}
+			if r.Duplicates != 0 || r.VerifyFailures != 0 || r.Unexpected != 0 {
+				t.Errorf("duplicates %d, verification failures %d (%q), unexpected %d; want none",
+					r.Duplicates, r.VerifyFailures, r.Failures, r.Unexpected)
+			}
+			if r.DistinctCreates != 1 {
+				t.Errorf("%d Create ids for the one article, want 1", r.DistinctCreates)
+			}
+			if r.KeyFetches < 1 || r.Posts < tc.healthy {
+				t.Errorf("key fetches %d, POSTs %d: the receivers did not verify", r.KeyFetches, r.Posts)
+			}
+			if r.SignBefore <= 0 || r.SignAfter <= 0 || r.PeakRSSMiB <= 0 {
+				t.Errorf("sign rates %v/%v, peak RSS %v: a measurement is missing", r.SignBefore, r.SignAfter, r.PeakRSSMiB)
+			}
+			if !strings.Contains(stdout.String(), "result:         correct") {
+				t.Errorf("human report does not say correct:\n%s", stdout.String())
+			}
+		})
+	}
+}
+
+// lastReport decodes the JSON line of the report.
+func lastReport(t *testing.T, out []byte) report {
+	t.Helper()
+	var r report
+	found := false
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if line := sc.Bytes(); len(line) > 0 && line[0] == '{' {
+			if err := json.Unmarshal(line, &r); err != nil {
+				t.Fatalf("report line: %v\n%s", err, line)
+			}
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no JSON report in:\n%s", out)
+	}
+	return r
+}
+
+// TestRunRefusesBadFlags checks the usage errors, before anything starts.
+func TestRunRefusesBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"-crieur", "x", "-fail", "1"},
+		{"-crieur", "x", "-servers", "10", "-followers", "5"},
+		{"-crieur", "x", "-env", "PATH=/"},
+		{"-crieur", "x", "extra"},
+	} {
+		var out, errb bytes.Buffer
+		if err := run(context.Background(), args, &out, &errb); err == nil {
+			t.Errorf("run %q: no error", args)
+		}
+		if out.Len() > 0 {
+			t.Errorf("run %q printed a report:\n%s", args, out.String())
+		}
+	}
+}
+
+// fakeCrieur serves an actor document with a public key, as crieur does.
+type fakeCrieur struct {
+	srv   *httptest.Server
+	key   *rsa.PrivateKey
+	gets  int
+	keyID string
+}
+
+func newFakeCrieur(t *testing.T) *fakeCrieur {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemKey := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	fc := &fakeCrieur{key: key}
+	fc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fc.gets++
+		if r.URL.Path != "/@reports" || r.Header.Get("Signature") != "" {
+			http.NotFound(w, r)
+			return
+		}
+		id := fc.srv.URL + "/@reports"
+		w.Header().Set("Content-Type", "application/activity+json")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"id": id, "type": "Service",
+			"publicKey": map[string]string{"id": id + "#main-key", "owner": id, "publicKeyPem": pemKey},
+		})
+	}))
+	t.Cleanup(fc.srv.Close)
+	fc.keyID = fc.srv.URL + "/@reports#main-key"
+	return fc
+}
+
+// signed builds a POST to an inbox signed like a Mastodon-compatible
+// sender; headers are the signed headers.
+func (fc *fakeCrieur) signed(t *testing.T, body []byte, date time.Time, headers []string) *http.Request {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:9/inbox", bytes.NewReader(body))
+	r.Header.Set("Date", date.UTC().Format(http.TimeFormat))
+	r.Header.Set("Host", r.Host)
+	signer, _, err := httpsig.NewSigner([]httpsig.Algorithm{httpsig.RSA_SHA256}, httpsig.DigestSha256, headers, httpsig.Signature, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := signer.SignRequest(fc.key, fc.keyID, r, body); err != nil {
+		t.Fatal(err)
+	}
+	r.Header.Del("Host") // as net/http's server hands it over: in r.Host
+	return r
+}
+
+func TestVerifyDelivery(t *testing.T) {
+	fc := newFakeCrieur(t)
+	body := []byte(`{"id":"x","type":"Create"}`)
+	now := time.Now()
+	all := []string{httpsig.RequestTarget, "host", "date", "digest"}
+	tests := []struct {
+		name   string
+		req    func() *http.Request
+		wantOK bool
+		body   []byte // what arrives, when not what was signed
+	}{
+		{"good", func() *http.Request { return fc.signed(t, body, now, all) }, true, nil},
+		{"body changed after signing", func() *http.Request { return fc.signed(t, body, now, all) }, false,
+			[]byte(`{"id":"y","type":"Create"}`)},
+		{"digest not signed", func() *http.Request {
+			return fc.signed(t, body, now, []string{httpsig.RequestTarget, "host", "date"})
+		}, false, nil},
+		{"host not signed", func() *http.Request {
+			return fc.signed(t, body, now, []string{httpsig.RequestTarget, "date", "digest"})
+		}, false, nil},
+		{"date too old", func() *http.Request { return fc.signed(t, body, now.Add(-sigMaxAge-time.Minute), all) }, false, nil},
+		{"date in the future", func() *http.Request { return fc.signed(t, body, now.Add(sigMaxFuture+time.Minute), all) }, false, nil},
+		{"signature altered", func() *http.Request {
+			r := fc.signed(t, body, now, all)
+			sig := r.Header.Get("Signature")
+			i := strings.Index(sig, `signature="`) + len(`signature="`)
+			b := []byte(sig)
+			if b[i] == 'A' {
+				b[i] = 'B'
+			} else {
+				b[i] = 'A'
+			}
+			r.Header.Set("Signature", string(b))
+			return r
+		}, false, nil},
+		{"date changed after signing", func() *http.Request {
+			r := fc.signed(t, body, now, all)
+			r.Header.Set("Date", now.Add(time.Second).UTC().Format(http.TimeFormat))
+			return r
+		}, false, nil},
+		{"no signature", func() *http.Request {
+			r := fc.signed(t, body, now, all)
+			r.Header.Del("Signature")
+			return r
+		}, false, nil},
+	}
+	keys := newKeyCache(fc.srv.URL)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := body
+			if tc.body != nil {
+				b = tc.body
+			}
+			owner, _, err := verifyDelivery(context.Background(), tc.req(), b, keys, now)
+			if tc.wantOK {
+				if err != nil {
+					t.Fatalf("verify: %v", err)
+				}
+				if owner != fc.srv.URL+"/@reports" {
+					t.Errorf("owner %q", owner)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("verified, want a failure")
+			}
+			if !errors.Is(err, errVerify) {
+				t.Errorf("error %v is not errVerify", err)
+			}
+		})
+	}
+	if got := keys.fetches.Load(); got != 1 {
+		t.Errorf("key fetched %d times, want once (cached)", got)
+	}
+}
+
+func TestKeyCacheRefusesForeignKeys(t *testing.T) {
+	fc := newFakeCrieur(t)
+	keys := newKeyCache("http://127.0.0.1:1")
+	r := fc.signed(t, []byte(`{}`), time.Now(), []string{httpsig.RequestTarget, "host", "date", "digest"})
+	if _, _, err := verifyDelivery(context.Background(), r, []byte(`{}`), keys, time.Now()); err == nil {
+		t.Fatal("a key outside crieur's base was accepted")
+	}
+	if fc.gets != 0 {
+		t.Errorf("fetched a key outside crieur's base %d times", fc.gets)
+	}
+}
+
+func TestCheckDigest(t *testing.T) {
+	body := []byte("hello")
+	sum := sha256.Sum256(body)
+	good := "SHA-256=" + base64.StdEncoding.EncodeToString(sum[:])
+	for _, tc := range []struct {
+		values []string
+		ok     bool
+	}{
+		{[]string{good}, true},
+		{[]string{"sha-256=" + strings.TrimPrefix(good, "SHA-256=")}, true},
+		{[]string{"SHA-512=abc, " + good}, true},
+		{[]string{"SHA-512=abc", good}, true},
+		{[]string{"SHA-256=AAAA"}, false},
+		{[]string{"SHA-512=abc"}, false},
+		{nil, false},
+	} {
+		if err := checkDigest(tc.values, body); (err == nil) != tc.ok {
+			t.Errorf("checkDigest(%q) = %v, want ok=%v", tc.values, err, tc.ok)
+		}
+	}
+}
+
+func TestParseSignatureParams(t *testing.T) {
+	p, err := parseSignatureParams(`keyId="https://a.example/@r#main-key",algorithm="rsa-sha256",headers="(request-target) host date digest",signature="c2ln"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p["keyid"] != "https://a.example/@r#main-key" || p["headers"] != "(request-target) host date digest" || p["signature"] != "c2ln" {
+		t.Errorf("parsed %q", p)
+	}
+	for _, bad := range []string{
+		``,
+		`keyId="a"`,
+		`keyId="a",signature="b",keyId="c"`,
+		`keyId=a,signature="b"`,
+		`keyId="a",signature="b`,
+		`keyId="a"x,signature="b"`,
+		`="a",keyId="a",signature="b"`,
+		strings.Repeat("x", maxSignatureHeader+1),
+	} {
+		if _, err := parseSignatureParams(bad); err == nil {
+			t.Errorf("parseSignatureParams(%q): no error", bad)
+		}
+	}
+}
+
+// FuzzParseSignatureParams: the parser never panics, and what it accepts
+// has the two parameters verification needs.
+func FuzzParseSignatureParams(f *testing.F) {
+	seeds, err := os.ReadFile("testdata/signature_headers.txt")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, line := range strings.Split(string(seeds), "\n") {
+		if line != "" && !strings.HasPrefix(line, "#") {
+			f.Add(line)
+		}
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		p, err := parseSignatureParams(h)
+		if err != nil {
+			return
+		}
+		if p["keyid"] == "" || p["signature"] == "" {
+			t.Fatalf("accepted %q without keyId or signature: %q", h, p)
+		}
+	})
+}
+
+func TestModes(t *testing.T) {
+	for _, tc := range []struct {
+		n          int
+		fail       float64
+		e500, hang int
+	}{
+		{2000, 0.3, 300, 300},
+		{40, 0.3, 6, 6},
+		{10, 0, 0, 0},
+		{7, 0.5, 2, 1},
+	} {
+		ms := modes(tc.n, tc.fail)
+		var e500, hang int
+		for _, m := range ms {
+			switch m {
+			case mode500:
+				e500++
+			case modeHang:
+				hang++
+			}
+		}
+		if len(ms) != tc.n || e500 != tc.e500 || hang != tc.hang {
+			t.Errorf("modes(%d, %v): %d servers, %d 500, %d hang; want %d, %d, %d", tc.n, tc.fail, len(ms), e500, hang, tc.n, tc.e500, tc.hang)
+		}
+	}
+	// Spread, not bunched: every tenth of the fleet has its share.
+	ms := modes(2000, 0.3)
+	for i := 0; i < 2000; i += 200 {
+		failing := 0
+		for _, m := range ms[i : i+200] {
+			if m != modeHealthy {
+				failing++
+			}
+		}
+		if failing != 60 {
+			t.Errorf("servers %d-%d: %d failing, want 60", i, i+199, failing)
+		}
+	}
+}
+
+func TestFollowerNames(t *testing.T) {
+	names := followerNames(10, 4)
+	sizes := []int{len(names[0]), len(names[1]), len(names[2]), len(names[3])}
+	if sizes[0] != 3 || sizes[1] != 3 || sizes[2] != 2 || sizes[3] != 2 {
+		t.Errorf("sizes %v, want [3 3 2 2]", sizes)
+	}
+	seen := map[string]bool{}
+	for _, s := range names {
+		for _, n := range s {
+			if seen[n] {
+				t.Errorf("name %s twice", n)
+			}
+			seen[n] = true
+		}
+	}
+	if len(seen) != 10 {
+		t.Errorf("%d names, want 10", len(seen))
+	}
+}
+
+func TestTimeline(t *testing.T) {
+	drop := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return drop.Add(time.Duration(ms) * time.Millisecond) }
+	counts, bucket := timeline([]time.Time{at(50), at(150), at(160), at(390)}, drop)
+	if bucket != 100 {
+		t.Errorf("bucket %v ms, want 100", bucket)
+	}
+	want := []int{1, 2, 0, 1}
+	if len(counts) != len(want) {
+		t.Fatalf("timeline %v, want %v", counts, want)
+	}
+	for i := range want {
+		if counts[i] != want[i] {
+			t.Fatalf("timeline %v, want %v", counts, want)
+		}
+	}
+	samples := []cpuSample{
+		{at: at(0)},
+		{at: at(100), crieur: 100 * time.Millisecond, harness: 50 * time.Millisecond, machine: 200 * time.Millisecond},
+		{at: at(200), crieur: 300 * time.Millisecond, harness: 50 * time.Millisecond, machine: 350 * time.Millisecond},
+	}
+	c, h, o := cpuTimeline(samples, drop, 100*time.Millisecond, 3, 2)
+	if c[0] != 50 || h[0] != 25 || o[0] != 25 || c[1] != 100 || h[1] != 0 || o[1] != 0 {
+		t.Errorf("cpu timeline crieur %v harness %v others %v", c, h, o)
+	}
+}
+
+func TestProcReaders(t *testing.T) {
+	pid := os.Getpid()
+	if _, err := procCPU(pid); err != nil {
+		t.Errorf("procCPU: %v", err)
+	}
+	if kib, err := procStatus(pid, "VmHWM"); err != nil || kib <= 0 {
+		t.Errorf("VmHWM: %d, %v", kib, err)
+	}
+	if _, err := procStatus(pid, "NoSuchField"); err == nil {
+		t.Error("procStatus found a field that does not exist")
+	}
+	if _, err := machineCPU(); err != nil {
+		t.Errorf("machineCPU: %v", err)
+	}
+}
+
+func TestParseActorKey(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs1 := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&key.PublicKey)}))
+	doc := func(id, keyID, owner, pemKey string) []byte {
+		b, _ := json.Marshal(map[string]any{"id": id, "publicKey": map[string]string{"id": keyID, "owner": owner, "publicKeyPem": pemKey}})
+		return b
+	}
+	a := "http://c.example/@reports"
+	if _, err := parseActorKey(doc(a, a+"#main-key", a, pkcs1), a+"#main-key"); err != nil {
+		t.Errorf("PKCS#1 key: %v", err)
+	}
+	for name, b := range map[string][]byte{
+		"other key id": doc(a, a+"#other", a, pkcs1),
+		"other owner":  doc(a, a+"#main-key", "http://evil.example/@x", pkcs1),
+		"not PEM":      doc(a, a+"#main-key", a, "nope"),
+		"not JSON":     []byte("<html>"),
+	} {
+		if _, err := parseActorKey(b, a+"#main-key"); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
