@@ -31,12 +31,6 @@ const (
 	// connections, a few per host.
 	clientMaxIdleConns        = 4096
 	clientMaxIdleConnsPerHost = 16
-	// clientWriteBufferSize holds a request's headers and an activity of
-	// up to about 15 KB, so a delivery leaves in one write(2). With the
-	// default 4 KiB, net/http flushes the first 4 KiB and copies the rest
-	// through a fresh 32 KiB buffer: a second syscall and 32 KiB of
-	// garbage per delivery. Larger bodies still work (in several writes).
-	clientWriteBufferSize = 16 << 10
 	// clientErrorBodyKept is how much of a response body Post keeps for
 	// error messages.
 	clientErrorBodyKept = 512
@@ -129,7 +123,6 @@ func NewClient(cfg ClientConfig) *Client {
 		IdleConnTimeout:       clientIdleConnTimeout,
 		MaxIdleConns:          clientMaxIdleConns,
 		MaxIdleConnsPerHost:   clientMaxIdleConnsPerHost,
-		WriteBufferSize:       clientWriteBufferSize,
 	}
 	c.http = &http.Client{
 		Transport: c.transport,
