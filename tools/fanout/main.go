@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -163,11 +164,11 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 		return nil, err
 	}
 	progress("measuring the RSA-%d signing rate for %s on %d goroutines (crieur not started)", rsaBits, o.signFor, rep.GOMAXPROCS)
-	before, err := measureSignRate(ctx, key, o.signFor)
+	before, others, err := measureQuietly(ctx, key, o.signFor)
 	if err != nil {
 		return nil, err
 	}
-	rep.SignBefore = before.PerSec
+	rep.SignBefore, rep.SignBeforeOthers = before.PerSec, others
 
 	c, err := newCrieurRun(o.crieur, o.dir, o.env)
 	if err != nil {
@@ -292,11 +293,11 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 
 	if ctx.Err() == nil {
 		progress("measuring the signing rate again (crieur stopped)")
-		after, err := measureSignRate(ctx, key, o.signFor)
+		after, others, err := measureQuietly(ctx, key, o.signFor)
 		if err != nil {
 			return rep, err
 		}
-		rep.SignAfter = after.PerSec
+		rep.SignAfter, rep.SignAfterOthers = after.PerSec, others
 	}
 	rep.rates()
 	if o.baseline != "" {
@@ -305,6 +306,22 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// measureQuietly measures the signing rate and says how much of the
+// machine other processes took meanwhile: a busy neighbour lowers the rate
+// and so raises every ratio computed from it.
+func measureQuietly(ctx context.Context, key *rsa.PrivateKey, d time.Duration) (signRate, float64, error) {
+	m0, merr := machineCPU()
+	s0 := selfCPU()
+	r, err := measureSignRate(ctx, key, d)
+	m1, merr1 := machineCPU()
+	s1 := selfCPU()
+	if err != nil || merr != nil || merr1 != nil || r.Elapsed <= 0 {
+		return r, 0, err
+	}
+	others := ((m1 - m0) - (s1 - s0)).Seconds() / (r.Elapsed.Seconds() * float64(r.Goroutines))
+	return r, round3(max(0, others)), nil
 }
 
 // startProfile starts the harness's CPU profile when path is set; the

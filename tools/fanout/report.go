@@ -36,6 +36,9 @@ type report struct {
 	SignBefore float64 `json:"sign_rate_before"`
 	SignAfter  float64 `json:"sign_rate_after"`
 	SignRate   float64 `json:"sign_rate"`
+	// Share of the machine other processes took while each was measured.
+	SignBeforeOthers float64 `json:"sign_before_others"`
+	SignAfterOthers  float64 `json:"sign_after_others"`
 
 	Healthy         int      `json:"healthy_servers"`
 	Failing500      int      `json:"failing_500"`
@@ -102,6 +105,11 @@ type report struct {
 
 	BaselineRate      float64 `json:"baseline_rate,omitempty"`
 	HealthyVsBaseline float64 `json:"healthy_vs_baseline,omitempty"`
+	// HealthySlowdown is how much longer the healthy servers waited (drop
+	// to last) than in the baseline run, both counted in signatures of
+	// their own run (time × signing rate), so a busier machine in one run
+	// does not count: 1.2 is 20% slower.
+	HealthySlowdown float64 `json:"healthy_slowdown,omitempty"`
 
 	OK       bool     `json:"ok"`
 	Problems []string `json:"problems,omitempty"`
@@ -248,7 +256,10 @@ func (r *report) compare(path string) error {
 		return fmt.Errorf("fanout: baseline %s: no report line with a rate", path)
 	}
 	r.BaselineRate = base.RateFirstToLast
-	r.HealthyVsBaseline = r.RateFirstToLast / base.RateFirstToLast
+	r.HealthyVsBaseline = round3(r.RateFirstToLast / base.RateFirstToLast)
+	if base.DropToLastMs > 0 && base.SignRate > 0 {
+		r.HealthySlowdown = round3(r.DropToLastMs * r.SignRate / (base.DropToLastMs * base.SignRate))
+	}
 	return nil
 }
 
@@ -257,7 +268,8 @@ func (r *report) write(w io.Writer) {
 	fmt.Fprintf(w, "fan-out of one article to %d followers on %d loopback servers (%d healthy, %d answering 500, %d hanging)\n",
 		r.Followers, r.Servers, r.Healthy, r.Failing500, r.Hanging)
 	fmt.Fprintf(w, "  machine:        %d CPUs, GOMAXPROCS %d, fd limit %s, crieur data on %s\n", r.NumCPU, r.GOMAXPROCS, r.FileLimit, r.DataFS)
-	fmt.Fprintf(w, "  RSA-2048 signs: %.0f/s before, %.0f/s after, mean %.0f/s (%.2f ms of one core each)\n", r.SignBefore, r.SignAfter, r.SignRate, r.SignCPUMs)
+	fmt.Fprintf(w, "  RSA-2048 signs: %.0f/s before, %.0f/s after, mean %.0f/s (%.2f ms of one core each); other processes took %.0f%% and %.0f%% meanwhile\n",
+		r.SignBefore, r.SignAfter, r.SignRate, r.SignCPUMs, 100*r.SignBeforeOthers, 100*r.SignAfterOthers)
 	fmt.Fprintf(w, "  healthy:        %d of %d servers got the Create; %d duplicates; %d verification failures; %d unexpected activities\n",
 		r.HealthyReached, r.Healthy, r.Duplicates, r.VerifyFailures, r.Unexpected)
 	if r.Failing500+r.Hanging > 0 {
@@ -267,7 +279,8 @@ func (r *report) write(w io.Writer) {
 	fmt.Fprintf(w, "  rate:           %.0f deliveries/s first → last (%.0f%% of the signing rate), %.0f/s drop → last (%.0f%%)\n",
 		r.RateFirstToLast, 100*r.RatioFirstToLast, r.RateDropToLast, 100*r.RatioDropToLast)
 	if r.BaselineRate > 0 {
-		fmt.Fprintf(w, "  vs baseline:    healthy servers at %.0f%% of the all-healthy run's %.0f/s\n", 100*r.HealthyVsBaseline, r.BaselineRate)
+		fmt.Fprintf(w, "  vs baseline:    healthy servers at %.0f%% of the all-healthy run's %.0f/s first → last; drop → last took %.2f× as long (in signatures)\n",
+			100*r.HealthyVsBaseline, r.BaselineRate, r.HealthySlowdown)
 	}
 	fmt.Fprintf(w, "  crieur:         peak RSS %.1f MiB; %.2f s CPU (%.0f%% of the machine), %.2f ms per POST received, of which the signature is %.0f%%; %d log lines\n",
 		r.PeakRSSMiB, r.CrieurCPUSeconds, 100*r.CrieurCPUShare, r.CrieurCPUPerPostMs, 100*r.SignShare, r.CrieurLogLines)
