@@ -311,12 +311,17 @@ func (c *Client) Post(ctx context.Context, rawURL string, body []byte, sign *Sig
 	if body == nil {
 		body = []byte{}
 	}
-	return c.PostDigest(ctx, rawURL, body, BodyDigest(body), sign)
+	return c.PostDigest(ctx, rawURL, body, BodyDigest(body), sign, 0)
 }
 
 // PostDigest is Post for a body whose Digest header value (BodyDigest) the
 // caller computed once for all the inboxes it goes to.
-func (c *Client) PostDigest(ctx context.Context, rawURL string, body []byte, digest string, sign *Signer) (*Response, error) {
+//
+// timeout, when positive, bounds the exchange and starts once the request
+// is signed: on a busy machine signing can wait for a CPU, and that wait
+// must not eat the remote server's time, or a delivery that did arrive
+// would count as timed out and be sent again.
+func (c *Client) PostDigest(ctx context.Context, rawURL string, body []byte, digest string, sign *Signer, timeout time.Duration) (*Response, error) {
 	u, err := c.checkURL(rawURL)
 	if err != nil {
 		return nil, err
@@ -330,6 +335,11 @@ func (c *Client) PostDigest(ctx context.Context, rawURL string, body []byte, dig
 		if err := sign.SignRequestDigest(req, digest); err != nil {
 			return nil, err
 		}
+	}
+	if timeout > 0 {
+		tctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		req = req.WithContext(tctx)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

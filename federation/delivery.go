@@ -93,7 +93,7 @@ type Outcome string
 
 const (
 	OutcomeDelivered Outcome = "delivered" // 2xx
-	OutcomeGone      Outcome = "gone"      // 410: followers on that inbox removed
+	OutcomeGone      Outcome = "gone"      // 410: the follower of that personal inbox removed
 	OutcomeFailed    Outcome = "failed"    // permanent error or given up
 	OutcomeRetry     Outcome = "retry"     // rescheduled after an attempt
 	OutcomeDeferred  Outcome = "deferred"  // host circuit open: moved, not tried
@@ -535,9 +535,7 @@ func (d *Deliverer) attempt(reqCtx context.Context, job storage.Job) (res Delive
 		// A storage hiccup: try again later without blaming the host.
 		return d.retry(job, 0, err.Error(), d.now()), 0, time.Time{}
 	}
-	ctx, cancel := context.WithTimeout(reqCtx, d.opts.Timeout)
-	resp, err := d.client.PostDigest(ctx, job.Inbox, body, digest, d.signer)
-	cancel()
+	resp, err := d.client.PostDigest(reqCtx, job.Inbox, body, digest, d.signer, d.opts.Timeout)
 	now := d.now()
 	if err != nil {
 		if IsRefused(err) {
@@ -648,36 +646,15 @@ func (d *Deliverer) record(res DeliveryResult) {
 	}
 }
 
-// removeFollowersOf removes the followers delivered at inbox after it
-// answered 410 Gone. For a personal inbox that is its account. For a shared
-// inbox it is everyone on that server: the server says the endpoint all of
-// them are reached through no longer exists, and keeping them would mean a
-// 410 for every future post (Misskey also takes a shared inbox's 410 as
-// the whole server gone). storage.DeleteFollowersByInbox matches personal
-// inboxes only, so shared ones are matched here. A follower is removed only
-// here and for Undo, Delete and Block, never for errors.
+// removeFollowersOf removes the follower whose personal inbox answered
+// 410 Gone: that is its account saying it no longer exists. A shared inbox
+// answering 410 names no account, so nobody is removed for it: a proxy in
+// a bad state or a server being moved must not cost every follower on it
+// (Mastodon removes nobody for a 410 either); the job is done, and each
+// later post costs that server one cheap refused request. A follower is
+// removed only here and for Undo, Delete and Block, never for errors.
 func (d *Deliverer) removeFollowersOf(inbox string) (int, error) {
-	n, err := d.store.DeleteFollowersByInbox(inbox)
-	if err != nil {
-		return n, err
-	}
-	all, err := d.store.Followers("")
-	if err != nil {
-		return n, err
-	}
-	for _, f := range all {
-		if f.SharedInbox != inbox {
-			continue
-		}
-		ok, err := d.store.DeleteFollower(f.ActorID)
-		if err != nil {
-			return n, err
-		}
-		if ok {
-			n++
-		}
-	}
-	return n, nil
+	return d.store.DeleteFollowersByInbox(inbox)
 }
 
 // finish forgets a job whose outcome is stored (or abandoned at shutdown).

@@ -407,13 +407,14 @@ func TestDeliveryOrderPerInboxAcrossRetries(t *testing.T) {
 	}
 }
 
-func TestDelivery410RemovesFollowersOfThatInbox(t *testing.T) {
+func TestDelivery410RemovesOnlyTheFollowerWhoseInboxIsGone(t *testing.T) {
 	h := newDLHarness(t, DeliveryOptions{}, false)
 	gone := newDLInbox(t, h, status(http.StatusGone))
 	other := newDLInbox(t, h, nil)
 	followers := []storage.Follower{
-		{ActorID: gone.url("/users/a"), Inbox: gone.url("/users/a/inbox"), SharedInbox: gone.url("/inbox")},
+		{ActorID: gone.url("/users/a"), Inbox: gone.url("/users/a/inbox")},
 		{ActorID: gone.url("/users/b"), Inbox: gone.url("/users/b/inbox"), SharedInbox: gone.url("/inbox")},
+		{ActorID: gone.url("/users/d"), Inbox: gone.url("/users/d/inbox"), SharedInbox: gone.url("/inbox")},
 		{ActorID: other.url("/users/c"), Inbox: other.url("/users/c/inbox")},
 	}
 	for _, f := range followers {
@@ -423,16 +424,33 @@ func TestDelivery410RemovesFollowersOfThatInbox(t *testing.T) {
 		}
 	}
 	h.start()
-	h.enqueue("Create", "https://crieur.example/posts/a/en", gone.url("/inbox"))
+	left := func() map[string]bool {
+		fs, err := h.store.Followers(storage.FollowerAccepted)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]bool{}
+		for _, f := range fs {
+			m[f.ActorID] = true
+		}
+		return m
+	}
+	// A personal inbox answering 410: that account is gone.
+	h.enqueue("Create", "https://crieur.example/posts/a/en", gone.url("/users/a/inbox"))
 	if r := h.next(); r.Outcome != OutcomeGone || r.Status != 410 {
 		t.Fatalf("outcome %s %d", r.Outcome, r.Status)
 	}
-	fs, err := h.store.Followers(storage.FollowerAccepted)
-	if err != nil {
-		t.Fatal(err)
+	if m := left(); m[gone.url("/users/a")] || len(m) != 3 {
+		t.Fatalf("after a personal inbox's 410: %v", m)
 	}
-	if len(fs) != 1 || fs[0].ActorID != other.url("/users/c") {
-		t.Fatalf("followers left: %+v", fs)
+	// A shared inbox answering 410 names no account: nobody is removed,
+	// and the job is finished rather than retried.
+	h.enqueue("Create", "https://crieur.example/posts/b/en", gone.url("/inbox"))
+	if r := h.next(); r.Outcome != OutcomeGone {
+		t.Fatalf("outcome %s %d", r.Outcome, r.Status)
+	}
+	if m := left(); len(m) != 3 || !m[gone.url("/users/b")] || !m[gone.url("/users/d")] {
+		t.Fatalf("a shared inbox's 410 removed followers: %v", m)
 	}
 	if p, f := h.pending(), h.failed(); len(p) != 0 || len(f) != 0 {
 		t.Fatalf("410 must finish the job: pending %d failed %d", len(p), len(f))
