@@ -467,3 +467,22 @@ func TestParseActorKey(t *testing.T) {
 		}
 	}
 }
+
+// TestRunFailsWhenCrieurDies: a binary that exits at once is reported, not
+// waited for until -timeout.
+func TestRunFailsWhenCrieurDies(t *testing.T) {
+	bin, err := exec.LookPath("false")
+	if err != nil {
+		t.Skip("no false(1) here")
+	}
+	var out, errb bytes.Buffer
+	start := time.Now()
+	err = run(context.Background(), []string{"-crieur", bin, "-followers", "4", "-servers", "2",
+		"-sign-for", "50ms", "-dir", t.TempDir(), "-timeout", "1m"}, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "crieur exited") {
+		t.Fatalf("run with a crieur that exits: %v", err)
+	}
+	if time.Since(start) > 30*time.Second {
+		t.Errorf("took %s: the harness waited for the timeout instead of noticing", time.Since(start))
+	}
+}

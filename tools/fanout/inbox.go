@@ -422,14 +422,16 @@ func (f *fleet) tally() tally {
 	return t
 }
 
-// waitHealthy returns when every healthy server has the Create, or when
-// ctx ends.
-func (f *fleet) waitHealthy(ctx context.Context) error {
+// waitHealthy returns when every healthy server has the Create, when ctx
+// ends, or when gone closes (crieur exited: nothing more will come).
+func (f *fleet) waitHealthy(ctx context.Context, gone <-chan struct{}) error {
 	select {
 	case <-f.allHealthy:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-gone:
+		return errors.New("fanout: crieur exited during the fan-out")
 	}
 }
 

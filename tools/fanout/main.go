@@ -254,7 +254,7 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 		stopProfile()
 		return nil, err
 	}
-	waitErr := fl.waitHealthy(ctx)
+	waitErr := fl.waitHealthy(ctx, c.exited)
 	done := time.Now()
 	cpu1, cpuErr := procCPU(c.pid())
 	self1 := selfCPU()
@@ -288,7 +288,7 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 	rep.HarnessCPUSeconds = (self1 - self0).Seconds()
 	rep.fill(t, drop, done)
 	if waitErr != nil {
-		rep.problem("%d of %d healthy servers reached before the run's -timeout %s", t.HealthyReached, t.Healthy, o.timeout)
+		rep.problem("%d of %d healthy servers reached: %v (-timeout %s)", t.HealthyReached, t.Healthy, waitErr, o.timeout)
 	}
 
 	if ctx.Err() == nil {
