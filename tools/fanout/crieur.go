@@ -171,7 +171,7 @@ func (c *crieurRun) dropNew(now time.Time) (time.Time, error) {
 }
 
 // start runs `crieur serve` as a child process, logging to crieur.log.
-func (c *crieurRun) start() error {
+func (c *crieurRun) start(plan cpuPlan) error {
 	c.release()
 	lf, err := os.Create(c.logPath)
 	if err != nil {
@@ -198,7 +198,11 @@ func (c *crieurRun) start() error {
 	cmd.Stdout, cmd.Stderr = lf, lf
 	// If the harness dies, so does crieur: nothing is left listening.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	start := cmd.Start
+	if plan.pinned {
+		start = func() error { return startPinned(cmd, plan.crieur) }
+	}
+	if err := start(); err != nil {
 		lf.Close()
 		return fmt.Errorf("fanout: start crieur: %w", err)
 	}

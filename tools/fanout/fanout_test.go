@@ -420,7 +420,7 @@ func TestTimeline(t *testing.T) {
 		{at: at(100), crieur: 100 * time.Millisecond, harness: 50 * time.Millisecond, machine: 200 * time.Millisecond},
 		{at: at(200), crieur: 300 * time.Millisecond, harness: 50 * time.Millisecond, machine: 350 * time.Millisecond},
 	}
-	c, h, o := cpuTimeline(samples, drop, 100*time.Millisecond, 3, 2)
+	c, h, o := cpuTimeline(samples, drop, 100*time.Millisecond, 3, cores{crieur: 2, receivers: 2, machine: 2})
 	if c[0] != 50 || h[0] != 25 || o[0] != 25 || c[1] != 100 || h[1] != 0 || o[1] != 0 {
 		t.Errorf("cpu timeline crieur %v harness %v others %v", c, h, o)
 	}
@@ -484,5 +484,44 @@ func TestRunFailsWhenCrieurDies(t *testing.T) {
 	}
 	if time.Since(start) > 30*time.Second {
 		t.Errorf("took %s: the harness waited for the timeout instead of noticing", time.Since(start))
+	}
+}
+
+// TestPinning: a child started pinned runs on the CPUs it was given, and
+// the harness can move itself and come back.
+func TestPinning(t *testing.T) {
+	plan, err := planCPUs(1)
+	if err != nil {
+		t.Skipf("one CPU only: %v", err)
+	}
+	if plan.crieur.count() != 1 || plan.receivers.count() != plan.all.count()-1 {
+		t.Fatalf("plan %s / %s of %s", plan.crieur, plan.receivers, plan.all)
+	}
+	cmd := exec.Command("grep", "Cpus_allowed_list", "/proc/self/status")
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if err := startPinned(cmd, plan.crieur); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(out.String()), "Cpus_allowed_list:")); got != plan.crieur.String() {
+		t.Errorf("child ran on CPUs %q, want %q", got, plan.crieur)
+	}
+	if self, _ := getAffinity(0); self != plan.all {
+		t.Errorf("the forking thread kept CPUs %s, want %s back", self, plan.all)
+	}
+	if err := pinProcess(plan.receivers); err != nil {
+		t.Fatal(err)
+	}
+	if self, _ := getAffinity(0); self != plan.receivers {
+		t.Errorf("after pinProcess: CPUs %s, want %s", self, plan.receivers)
+	}
+	if err := pinProcess(plan.all); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := planCPUs(plan.all.count()); err == nil {
+		t.Error("planCPUs gave crieur every CPU and the servers none")
 	}
 }

@@ -60,6 +60,7 @@ type options struct {
 	baseline  string
 	env       []string
 	profile   string
+	pinCPUs   int
 }
 
 type envList []string
@@ -89,6 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep crieur's folders (and log) instead of removing them")
 	fs.StringVar(&o.baseline, "baseline", "", "file holding the JSON line of an all-healthy run, to compare the healthy servers' rate with")
 	fs.StringVar(&o.profile, "cpuprofile", "", "write the harness's own CPU profile over the fan-out (drop to last delivery) to this file")
+	fs.IntVar(&o.pinCPUs, "crieur-cpus", 0, "pin crieur to this many CPUs and the inbox servers to the others, and measure the signing rate on crieur's CPUs (0: no pinning)")
 	fs.Var((*envList)(&o.env), "env", "extra CRIEUR_NAME=value for crieur (repeat), e.g. CRIEUR_WORKERS=256")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -102,6 +104,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.fail < 0 || o.fail >= 1 {
 		errs = append(errs, fmt.Errorf("-fail %v must be in [0, 1)", o.fail))
+	}
+	if o.pinCPUs < 0 {
+		errs = append(errs, errors.New("-crieur-cpus must be >= 0"))
 	}
 	if o.timeout <= 0 || o.signFor <= 0 {
 		errs = append(errs, errors.New("-timeout and -sign-for must be positive"))
@@ -152,6 +157,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 	rep := &report{Followers: o.followers, Servers: o.servers, Fail: o.fail, GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU()}
 	progress := func(format string, a ...any) { fmt.Fprintf(stderr, "fanout: "+format+"\n", a...) }
+	key, err := signKey()
+	if err != nil {
+		return nil, err
+	}
+	plan, err := planCPUs(o.pinCPUs)
+	if err != nil {
+		return nil, err
+	}
+	rep.CrieurCPUs, rep.ReceiverCPUs = plan.crieur.String(), plan.receivers.String()
+	rep.CrieurCores, rep.ReceiverCores, rep.MachineCores = plan.crieur.count(), plan.receivers.count(), machineCores()
+	// measureOnCrieurCPUs measures the signing rate on the CPUs crieur
+	// gets, then gives the harness back its own.
+	measureOnCrieurCPUs := func(after cpuSet) (signRate, float64, error) {
+		if plan.pinned {
+			if err := pinProcess(plan.crieur); err != nil {
+				return signRate{}, 0, err
+			}
+			defer func() { _ = pinProcess(after) }()
+		}
+		return measureQuietly(ctx, key, o.signFor)
+	}
 
 	fd, err := raiseFileLimit(uint64(2*o.servers + fdMargin))
 	if err != nil {
@@ -159,16 +185,12 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 	}
 	rep.FileLimit = fd
 
-	key, err := signKey()
+	progress("measuring the RSA-%d signing rate for %s on CPUs %s (crieur not started)", rsaBits, o.signFor, plan.crieur)
+	before, others, err := measureOnCrieurCPUs(plan.receivers)
 	if err != nil {
 		return nil, err
 	}
-	progress("measuring the RSA-%d signing rate for %s on %d goroutines (crieur not started)", rsaBits, o.signFor, rep.GOMAXPROCS)
-	before, others, err := measureQuietly(ctx, key, o.signFor)
-	if err != nil {
-		return nil, err
-	}
-	rep.SignBefore, rep.SignBeforeOthers = before.PerSec, others
+	rep.SignBefore, rep.SignBeforeOthers, rep.SignGoroutines = before.PerSec, others, before.Goroutines
 
 	c, err := newCrieurRun(o.crieur, o.dir, o.env)
 	if err != nil {
@@ -205,7 +227,7 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 	if err := c.writeOld(time.Now()); err != nil {
 		return nil, err
 	}
-	if err := c.start(); err != nil {
+	if err := c.start(plan); err != nil {
 		return nil, err
 	}
 	stopped := false
@@ -293,7 +315,7 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 
 	if ctx.Err() == nil {
 		progress("measuring the signing rate again (crieur stopped)")
-		after, others, err := measureQuietly(ctx, key, o.signFor)
+		after, others, err := measureOnCrieurCPUs(plan.all)
 		if err != nil {
 			return rep, err
 		}
@@ -320,7 +342,7 @@ func measureQuietly(ctx context.Context, key *rsa.PrivateKey, d time.Duration) (
 	if err != nil || merr != nil || merr1 != nil || r.Elapsed <= 0 {
 		return r, 0, err
 	}
-	others := ((m1 - m0) - (s1 - s0)).Seconds() / (r.Elapsed.Seconds() * float64(r.Goroutines))
+	others := ((m1 - m0) - (s1 - s0)).Seconds() / (r.Elapsed.Seconds() * float64(machineCores()))
 	return r, round3(max(0, others)), nil
 }
 

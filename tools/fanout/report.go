@@ -29,7 +29,16 @@ type report struct {
 	GOMAXPROCS int     `json:"gomaxprocs"`
 	NumCPU     int     `json:"num_cpu"`
 	FileLimit  string  `json:"file_limit"`
-	DataFS     string  `json:"data_fs"`
+	// CPUs crieur and the inbox servers ran on (the same list unless
+	// -crieur-cpus pinned them apart), and how many the machine has.
+	CrieurCPUs    string `json:"crieur_cpus"`
+	ReceiverCPUs  string `json:"receiver_cpus"`
+	CrieurCores   int    `json:"crieur_cores"`
+	ReceiverCores int    `json:"receiver_cores"`
+	MachineCores  int    `json:"machine_cores"`
+	// SignGoroutines signed in parallel for the rate: one per crieur CPU.
+	SignGoroutines int    `json:"sign_goroutines"`
+	DataFS         string `json:"data_fs"`
 
 	// Signatures per second over the whole machine, before crieur started
 	// and after it stopped, and their mean: the ceiling of the fan-out.
@@ -75,7 +84,7 @@ type report struct {
 	// much of the machine the receivers and other processes took, so it
 	// is the ratio crieur would reach with every core to itself.
 	SignShare float64 `json:"sign_share"`
-	// Share of all the machine's cores over that window.
+	// Share of the CPUs each was given, over that window.
 	CrieurCPUShare  float64 `json:"crieur_cpu_share"`
 	HarnessCPUShare float64 `json:"harness_cpu_share"`
 	// OthersCPUShare is what other processes took: above a few percent the
@@ -143,7 +152,7 @@ func (r *report) fill(t tally, drop, done time.Time) {
 	}
 	r.Timeline, r.TimelineBucketMs = timeline(t.HealthyArrivals, drop)
 	bucket := time.Duration(r.TimelineBucketMs * float64(time.Millisecond))
-	r.CrieurCPUPct, r.HarnessCPUPct, r.OthersCPUPct = cpuTimeline(r.samples, drop, bucket, len(r.Timeline), r.GOMAXPROCS)
+	r.CrieurCPUPct, r.HarnessCPUPct, r.OthersCPUPct = cpuTimeline(r.samples, drop, bucket, len(r.Timeline), r.cores())
 	r.Conns = t.Conns
 	if n := len(t.ConnGaps); n > 0 {
 		r.ConnGapP50Ms = ms(t.ConnGaps[n/2])
@@ -167,15 +176,16 @@ func (r *report) fill(t tally, drop, done time.Time) {
 		r.problem("%d unexpected activities (e.g. %s): was the back catalogue pushed?", t.Unexpected, t.UnexpectedSample)
 	}
 	window := done.Sub(drop).Seconds()
-	if window > 0 && r.GOMAXPROCS > 0 {
-		r.CrieurCPUShare = r.CrieurCPUSeconds / (window * float64(r.GOMAXPROCS))
-		r.HarnessCPUShare = r.HarnessCPUSeconds / (window * float64(r.GOMAXPROCS))
+	n := r.cores()
+	if window > 0 && n.crieur > 0 && n.receivers > 0 {
+		r.CrieurCPUShare = r.CrieurCPUSeconds / (window * float64(n.crieur))
+		r.HarnessCPUShare = r.HarnessCPUSeconds / (window * float64(n.receivers))
 	}
-	if n := len(r.samples); n > 1 {
-		a, b := r.samples[0], r.samples[n-1]
-		if d := b.at.Sub(a.at).Seconds(); d > 0 && r.GOMAXPROCS > 0 {
+	if k := len(r.samples); k > 1 && n.machine > 0 {
+		a, b := r.samples[0], r.samples[k-1]
+		if d := b.at.Sub(a.at).Seconds(); d > 0 {
 			others := (b.machine - a.machine) - (b.crieur - a.crieur) - (b.harness - a.harness)
-			r.OthersCPUShare = max(0, others.Seconds()/(d*float64(r.GOMAXPROCS)))
+			r.OthersCPUShare = max(0, others.Seconds()/(d*float64(n.machine)))
 		}
 	}
 }
@@ -198,7 +208,7 @@ func (r *report) rates() {
 	if r.SignRate > 0 {
 		r.RatioFirstToLast = r.RateFirstToLast / r.SignRate
 		r.RatioDropToLast = r.RateDropToLast / r.SignRate
-		r.SignCPUMs = 1000 * float64(r.GOMAXPROCS) / r.SignRate
+		r.SignCPUMs = 1000 * float64(r.SignGoroutines) / r.SignRate
 	}
 	if r.Posts > 0 {
 		r.CrieurCPUPerPostMs = 1000 * r.CrieurCPUSeconds / float64(r.Posts)
@@ -212,6 +222,10 @@ func (r *report) rates() {
 		r.HarnessCPUShare = round3(r.HarnessCPUShare)
 	}
 	r.OthersCPUShare = round3(r.OthersCPUShare)
+}
+
+func (r *report) cores() cores {
+	return cores{crieur: r.CrieurCores, receivers: r.ReceiverCores, machine: r.MachineCores}
 }
 
 func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
@@ -267,7 +281,10 @@ func (r *report) compare(path string) error {
 func (r *report) write(w io.Writer) {
 	fmt.Fprintf(w, "fan-out of one article to %d followers on %d loopback servers (%d healthy, %d answering 500, %d hanging)\n",
 		r.Followers, r.Servers, r.Healthy, r.Failing500, r.Hanging)
-	fmt.Fprintf(w, "  machine:        %d CPUs, GOMAXPROCS %d, fd limit %s, crieur data on %s\n", r.NumCPU, r.GOMAXPROCS, r.FileLimit, r.DataFS)
+	fmt.Fprintf(w, "  machine:        %d CPUs, GOMAXPROCS %d, fd limit %s, crieur data on %s\n", r.MachineCores, r.GOMAXPROCS, r.FileLimit, r.DataFS)
+	if r.CrieurCPUs != r.ReceiverCPUs {
+		fmt.Fprintf(w, "  pinned:         crieur and the signing rate on CPUs %s, inbox servers on CPUs %s\n", r.CrieurCPUs, r.ReceiverCPUs)
+	}
 	fmt.Fprintf(w, "  RSA-2048 signs: %.0f/s before, %.0f/s after, mean %.0f/s (%.2f ms of one core each); other processes took %.0f%% and %.0f%% meanwhile\n",
 		r.SignBefore, r.SignAfter, r.SignRate, r.SignCPUMs, 100*r.SignBeforeOthers, 100*r.SignAfterOthers)
 	fmt.Fprintf(w, "  healthy:        %d of %d servers got the Create; %d duplicates; %d verification failures; %d unexpected activities\n",
@@ -282,10 +299,10 @@ func (r *report) write(w io.Writer) {
 		fmt.Fprintf(w, "  vs baseline:    healthy servers at %.0f%% of the all-healthy run's %.0f/s first → last; drop → last took %.2f× as long (in signatures)\n",
 			100*r.HealthyVsBaseline, r.BaselineRate, r.HealthySlowdown)
 	}
-	fmt.Fprintf(w, "  crieur:         peak RSS %.1f MiB; %.2f s CPU (%.0f%% of the machine), %.2f ms per POST received, of which the signature is %.0f%%; %d log lines\n",
+	fmt.Fprintf(w, "  crieur:         peak RSS %.1f MiB; %.2f s CPU (%.0f%% of its CPUs), %.2f ms per POST received, of which the signature is %.0f%%; %d log lines\n",
 		r.PeakRSSMiB, r.CrieurCPUSeconds, 100*r.CrieurCPUShare, r.CrieurCPUPerPostMs, 100*r.SignShare, r.CrieurLogLines)
 	fmt.Fprintf(w, "  others:         other processes took %.0f%% of the machine during the fan-out\n", 100*r.OthersCPUShare)
-	fmt.Fprintf(w, "  receivers:      %.2f s CPU (%.0f%% of the machine); %d POSTs, at most %d at once; %d key fetch(es); oldest signed Date %.0f ms\n",
+	fmt.Fprintf(w, "  receivers:      %.2f s CPU (%.0f%% of their CPUs); %d POSTs, at most %d at once; %d key fetch(es); oldest signed Date %.0f ms\n",
 		r.HarnessCPUSeconds, 100*r.HarnessCPUShare, r.Posts, r.MaxInflight, r.KeyFetches, r.MaxDateAgeMs)
 	fmt.Fprintf(w, "  connections:    %d accepted; connect → first request p50 %.1f ms, p90 %.1f ms, max %.1f ms\n",
 		r.Conns, r.ConnGapP50Ms, r.ConnGapP90Ms, r.ConnGapMaxMs)

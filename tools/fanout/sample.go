@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -48,11 +49,16 @@ func sampleCPU(ctx context.Context, pid int) []cpuSample {
 	}
 }
 
-// cpuTimeline turns samples into the share of the machine (percent of
-// all cores) crieur, the harness and every other process used per bucket
-// after drop.
-func cpuTimeline(samples []cpuSample, drop time.Time, bucket time.Duration, buckets, cores int) (crieur, harness, others []int) {
-	if bucket <= 0 || buckets == 0 || cores <= 0 {
+// cores says how many CPUs each share is a share of: crieur's and the
+// receivers' own (the same as the machine's unless -crieur-cpus pins
+// them), and the machine's for other processes.
+type cores struct{ crieur, receivers, machine int }
+
+// cpuTimeline turns samples into the share of its CPUs (percent) crieur,
+// the harness and every other process used per bucket after drop. An
+// interval counts in the bucket of its middle.
+func cpuTimeline(samples []cpuSample, drop time.Time, bucket time.Duration, buckets int, n cores) (crieur, harness, others []int) {
+	if bucket <= 0 || buckets == 0 || n.crieur <= 0 || n.receivers <= 0 || n.machine <= 0 {
 		return nil, nil, nil
 	}
 	cu := make([]time.Duration, buckets)
@@ -60,7 +66,6 @@ func cpuTimeline(samples []cpuSample, drop time.Time, bucket time.Duration, buck
 	mu := make([]time.Duration, buckets)
 	for i := 1; i < len(samples); i++ {
 		a, b := samples[i-1], samples[i]
-		// An interval counts in the bucket of its middle.
 		mid := a.at.Add(b.at.Sub(a.at) / 2)
 		k := int(mid.Sub(drop) / bucket)
 		if mid.Before(drop) || k >= buckets {
@@ -70,13 +75,31 @@ func cpuTimeline(samples []cpuSample, drop time.Time, bucket time.Duration, buck
 		hu[k] += b.harness - a.harness
 		mu[k] += b.machine - a.machine
 	}
-	pct := func(d time.Duration) int { return int(100 * d / (bucket * time.Duration(cores))) }
+	pct := func(d time.Duration, c int) int { return int(100 * d / (bucket * time.Duration(c))) }
 	crieur, harness, others = make([]int, buckets), make([]int, buckets), make([]int, buckets)
 	for k := range buckets {
-		crieur[k], harness[k] = pct(cu[k]), pct(hu[k])
-		others[k] = max(0, pct(mu[k]-cu[k]-hu[k]))
+		crieur[k], harness[k] = pct(cu[k], n.crieur), pct(hu[k], n.receivers)
+		others[k] = max(0, pct(mu[k]-cu[k]-hu[k], n.machine))
 	}
 	return crieur, harness, others
+}
+
+// machineCores counts the CPUs /proc/stat sums up in its first line.
+func machineCores() int {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return runtime.NumCPU()
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if len(line) > 3 && strings.HasPrefix(line, "cpu") && line[3] >= '0' && line[3] <= '9' {
+			n++
+		}
+	}
+	if n == 0 {
+		return runtime.NumCPU()
+	}
+	return n
 }
 
 // machineCPU is the busy time of all CPUs since boot: the first line of
