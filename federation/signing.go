@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +27,13 @@ type Signer struct {
 	keyID string
 	key   *rsa.PrivateKey
 	now   func() time.Time
+	// cores admits one RSA operation per CPU at a time. A fan-out runs
+	// hundreds of deliveries at once so that network waits overlap; if
+	// they all signed at once, each signature would take hundreds of
+	// times longer, the first request would leave only when nearly all
+	// had been signed, and the pipeline would start empty. Queued here,
+	// the first requests leave after one signature each.
+	cores chan struct{}
 }
 
 // NewSigner returns a Signer for keyID (BASE/@handle#main-key) and key. now
@@ -40,7 +48,7 @@ func NewSigner(keyID string, key *rsa.PrivateKey, now func() time.Time) (*Signer
 	if now == nil {
 		now = time.Now
 	}
-	return &Signer{keyID: keyID, key: key, now: now}, nil
+	return &Signer{keyID: keyID, key: key, now: now, cores: make(chan struct{}, runtime.GOMAXPROCS(0))}, nil
 }
 
 // KeyID is the key id written into signatures.
@@ -105,7 +113,10 @@ func (s *Signer) sign(req *http.Request, digest string) error {
 		return fmt.Errorf("federation: sign request: %w", err)
 	}
 	// No body for go-fed: the Digest header above is what it signs.
-	if err := signer.SignRequest(s.key, s.keyID, req, nil); err != nil {
+	s.cores <- struct{}{}
+	err = signer.SignRequest(s.key, s.keyID, req, nil)
+	<-s.cores
+	if err != nil {
 		return fmt.Errorf("federation: sign request: %w", err)
 	}
 	return nil
