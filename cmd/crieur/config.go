@@ -60,7 +60,7 @@ var settingsDoc = []setting{
 	{"show-followers", "CRIEUR_SHOW_FOLLOWERS", "false", "list followers in the public followers collection (the count is always shown)"},
 	{"lede-only", "CRIEUR_LEDE_ONLY", "false", "publish the summary and a link instead of the full article"},
 	{"allow-private", "CRIEUR_ALLOW_PRIVATE", "false", "let outgoing requests reach loopback and private addresses (tests, local federation)"},
-	{"workers", "CRIEUR_WORKERS", "0", "concurrent deliveries (0: chosen from the number of CPUs)"},
+	{"workers", "CRIEUR_WORKERS", "0", "requests in flight (0: 4096; signing is limited to one per CPU apart from this)"},
 	{"per-host", "CRIEUR_PER_HOST", "4", "concurrent deliveries to one remote host"},
 	{"retry-for", "CRIEUR_RETRY_FOR", "48h", "how long a failing delivery is retried before it is given up"},
 	{"log-level", "CRIEUR_LOG_LEVEL", "info", "debug, info, warn or error"},
