@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"os"
 	"strings"
@@ -85,5 +86,31 @@ func TestReadmeListsEverySetting(t *testing.T) {
 		if !strings.Contains(string(b), "`-"+s.flag+"` | `"+s.env+"`") {
 			t.Errorf("README.md has no row for -%s / %s", s.flag, s.env)
 		}
+	}
+}
+
+// Wrong command lines are refused with a usage error (exit 2) before
+// anything is opened or served.
+func TestRunRefusesBadCommandLines(t *testing.T) {
+	dir := t.TempDir()
+	env := envOf(map[string]string{"CRIEUR_DATA": dir + "/data", "CRIEUR_POSTS": dir})
+	for _, args := range [][]string{
+		nil,
+		{"frobnicate"},
+		{"serve", "extra"},
+		{"serve", "-no-such-flag"},
+		{"followers", "bogus"},
+		{"followers", "remove"},
+		{"publish"},
+		{"publish", "-dry-run", "-again", "a/en"},
+	} {
+		var out strings.Builder
+		err := run(context.Background(), args, env, &out, &out)
+		if exitCode(err) != 2 {
+			t.Errorf("%q: exit %d (%v), want 2\n%s", args, exitCode(err), err, out.String())
+		}
+	}
+	if _, err := os.Stat(dir + "/data"); !os.IsNotExist(err) {
+		t.Errorf("a refused command line created the data folder")
 	}
 }

@@ -266,7 +266,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	goRun("http server", func() error { return srv.Serve(ln) })
 	goRun("admin socket", func() error { return adminSrv.Serve(adminLn) })
 
-	fmt.Fprintf(stdout, "crieur: serving %s as @%s@%s on http://%s\n", cfg.BaseURL, cfg.Handle, hostOf(cfg.BaseURL), ln.Addr())
+	fmt.Fprintf(stdout, "crieur: serving %s as @%s@%s on http://%s\n", cfg.BaseURL, cfg.Handle, a.svc.Config().Host(), ln.Addr())
 	log.Info("serving", "base_url", cfg.BaseURL, "listen", ln.Addr().String(), "posts", cfg.PostsDir, "data", cfg.DataDir)
 
 	var runErr error
@@ -286,12 +286,4 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	wg.Wait()
 	os.Remove(cfg.sockPath())
 	return runErr
-}
-
-func hostOf(base string) string {
-	h := strings.TrimPrefix(strings.TrimPrefix(base, "https://"), "http://")
-	if i := strings.IndexByte(h, '/'); i >= 0 {
-		h = h[:i]
-	}
-	return h
 }
