@@ -1,7 +1,6 @@
 package federation
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -84,6 +83,11 @@ type Client struct {
 	transport *http.Transport
 	http      *http.Client
 	now       func() time.Time
+	// Deliveries (PostDigest) use the same dialer and TLS settings on
+	// connections of their own (see post.go).
+	dialer    *net.Dialer
+	tlsConfig *tls.Config
+	pool      connPool
 }
 
 // NewClient builds the client. Zero fields of cfg get the defaults.
@@ -110,6 +114,8 @@ func NewClient(cfg ClientConfig) *Client {
 		// never sees a packet.
 		Control: c.control,
 	}
+	c.dialer = dialer
+	c.tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
 	c.transport = &http.Transport{
 		// No proxy from the environment: the guard must see the real
 		// destination.
@@ -138,7 +144,10 @@ func NewClient(cfg ClientConfig) *Client {
 func (c *Client) Config() ClientConfig { return c.cfg }
 
 // CloseIdleConnections closes kept-alive connections (shutdown, tests).
-func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }
+func (c *Client) CloseIdleConnections() {
+	c.transport.CloseIdleConnections()
+	c.pool.closeAll()
+}
 
 // reservedPrefixes are the ranges no fetch may reach unless allowed: they
 // are this machine, its networks, or not routable on the internet.
@@ -311,53 +320,7 @@ func (c *Client) Post(ctx context.Context, rawURL string, body []byte, sign *Sig
 	if body == nil {
 		body = []byte{}
 	}
-	return c.PostDigest(ctx, rawURL, body, BodyDigest(body), sign, 0)
-}
-
-// PostDigest is Post for a body whose Digest header value (BodyDigest) the
-// caller computed once for all the inboxes it goes to.
-//
-// timeout, when positive, bounds the exchange and starts once the request
-// is signed: on a busy machine signing can wait for a CPU, and that wait
-// must not eat the remote server's time, or a delivery that did arrive
-// would count as timed out and be sent again.
-func (c *Client) PostDigest(ctx context.Context, rawURL string, body []byte, digest string, sign *Signer, timeout time.Duration) (*Response, error) {
-	u, err := c.checkURL(rawURL)
-	if err != nil {
-		return nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("federation: POST %s: %w", rawURL, err)
-	}
-	setPostHeaders(req.Header, c.cfg.UserAgent)
-	if sign != nil {
-		if err := sign.SignRequestDigest(req, digest); err != nil {
-			return nil, err
-		}
-	}
-	if timeout > 0 {
-		tctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		req = req.WithContext(tctx)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("federation: POST %s: %w", rawURL, err)
-	}
-	defer resp.Body.Close()
-	var kept []byte
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		// Only an error's body says something worth keeping.
-		kept, _ = io.ReadAll(io.LimitReader(resp.Body, clientErrorBodyKept))
-	}
-	c.drain(resp.Body)
-	return &Response{
-		Status:     resp.StatusCode,
-		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), c.now()),
-		Header:     resp.Header,
-		Body:       kept,
-	}, nil
+	return c.PostDigest(ctx, rawURL, body, BodyDigest(body), sign, PostOptions{})
 }
 
 // setPostHeaders sets the headers of a delivery other than the signed

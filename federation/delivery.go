@@ -154,6 +154,9 @@ type deliveryTask struct {
 	ctx context.Context
 	hq  *hostQueue
 	job storage.Job
+	// last: no other job of this host was waiting when it started, so
+	// its connection is not worth keeping.
+	last bool
 }
 
 // hostQueue holds one host's jobs waiting for a slot.
@@ -410,7 +413,7 @@ func (d *Deliverer) scheduleLocked(now time.Time) {
 		hq.active++
 		d.running++
 		d.wg.Add(1)
-		d.startLocked(deliveryTask{ctx: d.reqCtx, hq: hq, job: job})
+		d.startLocked(deliveryTask{ctx: d.reqCtx, hq: hq, job: job, last: len(hq.queue) == 0})
 		if len(hq.queue) > 0 && hq.active < limit {
 			d.markReadyLocked(hq)
 		}
@@ -436,7 +439,7 @@ func (d *Deliverer) worker(t deliveryTask) {
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
-		d.deliver(t.ctx, t.hq, t.job)
+		d.deliver(t)
 		idle.Reset(workerIdle)
 		select {
 		case t = <-d.tasks:
@@ -481,9 +484,10 @@ func (d *Deliverer) deferLocked(jobs []storage.Job, now time.Time) {
 }
 
 // deliver makes one attempt and stores its outcome.
-func (d *Deliverer) deliver(reqCtx context.Context, hq *hostQueue, job storage.Job) {
+func (d *Deliverer) deliver(t deliveryTask) {
 	defer d.wg.Done()
-	res, health, pauseUntil := d.attempt(reqCtx, job)
+	reqCtx, hq, job := t.ctx, t.hq, t.job
+	res, health, pauseUntil := d.attempt(reqCtx, job, t.last)
 	now := d.now()
 
 	d.mu.Lock()
@@ -524,7 +528,7 @@ func (d *Deliverer) deliver(reqCtx context.Context, hq *hostQueue, job storage.J
 // attempt posts the job and classifies the answer. health is +1 when the
 // host answered like a live server, -1 for failures that count toward its
 // circuit breaker, 0 when the answer says nothing about the host.
-func (d *Deliverer) attempt(reqCtx context.Context, job storage.Job) (res DeliveryResult, health int, pauseUntil time.Time) {
+func (d *Deliverer) attempt(reqCtx context.Context, job storage.Job, last bool) (res DeliveryResult, health int, pauseUntil time.Time) {
 	res.Job = job
 	body, digest, err := d.bodies.get(job.ActivityID, d.store)
 	if err != nil {
@@ -535,7 +539,7 @@ func (d *Deliverer) attempt(reqCtx context.Context, job storage.Job) (res Delive
 		// A storage hiccup: try again later without blaming the host.
 		return d.retry(job, 0, err.Error(), d.now()), 0, time.Time{}
 	}
-	resp, err := d.client.PostDigest(reqCtx, job.Inbox, body, digest, d.signer, d.opts.Timeout)
+	resp, err := d.client.PostDigest(reqCtx, job.Inbox, body, digest, d.signer, PostOptions{Timeout: d.opts.Timeout, Last: last})
 	now := d.now()
 	if err != nil {
 		if IsRefused(err) {

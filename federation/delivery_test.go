@@ -545,7 +545,7 @@ func TestDeliveryHangingServerTimesOutAndIsRetried(t *testing.T) {
 	t0 := h.clock.Now()
 	h.enqueue("Create", "https://crieur.example/posts/a/en", in.url("/inbox"))
 	r := h.next()
-	if r.Outcome != OutcomeRetry || r.Status != 0 || !strings.Contains(r.Err, "deadline exceeded") {
+	if r.Outcome != OutcomeRetry || r.Status != 0 || !strings.Contains(r.Err, "timed out") {
 		t.Fatalf("outcome %s status %d err %q", r.Outcome, r.Status, r.Err)
 	}
 	p := h.pending()

@@ -1,0 +1,365 @@
+package federation
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+)
+
+// Deliveries do not go through net/http's Transport. With it, a request is
+// signed first and handed to the Transport, whose dial, write and read run
+// in goroutines of their own; under a fan-out those wait behind the next
+// signatures (Go runs the goroutine a signer wakes before the ones already
+// queued), so a whole fan-out was signed before most requests left: the
+// remote servers sat idle, then all worked at once, and a slow reader at
+// the end held up the last deliveries. Here one goroutine connects (TCP and
+// TLS, before it takes a CPU slot to sign), signs, writes the request at
+// once in one write, and reads the answer: each signature leaves as soon as
+// it is made. The connection is guarded by the same dialer as every other
+// request, and kept alive for the host's next delivery unless the caller
+// says there is none.
+const (
+	// postIdleTimeout is how long an idle delivery connection is kept.
+	// Servers keep theirs longer (nginx 75 s, Go servers often 60 s or
+	// more); a connection they closed first is detected on reuse and the
+	// request is sent again on a new one.
+	postIdleTimeout = 30 * time.Second
+	// postMaxIdlePerHost matches DefaultPerHost: the requests a host gets
+	// at once are the connections worth keeping for it.
+	postMaxIdlePerHost = DefaultPerHost
+	// postMaxIdle bounds idle delivery connections in total.
+	postMaxIdle = 1024
+	// postMaxInformational bounds the 1xx answers skipped before the real
+	// one.
+	postMaxInformational = 5
+	// postReaderSize is the read buffer of a connection: answers to
+	// deliveries are a status line, a few headers and a short body.
+	postReaderSize = 4 << 10
+)
+
+// PostOptions tune one delivery.
+type PostOptions struct {
+	// Timeout bounds the exchange once the request is signed (the
+	// client's Timeout when zero). Connecting is bounded on its own (dial
+	// and TLS timeouts): on a busy machine signing waits for a CPU, and
+	// neither that wait nor the connection may eat the remote server's
+	// time, or a delivery that did arrive would count as timed out.
+	Timeout time.Duration
+	// Last says that no other request for this host is waiting: the
+	// request asks the server to close the connection after answering
+	// (Connection: close), so a fan-out to thousands of servers does not
+	// leave thousands of idle sockets behind, and the server, closing
+	// first, keeps the TIME_WAIT state rather than our ports.
+	Last bool
+}
+
+// postConn is one HTTP/1.1 connection used for deliveries.
+type postConn struct {
+	conn  net.Conn
+	br    *bufio.Reader
+	key   string    // scheme://host:port
+	since time.Time // idle since (in the pool)
+}
+
+func (pc *postConn) close() { _ = pc.conn.Close() }
+
+// connPool keeps idle delivery connections per scheme://host:port.
+type connPool struct {
+	mu     sync.Mutex
+	idle   map[string][]*postConn
+	n      int
+	reaper *time.Timer // set while the pool holds connections
+}
+
+// get returns an idle connection for key that has not outlived
+// postIdleTimeout, or nil.
+func (p *connPool) get(key string, now time.Time) *postConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	list := p.idle[key]
+	for len(list) > 0 {
+		pc := list[len(list)-1]
+		list[len(list)-1] = nil
+		list = list[:len(list)-1]
+		p.n--
+		if now.Sub(pc.since) < postIdleTimeout {
+			p.setLocked(key, list)
+			return pc
+		}
+		pc.close()
+	}
+	p.setLocked(key, nil)
+	return nil
+}
+
+func (p *connPool) setLocked(key string, list []*postConn) {
+	if len(list) == 0 {
+		delete(p.idle, key)
+		return
+	}
+	p.idle[key] = list
+}
+
+// put keeps pc for reuse, or closes it when the pool is full.
+func (p *connPool) put(pc *postConn, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.idle == nil {
+		p.idle = map[string][]*postConn{}
+	}
+	if len(p.idle[pc.key]) >= postMaxIdlePerHost || p.n >= postMaxIdle {
+		pc.close()
+		return
+	}
+	pc.since = now
+	p.idle[pc.key] = append(p.idle[pc.key], pc)
+	p.n++
+	if p.reaper == nil {
+		p.reaper = time.AfterFunc(postIdleTimeout, p.reap)
+	}
+}
+
+// reap closes the connections idle for longer than postIdleTimeout, and
+// comes back while some remain.
+func (p *connPool) reap() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	for key, list := range p.idle {
+		kept := list[:0]
+		for _, pc := range list {
+			if now.Sub(pc.since) >= postIdleTimeout {
+				pc.close()
+				p.n--
+				continue
+			}
+			kept = append(kept, pc)
+		}
+		clear(list[len(kept):])
+		p.setLocked(key, kept)
+	}
+	if p.n > 0 {
+		p.reaper.Reset(postIdleTimeout / 2)
+	} else {
+		p.reaper = nil
+	}
+}
+
+// closeAll closes every idle connection.
+func (p *connPool) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for key, list := range p.idle {
+		for _, pc := range list {
+			pc.close()
+		}
+		delete(p.idle, key)
+	}
+	p.n = 0
+	if p.reaper != nil {
+		p.reaper.Stop()
+		p.reaper = nil
+	}
+}
+
+var postBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// postKey and dial address of u: the port is made explicit.
+func postAddr(u *url.URL) (key, addr string) {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	addr = net.JoinHostPort(u.Hostname(), port)
+	return u.Scheme + "://" + addr, addr
+}
+
+// connect returns a kept connection for u or dials a new one (through the
+// guarded dialer, then TLS for https). reused tells which.
+func (c *Client) connect(ctx context.Context, u *url.URL, fresh bool) (pc *postConn, reused bool, err error) {
+	key, addr := postAddr(u)
+	if !fresh {
+		if pc := c.pool.get(key, time.Now()); pc != nil {
+			return pc, true, nil
+		}
+	}
+	conn, err := c.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, false, err
+	}
+	if u.Scheme == "https" {
+		cfg := c.tlsConfig.Clone()
+		cfg.ServerName = u.Hostname()
+		tc := tls.Client(conn, cfg)
+		hctx, cancel := context.WithTimeout(ctx, clientTLSTimeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			_ = conn.Close()
+			return nil, false, err
+		}
+		conn = tc
+	}
+	return &postConn{conn: conn, br: bufio.NewReaderSize(conn, postReaderSize), key: key}, false, nil
+}
+
+// PostDigest is Post for a body whose Digest header value (BodyDigest) the
+// caller computed once for all the inboxes it goes to. The request is
+// signed (when sign is not nil) once the connection is open, and written
+// at once.
+func (c *Client) PostDigest(ctx context.Context, rawURL string, body []byte, digest string, sign *Signer, opts PostOptions) (*Response, error) {
+	u, err := c.checkURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = c.cfg.Timeout
+	}
+	fail := func(err error) (*Response, error) {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+		}
+		return nil, fmt.Errorf("federation: POST %s: %w", rawURL, err)
+	}
+	pc, reused, err := c.connect(ctx, u, false)
+	if err != nil {
+		return fail(err)
+	}
+	req := &http.Request{Method: http.MethodPost, URL: u, Host: u.Host, Header: http.Header{}, ContentLength: int64(len(body))}
+	setPostHeaders(req.Header, c.cfg.UserAgent)
+	if sign != nil {
+		if err := sign.SignRequestDigest(req, digest); err != nil {
+			pc.close()
+			return nil, err
+		}
+	}
+	buf := postBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		buf.Reset()
+		postBuffers.Put(buf)
+	}()
+	writePostRequest(buf, req, body, opts.Last)
+
+	deadline := time.Now().Add(timeout)
+	resp, kept, err := c.exchange(ctx, pc, req, buf.Bytes(), deadline)
+	if err != nil && reused && ctx.Err() == nil && time.Now().Before(deadline) {
+		// The server may have closed the kept connection just before our
+		// request: send it again once on a new connection. At worst the
+		// inbox gets the activity twice; receivers deduplicate by id.
+		pc, _, err = c.connect(ctx, u, true)
+		if err != nil {
+			return fail(err)
+		}
+		resp, kept, err = c.exchange(ctx, pc, req, buf.Bytes(), deadline)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil {
+		err = fmt.Errorf("timed out: no answer within %s (%w)", timeout, err)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	keep := kept && !opts.Last && !resp.Close && resp.ProtoAtLeast(1, 1)
+	if keep {
+		_ = pc.conn.SetDeadline(time.Time{})
+		c.pool.put(pc, time.Now())
+	} else {
+		pc.close()
+	}
+	return &Response{
+		Status:     resp.StatusCode,
+		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), c.now()),
+		Header:     resp.Header,
+		Body:       resp.kept,
+	}, nil
+}
+
+// postResponse is an answer with the kept start of its body.
+type postResponse struct {
+	*http.Response
+	kept []byte
+}
+
+// exchange writes wire on pc and reads the answer, all within deadline
+// (the delivery timeout, like Mastodon's 30 s for the whole request). drained
+// tells whether the body was read to its end, so the connection can be
+// reused. pc is closed on error.
+func (c *Client) exchange(ctx context.Context, pc *postConn, req *http.Request, wire []byte, deadline time.Time) (postResponse, bool, error) {
+	stop := context.AfterFunc(ctx, func() {
+		// Shutdown: unblock the read or write at once.
+		_ = pc.conn.SetDeadline(time.Unix(1, 0))
+	})
+	defer stop()
+	if err := pc.conn.SetDeadline(deadline); err != nil {
+		pc.close()
+		return postResponse{}, false, err
+	}
+	if _, err := pc.conn.Write(wire); err != nil {
+		pc.close()
+		return postResponse{}, false, err
+	}
+	resp, err := http.ReadResponse(pc.br, req)
+	for i := 0; err == nil && resp.StatusCode >= 100 && resp.StatusCode <= 199 && resp.StatusCode != http.StatusSwitchingProtocols; i++ {
+		if i == postMaxInformational {
+			err = fmt.Errorf("more than %d informational answers", postMaxInformational)
+			break
+		}
+		resp, err = http.ReadResponse(pc.br, req)
+	}
+	if err != nil {
+		pc.close()
+		return postResponse{}, false, err
+	}
+	defer resp.Body.Close()
+	var kept []byte
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		// Only an error's body says something worth keeping.
+		kept, _ = io.ReadAll(io.LimitReader(resp.Body, clientErrorBodyKept))
+	}
+	// Read what is left, up to MaxBody, so the connection can be reused;
+	// a larger or broken body just closes it. The answer itself is known
+	// already and stands.
+	n, err := io.Copy(io.Discard, io.LimitReader(resp.Body, c.cfg.MaxBody))
+	drained := err == nil && n < c.cfg.MaxBody
+	if !drained {
+		// Closed before the deferred Body.Close, which would otherwise
+		// read the rest of the body whatever its length.
+		pc.close()
+	}
+	return postResponse{Response: resp, kept: kept}, drained, nil
+}
+
+// writePostRequest writes req as an HTTP/1.1 request with body into buf.
+// Header values were set by us; Header.Write still turns any newline in
+// them into a space, so no value can add a header line.
+func writePostRequest(buf *bytes.Buffer, req *http.Request, body []byte, last bool) {
+	buf.WriteString("POST ")
+	buf.WriteString(req.URL.RequestURI())
+	buf.WriteString(" HTTP/1.1\r\nHost: ")
+	buf.WriteString(req.Host)
+	buf.WriteString("\r\n")
+	_ = req.Header.WriteSubset(buf, postSkipHeaders)
+	fmt.Fprintf(buf, "Content-Length: %d\r\n", len(body))
+	if last {
+		buf.WriteString("Connection: close\r\n")
+	}
+	buf.WriteString("\r\n")
+	buf.Write(body)
+}
+
+// postSkipHeaders are written by writePostRequest itself (the signer keeps
+// Host in the header map for go-fed).
+var postSkipHeaders = map[string]bool{"Host": true, "Content-Length": true, "Connection": true}

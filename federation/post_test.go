@@ -1,0 +1,313 @@
+package federation
+
+import (
+	"bufio"
+	"context"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// connCounter is an inbox server that counts the TCP connections it
+// accepted and keeps each request (verified against the signer's key).
+type connCounter struct {
+	srv   *httptest.Server
+	conns atomic.Int64
+	mu    sync.Mutex
+	reqs  []*http.Request
+	errs  []error
+}
+
+func newConnCounter(t *testing.T, signer *Signer, h http.HandlerFunc) *connCounter {
+	t.Helper()
+	cc := &connCounter{}
+	cc.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		err := checkDigest(r, body)
+		if err == nil && signer != nil {
+			err = verifySignature(r, &signer.key.PublicKey)
+		}
+		cc.mu.Lock()
+		cc.reqs = append(cc.reqs, r)
+		cc.errs = append(cc.errs, err)
+		cc.mu.Unlock()
+		if h != nil {
+			h(w, r)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	cc.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			cc.conns.Add(1)
+		}
+	}
+	cc.srv.Start()
+	t.Cleanup(cc.srv.Close)
+	return cc
+}
+
+func (cc *connCounter) requests() ([]*http.Request, []error) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return append([]*http.Request(nil), cc.reqs...), append([]error(nil), cc.errs...)
+}
+
+func TestPostKeepsConnectionForTheHostsNextDelivery(t *testing.T) {
+	signer, _ := NewSigner("https://crieur.example/@reports#main-key", protoKey(t, 0), nil)
+	in := newConnCounter(t, signer, nil)
+	c := NewClient(ClientConfig{AllowPrefixes: loopbackOnly})
+	t.Cleanup(c.CloseIdleConnections)
+	body := []byte(`{"type":"Create","id":"https://crieur.example/a/1"}`)
+
+	for i := 0; i < 3; i++ {
+		resp, err := c.PostDigest(protoCtx(t), in.srv.URL+"/users/a/inbox?x=1", body, BodyDigest(body), signer, PostOptions{})
+		if err != nil || resp.Status != http.StatusAccepted {
+			t.Fatalf("delivery %d: %+v %v", i, resp, err)
+		}
+	}
+	if n := in.conns.Load(); n != 1 {
+		t.Errorf("3 deliveries to one host took %d connections, want 1 kept alive", n)
+	}
+	// The last delivery asks the server to close, and leaves nothing idle.
+	if _, err := c.PostDigest(protoCtx(t), in.srv.URL+"/users/a/inbox", body, BodyDigest(body), signer, PostOptions{Last: true}); err != nil {
+		t.Fatal(err)
+	}
+	reqs, errs := in.requests()
+	if len(reqs) != 4 {
+		t.Fatalf("%d requests received, want 4", len(reqs))
+	}
+	for i, r := range reqs {
+		if errs[i] != nil {
+			t.Errorf("request %d: signature or digest refused: %v", i, errs[i])
+		}
+		if r.Header.Get("Content-Type") != "application/activity+json" || r.ContentLength != int64(len(body)) ||
+			len(r.Header.Values("Signature")) != 1 || r.Host != strings.TrimPrefix(in.srv.URL, "http://") {
+			t.Errorf("request %d: headers %v host %q length %d", i, r.Header, r.Host, r.ContentLength)
+		}
+	}
+	if reqs[0].RequestURI != "/users/a/inbox?x=1" {
+		t.Errorf("request target %q", reqs[0].RequestURI)
+	}
+	if !reqs[3].Close || reqs[2].Close {
+		t.Errorf("Connection: close on the last delivery only: got %v, %v", reqs[2].Close, reqs[3].Close)
+	}
+	c.pool.mu.Lock()
+	idle := c.pool.n
+	c.pool.mu.Unlock()
+	if idle != 0 {
+		t.Errorf("%d idle connections kept after the host's last delivery", idle)
+	}
+}
+
+func TestPostSendsAgainWhenTheKeptConnectionWasClosed(t *testing.T) {
+	signer, _ := NewSigner("https://crieur.example/@reports#main-key", protoKey(t, 0), nil)
+	var n atomic.Int64
+	in := newConnCounter(t, signer, func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			// Answer, then drop the connection the way a server whose
+			// keep-alive ran out does, without saying so.
+			w.Header().Set("Content-Length", "0")
+			w.WriteHeader(http.StatusAccepted)
+			w.(http.Flusher).Flush()
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				time.AfterFunc(50*time.Millisecond, func() { conn.Close() })
+			}
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	c := NewClient(ClientConfig{AllowPrefixes: loopbackOnly})
+	t.Cleanup(c.CloseIdleConnections)
+	body := []byte(`{}`)
+	if _, err := c.PostDigest(protoCtx(t), in.srv.URL+"/inbox", body, BodyDigest(body), signer, PostOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.pool.mu.Lock()
+	kept := c.pool.n
+	c.pool.mu.Unlock()
+	if kept != 1 {
+		t.Fatalf("%d connections kept after the first delivery, want 1", kept)
+	}
+	time.Sleep(200 * time.Millisecond) // the server has closed its end
+	resp, err := c.PostDigest(protoCtx(t), in.srv.URL+"/inbox", body, BodyDigest(body), signer, PostOptions{})
+	if err != nil || resp.Status != http.StatusAccepted {
+		t.Fatalf("delivery on a connection closed by the server: %+v %v", resp, err)
+	}
+	if got := in.conns.Load(); got != 2 {
+		t.Errorf("%d connections, want 2 (the closed one, then a new one)", got)
+	}
+	if got := n.Load(); got != 2 {
+		t.Errorf("server handled %d requests, want 2", got)
+	}
+}
+
+// rawServer answers each connection with fn, on loopback.
+func rawServer(t *testing.T, fn func(conn net.Conn, br *bufio.Reader)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				fn(conn, bufio.NewReader(conn))
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+func TestPostWireAndInformationalAnswers(t *testing.T) {
+	signer, _ := NewSigner("https://crieur.example/@reports#main-key", protoKey(t, 0), nil)
+	got := make(chan *http.Request, 1)
+	url := rawServer(t, func(conn net.Conn, br *bufio.Reader) {
+		r, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		if err := checkDigest(r, body); err != nil {
+			r.Header.Set("X-Test-Error", err.Error())
+		} else if err := verifySignature(r, &signer.key.PublicKey); err != nil {
+			r.Header.Set("X-Test-Error", err.Error())
+		}
+		got <- r
+		io.WriteString(conn, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"+
+			"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nContent-Length: 9\r\n\r\nslow down")
+	})
+	c := NewClient(ClientConfig{AllowPrefixes: loopbackOnly, UserAgent: "crieur/test\r\nX-Injected: 1"})
+	t.Cleanup(c.CloseIdleConnections)
+	body := []byte(`{"type":"Note"}`)
+	resp, err := c.PostDigest(protoCtx(t), url+"/inbox", body, BodyDigest(body), signer, PostOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Status != http.StatusTooManyRequests || resp.RetryAfter != 7*time.Second || string(resp.Body) != "slow down" {
+		t.Errorf("answer after two 1xx: %d, Retry-After %s, body %q", resp.Status, resp.RetryAfter, resp.Body)
+	}
+	r := <-got
+	if e := r.Header.Get("X-Test-Error"); e != "" {
+		t.Errorf("request refused by the verifier: %s", e)
+	}
+	if r.Header.Get("X-Injected") != "" {
+		t.Errorf("a newline in a header value added a header line")
+	}
+	if r.Method != http.MethodPost || r.Proto != "HTTP/1.1" || r.Header.Get("Date") == "" || r.Header.Get("Digest") == "" {
+		t.Errorf("request %s %s, headers %v", r.Method, r.Proto, r.Header)
+	}
+}
+
+func TestPostTimeoutAndShutdown(t *testing.T) {
+	hang := make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	url := rawServer(t, func(conn net.Conn, br *bufio.Reader) {
+		http.ReadRequest(br)
+		<-hang // read the request, never answer
+	})
+	c := NewClient(ClientConfig{AllowPrefixes: loopbackOnly})
+	t.Cleanup(c.CloseIdleConnections)
+	body := []byte(`{}`)
+
+	start := time.Now()
+	_, err := c.PostDigest(protoCtx(t), url+"/inbox", body, BodyDigest(body), nil, PostOptions{Timeout: 150 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "timed out") {
+		t.Errorf("hanging server: err %v, want a timeout", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("timeout of 150ms took %s", d)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start = time.Now()
+	_, err = c.PostDigest(ctx, url+"/inbox", body, BodyDigest(body), nil, PostOptions{Timeout: time.Minute})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled delivery: err %v, want context.Canceled in its chain", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("cancel took %s to end the request", d)
+	}
+
+	// A refused connection is an error, not an answer.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	if _, err := c.PostDigest(protoCtx(t), "http://"+addr+"/inbox", body, BodyDigest(body), nil, PostOptions{}); err == nil || IsRefused(err) {
+		t.Errorf("closed port: err %v, want a connection error", err)
+	}
+}
+
+func TestPostOverTLS(t *testing.T) {
+	signer, _ := NewSigner("https://crieur.example/@reports#main-key", protoKey(t, 0), nil)
+	var verified atomic.Int64
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.TLS != nil && checkDigest(r, body) == nil && verifySignature(r, &signer.key.PublicKey) == nil {
+			verified.Add(1)
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(srv.Close)
+	c := NewClient(ClientConfig{AllowPrefixes: loopbackOnly})
+	t.Cleanup(c.CloseIdleConnections)
+	body := []byte(`{}`)
+	// The test server's certificate is not trusted yet: refused.
+	if _, err := c.PostDigest(protoCtx(t), srv.URL+"/inbox", body, BodyDigest(body), signer, PostOptions{}); err == nil {
+		t.Fatal("delivery to an untrusted certificate succeeded")
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	c.tlsConfig.RootCAs = roots
+	for i := 0; i < 2; i++ {
+		resp, err := c.PostDigest(protoCtx(t), srv.URL+"/inbox", body, BodyDigest(body), signer, PostOptions{})
+		if err != nil || resp.Status != http.StatusAccepted {
+			t.Fatalf("delivery over TLS: %+v %v", resp, err)
+		}
+	}
+	if verified.Load() != 2 {
+		t.Errorf("%d of 2 deliveries verified over TLS", verified.Load())
+	}
+}
+
+func TestConnPoolExpiresIdleConnections(t *testing.T) {
+	var p connPool
+	a, b := net.Pipe()
+	t.Cleanup(func() { b.Close() })
+	now := time.Now()
+	p.put(&postConn{conn: a, key: "http://x:80"}, now.Add(-postIdleTimeout))
+	if pc := p.get("http://x:80", now); pc != nil {
+		t.Fatal("a connection idle for postIdleTimeout was reused")
+	}
+	if _, err := a.Write([]byte{0}); err == nil {
+		t.Error("the expired connection was not closed")
+	}
+	for i := 0; i < postMaxIdlePerHost+2; i++ {
+		c1, c2 := net.Pipe()
+		t.Cleanup(func() { c2.Close() })
+		p.put(&postConn{conn: c1, key: "http://y:80"}, now)
+	}
+	if p.n != postMaxIdlePerHost {
+		t.Errorf("%d idle connections for one host, want at most %d", p.n, postMaxIdlePerHost)
+	}
+	p.closeAll()
+	if p.n != 0 || len(p.idle) != 0 || p.reaper != nil {
+		t.Errorf("closeAll left %d connections", p.n)
+	}
+}
