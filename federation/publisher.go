@@ -157,24 +157,14 @@ func (p *Publisher) snapshot() (*snapshot, error) {
 }
 
 // followerInboxes is one inbox per accepted follower, shared inboxes
-// counted once: a server with a thousand followers gets one delivery.
+// counted once: a server with a thousand followers gets one delivery. They
+// come sorted from storage's index, without decoding any follower record.
 func (p *Publisher) followerInboxes() ([]string, error) {
-	fs, err := p.store.Followers(storage.FollowerAccepted)
+	inboxes, err := p.store.DeliveryInboxes()
 	if err != nil {
-		return nil, fmt.Errorf("federation: publisher: followers: %w", err)
+		return nil, fmt.Errorf("federation: publisher: delivery inboxes: %w", err)
 	}
-	seen := make(map[string]bool, len(fs))
-	out := make([]string, 0, len(fs))
-	for _, f := range fs {
-		in := f.DeliveryInbox()
-		if in == "" || seen[in] {
-			continue
-		}
-		seen[in] = true
-		out = append(out, in)
-	}
-	slices.Sort(out)
-	return out, nil
+	return inboxes, nil
 }
 
 // noteHash is the ledger hash of a post: its file hash and the keys of the

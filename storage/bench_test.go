@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"go.etcd.io/bbolt"
 )
 
 // benchPendingJobs is the queue size the due-index walk must stay fast at.
@@ -127,5 +129,60 @@ func BenchmarkPublishFanout(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// benchFollowerStore holds 10,000 accepted followers on 2,000 servers, each
+// with a shared inbox: what a publication fans out to.
+func benchFollowerStore(b *testing.B) *Store {
+	s, clock, _ := newTestStore(b)
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		for i := range 10_000 {
+			host := i % 2000
+			f := Follower{
+				ActorID:     fmt.Sprintf("https://h%d.example/users/u%d", host, i),
+				Inbox:       fmt.Sprintf("https://h%d.example/users/u%d/inbox", host, i),
+				SharedInbox: fmt.Sprintf("https://h%d.example/inbox", host),
+				FollowID:    fmt.Sprintf("https://h%d.example/follows/%d", host, i),
+				Handle:      fmt.Sprintf("u%d@h%d.example", i, host),
+				Host:        fmt.Sprintf("h%d.example", host),
+				Status:      FollowerAccepted,
+				CreatedAt:   clock.Now().Add(time.Duration(i) * time.Second),
+			}
+			if err := s.putFollower(tx, f); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// BenchmarkDeliveryInboxes reads the publisher's fan-out list from the
+// delivery inbox index.
+func BenchmarkDeliveryInboxes(b *testing.B) {
+	s := benchFollowerStore(b)
+	b.ResetTimer()
+	for b.Loop() {
+		in, err := s.DeliveryInboxes()
+		if err != nil || len(in) != 2000 {
+			b.Fatalf("%d inboxes, %v", len(in), err)
+		}
+	}
+}
+
+// BenchmarkFollowersAccepted is what the publisher did before the index:
+// decode every accepted follower.
+func BenchmarkFollowersAccepted(b *testing.B) {
+	s := benchFollowerStore(b)
+	b.ResetTimer()
+	for b.Loop() {
+		fs, err := s.Followers(FollowerAccepted)
+		if err != nil || len(fs) != 10_000 {
+			b.Fatalf("%d followers, %v", len(fs), err)
+		}
 	}
 }

@@ -30,6 +30,7 @@ func (s *Store) putFollower(tx *bbolt.Tx, f Follower) error {
 	if err != nil {
 		return err
 	}
+	oldInbox := ""
 	if found {
 		if f.CreatedAt.IsZero() {
 			f.CreatedAt = old.CreatedAt
@@ -37,6 +38,7 @@ func (s *Store) putFollower(tx *bbolt.Tx, f Follower) error {
 		if err := order.Delete(followerOrderKey(old)); err != nil {
 			return err
 		}
+		oldInbox = indexedInbox(old)
 	}
 	if f.CreatedAt.IsZero() {
 		f.CreatedAt = s.now()
@@ -45,6 +47,9 @@ func (s *Store) putFollower(tx *bbolt.Tx, f Follower) error {
 		f.Status = FollowerAccepted
 	}
 	if err := putJSON(b, []byte(f.ActorID), f); err != nil {
+		return err
+	}
+	if err := moveDeliveryInbox(tx, oldInbox, indexedInbox(f)); err != nil {
 		return err
 	}
 	return order.Put(followerOrderKey(f), []byte(f.Status))
@@ -92,6 +97,9 @@ func deleteFollower(tx *bbolt.Tx, actorID string) (bool, error) {
 		return false, err
 	}
 	if err := tx.Bucket(bucketFollowerOrder).Delete(followerOrderKey(old)); err != nil {
+		return false, err
+	}
+	if err := moveDeliveryInbox(tx, indexedInbox(old), ""); err != nil {
 		return false, err
 	}
 	return true, b.Delete([]byte(actorID))

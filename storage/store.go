@@ -37,17 +37,23 @@ var (
 	bucketCounters      = []byte("delivery_counts")
 	bucketRemoteKeys    = []byte("remote_keys") // keyID → RemoteKey
 	bucketMeta          = []byte("meta")
+	// delivery inbox → uvarint count of accepted followers delivering there
+	bucketDeliveryInboxes = []byte("delivery_inboxes")
 
 	allBuckets = [][]byte{
 		bucketFollowers, bucketFollowerOrder, bucketActivities, bucketOutbox,
 		bucketLedger, bucketJobs, bucketDue, bucketChain, bucketFailed,
-		bucketCounters, bucketRemoteKeys, bucketMeta,
+		bucketCounters, bucketRemoteKeys, bucketMeta, bucketDeliveryInboxes,
 	}
 )
 
 // schemaVersion is written in meta on creation so a later layout change can
-// recognise old files.
-const schemaVersion = "1"
+// recognise old files. Versions:
+//
+//   - "1": the first layout;
+//   - "2": adds the delivery_inboxes index. Open builds it from the
+//     followers when a file has none (a version 1 file) and then writes "2".
+const schemaVersion = "2"
 
 // schemaKey holds schemaVersion in the meta bucket (Meta("schema") reads it).
 var schemaKey = []byte("schema")
@@ -91,16 +97,13 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
+		hadIndex := tx.Bucket(bucketDeliveryInboxes) != nil
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
-		meta := tx.Bucket(bucketMeta)
-		if meta.Get(schemaKey) == nil {
-			return meta.Put(schemaKey, []byte(schemaVersion))
-		}
-		return nil
+		return upgrade(tx, hadIndex)
 	})
 	if err != nil {
 		_ = db.Close()
@@ -109,6 +112,36 @@ func Open(path string, opts Options) (*Store, error) {
 	st := &Store{db: db, now: now}
 	st.batch = func(fn func(*bbolt.Tx) error) error { return st.group.do(db, fn) }
 	return st, nil
+}
+
+// upgrade brings a file of an older layout up to schemaVersion, in Open's
+// transaction. hadIndex tells whether the delivery inbox index existed
+// before Open created the missing buckets.
+func upgrade(tx *bbolt.Tx, hadIndex bool) error {
+	meta := tx.Bucket(bucketMeta)
+	if !hadIndex {
+		if err := rebuildDeliveryInboxes(tx); err != nil {
+			return fmt.Errorf("build delivery inbox index: %w", err)
+		}
+		return meta.Put(schemaKey, []byte(schemaVersion))
+	}
+	if meta.Get(schemaKey) == nil {
+		if err := meta.Put(schemaKey, []byte(schemaVersion)); err != nil {
+			return err
+		}
+	}
+	// A crieur older than the index ignores it: after a downgrade and an
+	// upgrade its counts may be off. Counting costs no decoding.
+	ok, err := deliveryInboxesAddUp(tx)
+	if err != nil {
+		return fmt.Errorf("check delivery inbox index: %w", err)
+	}
+	if !ok {
+		if err := rebuildDeliveryInboxes(tx); err != nil {
+			return fmt.Errorf("rebuild delivery inbox index: %w", err)
+		}
+	}
+	return nil
 }
 
 // Close releases the file. Pending batched writes are flushed first by bbolt.

@@ -84,6 +84,10 @@ func checkInvariants(t testing.TB, s *Store) {
 		if n := tx.Bucket(bucketFollowerOrder).Stats().KeyN; n != nf {
 			return fmt.Errorf("%d follower index entries for %d followers", n, nf)
 		}
+		// The delivery inbox index counts exactly the accepted followers.
+		if err := checkDeliveryInboxes(tx); err != nil {
+			return err
+		}
 		// Outbox entries name activities that are in the outbox.
 		if err := tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
 			var a Activity
