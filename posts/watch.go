@@ -20,9 +20,16 @@ import (
 
 const (
 	// DefaultDebounce is how long the folder must stay quiet before it is
-	// reloaded: editors write a file in several steps (temp file, rename,
-	// chmod), and one reload per save is enough.
+	// reloaded when a file may still be being written (a Write, or an
+	// article created empty): editors write a file in several steps (temp
+	// file, rename, chmod), and one reload per save is enough.
 	DefaultDebounce = 200 * time.Millisecond
+	// DefaultSettle is the quiet time before a reload when no file is being
+	// written (only creations, removals and renames): a file moved into
+	// place is complete, so waiting the whole Debounce only delays the
+	// post, while a few milliseconds still merge an editor's rename and
+	// remove steps into one reload.
+	DefaultSettle = 20 * time.Millisecond
 	// maxDebounceWaits bounds the wait of a burst to this many Debounce
 	// periods, so that a file rewritten without pause is still picked up.
 	maxDebounceWaits = 10
@@ -80,8 +87,12 @@ type Event struct {
 // WatchOptions configure a Watcher.
 type WatchOptions struct {
 	Options
-	// Debounce is the quiet time before a reload (DefaultDebounce if 0).
+	// Debounce is the quiet time before a reload while a file may still be
+	// being written (DefaultDebounce if 0).
 	Debounce time.Duration
+	// Settle is the quiet time before a reload when files were only
+	// created, removed or renamed (DefaultSettle if 0; at most Debounce).
+	Settle time.Duration
 	// Now is the clock for schedules (time.Now if nil). It also becomes
 	// Options.Now when that is nil.
 	Now func() time.Time
@@ -99,6 +110,7 @@ type Watcher struct {
 	dir      string
 	opts     Options
 	debounce time.Duration
+	settle   time.Duration
 	now      func() time.Time
 	log      *slog.Logger
 	buffer   int
@@ -134,6 +146,7 @@ func NewWatcher(dir string, opts WatchOptions) (*Watcher, error) {
 		dir:      dir,
 		opts:     opts.Options,
 		debounce: opts.Debounce,
+		settle:   opts.Settle,
 		now:      opts.Now,
 		log:      opts.Logger,
 		buffer:   opts.EventBuffer,
@@ -142,6 +155,10 @@ func NewWatcher(dir string, opts WatchOptions) (*Watcher, error) {
 	if w.debounce <= 0 {
 		w.debounce = DefaultDebounce
 	}
+	if w.settle <= 0 {
+		w.settle = DefaultSettle
+	}
+	w.settle = min(w.settle, w.debounce)
 	if w.now == nil {
 		w.now = time.Now
 	}
@@ -206,8 +223,19 @@ func (w *Watcher) closeSubscribers() {
 	w.subs = nil
 }
 
+// burst is what the watcher knows of the changes since the last reload.
+type burst struct {
+	start   time.Time // first relevant event, zero when there is none
+	writing bool      // a file may still be being written: wait Debounce
+}
+
 // Run watches the folder until ctx ends, reloading it after changes and
 // reporting posts as they become due. It returns nil when ctx ends.
+//
+// A reload waits until the folder has been quiet for Settle, or for
+// Debounce once the burst of changes includes a file that may still be
+// being written; a burst never waits more than maxDebounceWaits Debounces
+// from its first event.
 func (w *Watcher) Run(ctx context.Context) error {
 	if !w.running.CompareAndSwap(false, true) {
 		return errors.New("posts: watch: already running")
@@ -229,7 +257,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()
 	defer debounce.Stop()
-	var burstStart time.Time
+	var b burst
 
 	schedule := time.NewTimer(time.Hour)
 	defer schedule.Stop()
@@ -244,30 +272,30 @@ func (w *Watcher) Run(ctx context.Context) error {
 			if !ok {
 				return errors.New("posts: watch: fsnotify closed its event channel")
 			}
-			if !w.relevant(fsw, ev) {
-				continue
+			if w.note(fsw, ev, &b) {
+				debounce.Reset(w.wait(b, time.Now()))
 			}
-			now := time.Now()
-			if burstStart.IsZero() {
-				burstStart = now
-			}
-			wait := w.debounce
-			if left := burstStart.Add(maxDebounceWaits * w.debounce).Sub(now); left < wait {
-				wait = max(left, 0)
-			}
-			debounce.Reset(wait)
 
 		case err, ok := <-fsw.Errors:
 			if !ok {
 				return errors.New("posts: watch: fsnotify closed its error channel")
 			}
 			w.log.Warn("posts: watch error", "dir", w.dir, "err", err)
-			// After an overflow events were lost: reload to be sure.
-			burstStart = time.Time{}
+			// After an overflow events were lost, writes maybe among them:
+			// reload to be sure, after the full Debounce.
+			b = burst{writing: true}
 			debounce.Reset(w.debounce)
 
 		case <-debounce.C:
-			burstStart = time.Time{}
+			// When the timer and an event were ready together, select may
+			// have picked the timer: an event already sent goes first, as
+			// it may be the Write that follows a Create. Once a burst is
+			// writing, or past its cap, the reload does not wait.
+			if !b.writing && w.wait(b, time.Now()) > 0 && w.drain(fsw, &b) {
+				debounce.Reset(w.wait(b, time.Now()))
+				continue
+			}
+			b = burst{}
 			// New subfolders may have appeared before their watch was added
 			// (mkdir -p, a moved-in page bundle): watching the whole tree
 			// again is cheap and idempotent.
@@ -284,35 +312,113 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 }
 
-// relevant tells whether a filesystem event can change the library, and
-// starts watching new subfolders.
-func (w *Watcher) relevant(fsw *fsnotify.Watcher, ev fsnotify.Event) bool {
-	name := filepath.Base(ev.Name)
-	if ev.Op == fsnotify.Chmod {
+// note adds a filesystem event to the burst, and tells whether it can
+// change the library.
+func (w *Watcher) note(fsw *fsnotify.Watcher, ev fsnotify.Event, b *burst) bool {
+	ok, writing := w.relevant(fsw, ev)
+	if !ok {
 		return false
 	}
-	if ev.Has(fsnotify.Create) {
-		if st, err := os.Stat(ev.Name); err == nil && st.IsDir() {
-			if skipDir(name) {
-				return false
+	if b.start.IsZero() {
+		b.start = time.Now()
+	}
+	b.writing = b.writing || writing
+	return true
+}
+
+// drain notes the events fsnotify has already sent, without waiting, and
+// tells whether one of them was relevant. A closed channel is left to Run.
+func (w *Watcher) drain(fsw *fsnotify.Watcher, b *burst) bool {
+	got := false
+	for {
+		select {
+		case ev, ok := <-fsw.Events:
+			if !ok {
+				return got
 			}
-			if err := w.watchTree(fsw, ev.Name); err != nil {
-				w.log.Warn("posts: watch new folder", "dir", ev.Name, "err", err)
+			if w.note(fsw, ev, b) {
+				got = true
 			}
-			return true
+		default:
+			return got
 		}
+	}
+}
+
+// wait returns how long the folder must now stay quiet before the burst is
+// reloaded: Settle, or Debounce while a file may be being written, within
+// the burst's cap.
+func (w *Watcher) wait(b burst, now time.Time) time.Duration {
+	d := w.settle
+	if b.writing {
+		d = w.debounce
+	}
+	left := b.start.Add(maxDebounceWaits * w.debounce).Sub(now)
+	return max(min(d, left), 0)
+}
+
+// relevant tells whether a filesystem event can change the library, and
+// whether a file it names may still be being written (then the reload
+// waits Debounce rather than Settle). It starts watching new subfolders.
+func (w *Watcher) relevant(fsw *fsnotify.Watcher, ev fsnotify.Event) (ok, writing bool) {
+	name := filepath.Base(ev.Name)
+	if ev.Op == fsnotify.Chmod {
+		return false, false
+	}
+	var st fs.FileInfo
+	if ev.Has(fsnotify.Create) {
+		if fi, err := os.Stat(ev.Name); err == nil {
+			st = fi
+		}
+	}
+	if st != nil && st.IsDir() {
+		if skipDir(name) {
+			return false, false
+		}
+		if err := w.watchTree(fsw, ev.Name); err != nil {
+			w.log.Warn("posts: watch new folder", "dir", ev.Name, "err", err)
+		}
+		// Files made in it before its watch was added sent no event: one
+		// still empty is being written (later writes do send events).
+		return true, hasEmptyArticle(ev.Name)
 	}
 	// Editors' temporary files only matter once renamed to the article's
 	// name, which is an event of its own.
 	if isArticleName(name) {
-		return true
+		// A file moved into place is complete. One being written may not
+		// be, and an article created empty (open with O_CREAT) is about to
+		// get its bytes.
+		return true, ev.Has(fsnotify.Write) || st != nil && st.Mode().IsRegular() && st.Size() == 0
 	}
 	if isTempName(name) {
-		return false
+		return false, false
 	}
 	// A removed or renamed folder (a page bundle) has no ".md" but matters;
 	// it can no longer be told from a file, so reload to be sure.
-	return ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)
+	return ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename), false
+}
+
+// hasEmptyArticle tells whether root holds an empty article file, in the
+// folders that are watched.
+func hasEmptyArticle(root string) bool {
+	found := false
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return nil // vanished meanwhile
+		case d.IsDir():
+			if p != root && skipDir(d.Name()) {
+				return fs.SkipDir
+			}
+		case d.Type().IsRegular() && isArticleName(d.Name()):
+			if fi, err := d.Info(); err == nil && fi.Size() == 0 {
+				found = true
+				return fs.SkipAll
+			}
+		}
+		return nil
+	})
+	return found
 }
 
 // watchTree adds root and every subfolder that may hold articles.

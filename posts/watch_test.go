@@ -3,6 +3,8 @@ package posts
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -457,5 +459,129 @@ func TestWatcherRunEnds(t *testing.T) {
 	}
 	if _, err := NewWatcher(filepath.Join(dir, "missing"), WatchOptions{}); err == nil {
 		t.Error("NewWatcher on a missing folder succeeded")
+	}
+}
+
+// drop puts a finished file in place the way tools publish atomically:
+// written under a hidden temporary name, then renamed to name.
+func (h *harness) drop(name, text string) {
+	h.t.Helper()
+	p := h.path(name)
+	tmp := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".tmp")
+	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// ready returns once the watcher sees the folder: Run may not have added
+// its watch yet when startWatcher returns, and a file made before that is
+// only found by Run's first reload, whatever the timers. The ready marker
+// is dropped so that it takes Settle, not Debounce.
+func (h *harness) ready() {
+	h.t.Helper()
+	h.drop("zzzz-ready.en.md", article("Ready", "2020-01-01"))
+	for {
+		if ev := h.next(); ev.Type == Added && ev.Key == "zzzz-ready/en" {
+			return
+		}
+	}
+}
+
+// within returns the next event, failing if it does not come within d.
+func (h *harness) within(d time.Duration) Event {
+	h.t.Helper()
+	select {
+	case ev, ok := <-h.events:
+		if !ok {
+			h.t.Fatal("event channel closed")
+		}
+		return ev
+	case <-time.After(d):
+		h.t.Fatalf("no event within %s", d)
+	}
+	return Event{}
+}
+
+// TestWatcherDroppedFileSettles: a file moved into place is complete, so it
+// is published after Settle (DefaultSettle here), long before Debounce.
+func TestWatcherDroppedFileSettles(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"old.en.md": article("Old", "2023-01-01")})
+	h := startWatcher(t, dir, WatchOptions{Debounce: 5 * time.Second})
+	h.ready()
+
+	// 2 s leaves room for a loaded machine, and is far below the 5 s
+	// Debounce that an event arriving after it would have waited.
+	const soon = 2 * time.Second
+	h.drop("new.en.md", article("New", "2023-01-02"))
+	if ev := h.within(soon); ev.Type != Added || ev.Key != "new/en" || ev.Post.Title != "New" {
+		t.Fatalf("event = %s %s, want added new/en", ev.Type, ev.Key)
+	}
+	// Renamed over an existing article.
+	h.drop("old.en.md", article("Old, edited", "2023-01-01"))
+	if ev := h.within(soon); ev.Type != Changed || ev.Key != "old/en" || ev.Post.Title != "Old, edited" {
+		t.Fatalf("event = %s %s, want changed old/en", ev.Type, ev.Key)
+	}
+	if err := os.Remove(h.path("new.en.md")); err != nil {
+		t.Fatal(err)
+	}
+	if ev := h.within(soon); ev.Type != Removed || ev.Key != "new/en" {
+		t.Fatalf("event = %s %s, want removed new/en", ev.Type, ev.Key)
+	}
+}
+
+// TestWatcherWrittenFileDebounces: a file written in place (Create, then
+// Write) may be incomplete, so the reload waits the full Debounce.
+func TestWatcherWrittenFileDebounces(t *testing.T) {
+	dir := t.TempDir()
+	h := startWatcher(t, dir, WatchOptions{Debounce: 600 * time.Millisecond, Settle: 10 * time.Millisecond})
+	h.ready()
+
+	start := time.Now()
+	h.write("post.en.md", article("Post", "2023-01-01"))
+	select {
+	case ev := <-h.events:
+		t.Fatalf("%s %s reported after %s, before the Debounce", ev.Type, ev.Key, time.Since(start))
+	case <-time.After(300 * time.Millisecond):
+	}
+	if ev := h.next(); ev.Type != Added || ev.Key != "post/en" || ev.Post.Title != "Post" {
+		t.Fatalf("event = %s %s, want added post/en", ev.Type, ev.Key)
+	}
+	if d := time.Since(start); d < 600*time.Millisecond {
+		t.Errorf("reported after %s, before the Debounce", d)
+	}
+}
+
+// TestWatcherEmptyCreateDebounces: an article created empty gets its bytes
+// next; it is published once, complete, not first as a broken file.
+func TestWatcherEmptyCreateDebounces(t *testing.T) {
+	dir := t.TempDir()
+	h := startWatcher(t, dir, WatchOptions{Debounce: 400 * time.Millisecond, Settle: 10 * time.Millisecond})
+	h.ready()
+
+	f, err := os.Create(h.path("post.en.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the writer is slow, not the test
+	text := article("Complete", "2023-01-01")
+	h.write("post.en.md", text)
+
+	ev := h.next()
+	if ev.Type != Added || ev.Key != "post/en" {
+		t.Fatalf("event = %s %s, want added post/en", ev.Type, ev.Key)
+	}
+	if sum := sha256.Sum256([]byte(text)); ev.Post.Hash != hex.EncodeToString(sum[:]) {
+		t.Errorf("Added carries %q with hash %s, not the complete file", ev.Post.Title, ev.Post.Hash)
+	}
+	h.expect("")
+	if strings.Contains(h.logs.String(), "article problem") {
+		t.Errorf("the empty file was loaded:\n%s", h.logs)
 	}
 }
