@@ -19,11 +19,6 @@ import (
 
 // Publisher timing.
 const (
-	// eventQuiet coalesces a burst of file events (an editor saving
-	// several files, a git pull) into one reconcile.
-	eventQuiet = 100 * time.Millisecond
-	// maxEventDelay bounds how long a stream of events can delay it.
-	maxEventDelay = 2 * time.Second
 	// reconcileRetry is when a failed reconcile (storage error) is tried
 	// again when nothing else happens.
 	reconcileRetry = 30 * time.Second
@@ -483,9 +478,7 @@ func (p *Publisher) Run(ctx context.Context, events <-chan posts.Event) error {
 				events = nil // the watcher stopped: the schedule still runs
 				continue
 			}
-			if !p.coalesce(ctx, events) {
-				return nil
-			}
+			p.coalesce(events)
 		case <-timer.C:
 		}
 		err := p.Reconcile(ctx)
@@ -506,27 +499,21 @@ func (p *Publisher) Run(ctx context.Context, events <-chan posts.Event) error {
 	}
 }
 
-// coalesce reads events until they pause for eventQuiet (or maxEventDelay
-// passed). It returns false when ctx ended.
-func (p *Publisher) coalesce(ctx context.Context, events <-chan posts.Event) bool {
-	limit := time.NewTimer(maxEventDelay)
-	defer limit.Stop()
-	quiet := time.NewTimer(eventQuiet)
-	defer quiet.Stop()
+// coalesce takes the events already waiting, so that one reload's events
+// (a git pull, an editor saving several files) make one reconcile. It does
+// not wait for more: the watcher already waited for the folder to settle,
+// and it stores the new library before it sends the first event, so the
+// reconcile sees every change of that reload. An event that comes later
+// makes one more reconcile, which finds little or nothing to do.
+func (p *Publisher) coalesce(events <-chan posts.Event) {
 	for {
 		select {
-		case <-ctx.Done():
-			return false
-		case <-limit.C:
-			return true
-		case <-quiet.C:
-			return true
 		case _, ok := <-events:
 			if !ok {
-				return true
+				return
 			}
-			// Go 1.23+ timers: Reset discards a pending expiry.
-			quiet.Reset(eventQuiet)
+		default:
+			return
 		}
 	}
 }

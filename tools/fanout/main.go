@@ -300,6 +300,7 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 	rep.CrieurLogLines = c.logLines()
 	t := fl.tally()
 	rep.KeyFetches = int(fl.keys.fetches.Load())
+	rep.KeyFetchMs = float64(fl.keys.slowestNs.Load()) / 1e6
 	if err := stopCrieur(); err != nil {
 		rep.problem("%v", err)
 	}

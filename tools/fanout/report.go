@@ -91,7 +91,11 @@ type report struct {
 	// machine was not quiet and the rates are low by about as much.
 	OthersCPUShare float64 `json:"others_cpu_share"`
 
-	KeyFetches     int     `json:"key_fetches"`
+	KeyFetches int `json:"key_fetches"`
+	// KeyFetchMs is the slowest fetch of crieur's key by a receiver: a
+	// remote server verifying the first delivery waits that long, and
+	// gives up past its own timeout (Mastodon: 10 s).
+	KeyFetchMs     float64 `json:"key_fetch_ms"`
 	MaxDateAgeMs   float64 `json:"max_date_age_ms"`
 	MaxInflight    int     `json:"max_inflight"`
 	Posts          int     `json:"posts_received"`
@@ -302,8 +306,8 @@ func (r *report) write(w io.Writer) {
 	fmt.Fprintf(w, "  crieur:         peak RSS %.1f MiB; %.2f s CPU (%.0f%% of its CPUs), %.2f ms per POST received, of which the signature is %.0f%%; %d log lines\n",
 		r.PeakRSSMiB, r.CrieurCPUSeconds, 100*r.CrieurCPUShare, r.CrieurCPUPerPostMs, 100*r.SignShare, r.CrieurLogLines)
 	fmt.Fprintf(w, "  others:         other processes took %.0f%% of the machine during the fan-out\n", 100*r.OthersCPUShare)
-	fmt.Fprintf(w, "  receivers:      %.2f s CPU (%.0f%% of their CPUs); %d POSTs, at most %d at once; %d key fetch(es); oldest signed Date %.0f ms\n",
-		r.HarnessCPUSeconds, 100*r.HarnessCPUShare, r.Posts, r.MaxInflight, r.KeyFetches, r.MaxDateAgeMs)
+	fmt.Fprintf(w, "  receivers:      %.2f s CPU (%.0f%% of their CPUs); %d POSTs, at most %d at once; %d key fetch(es), the slowest %.0f ms; oldest signed Date %.0f ms\n",
+		r.HarnessCPUSeconds, 100*r.HarnessCPUShare, r.Posts, r.MaxInflight, r.KeyFetches, r.KeyFetchMs, r.MaxDateAgeMs)
 	fmt.Fprintf(w, "  connections:    %d accepted; connect → first request p50 %.1f ms, p90 %.1f ms, max %.1f ms\n",
 		r.Conns, r.ConnGapP50Ms, r.ConnGapP90Ms, r.ConnGapMaxMs)
 	if len(r.Timeline) > 0 {

@@ -108,6 +108,9 @@ type keyCache struct {
 	// allowed is crieur's base URL: keys are fetched only from there.
 	allowed string
 	fetches atomic.Int64
+	// slowestNs is the longest key fetch, in nanoseconds: how long a
+	// remote server waits for crieur's key while a fan-out runs.
+	slowestNs atomic.Int64
 
 	mu      sync.Mutex
 	entries map[string]*keyEntry
@@ -173,6 +176,16 @@ func (c *keyCache) fetch(ctx context.Context, keyID string) (publicKey, error) {
 		return publicKey{}, fmt.Errorf("%w: key request: %v", errVerify, err)
 	}
 	req.Header.Set("Accept", "application/activity+json")
+	start := time.Now()
+	defer func() {
+		d := int64(time.Since(start))
+		for {
+			old := c.slowestNs.Load()
+			if d <= old || c.slowestNs.CompareAndSwap(old, d) {
+				return
+			}
+		}
+	}()
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return publicKey{}, fmt.Errorf("%w: fetch key %s: %v", errVerify, actorURL, err)
