@@ -26,8 +26,8 @@ const (
 	clientDefaultTimeout        = 30 * time.Second // whole request
 	clientDefaultMaxBody        = 1 << 20          // 1 MiB response bodies
 	clientDefaultMaxRedirects   = 3
-	// The delivery fan-out talks to thousands of hosts: keep their
-	// connections, a few per host.
+	// Fetches (actors, keys) reach many hosts: keep their connections, a
+	// few per host. Deliveries keep theirs apart (post.go).
 	clientMaxIdleConns        = 4096
 	clientMaxIdleConnsPerHost = 16
 	// clientErrorBodyKept is how much of a response body Post keeps for
