@@ -42,6 +42,9 @@ const (
 	// postMaxInformational bounds the 1xx answers skipped before the real
 	// one.
 	postMaxInformational = 5
+	// postEarlyAnswerWait is how long an answer is waited for after the
+	// request could not be written whole.
+	postEarlyAnswerWait = time.Second
 	// postReaderSize is the read buffer of a connection: answers to
 	// deliveries are a status line, a few headers and a short body.
 	postReaderSize = 4 << 10
@@ -307,11 +310,22 @@ func (c *Client) exchange(ctx context.Context, pc *postConn, req *http.Request, 
 		pc.close()
 		return postResponse{}, false, err
 	}
-	if _, err := pc.conn.Write(wire); err != nil {
-		pc.close()
-		return postResponse{}, false, err
+	_, werr := pc.conn.Write(wire)
+	if werr != nil {
+		if errors.Is(werr, os.ErrDeadlineExceeded) || ctx.Err() != nil {
+			pc.close()
+			return postResponse{}, false, werr
+		}
+		// A server may answer and close before it has read the whole
+		// body (413 for an activity over its size limit): that answer
+		// says more than the broken pipe, and a 4xx must not be retried
+		// for two days. It is already here or not coming.
+		_ = pc.conn.SetReadDeadline(time.Now().Add(postEarlyAnswerWait))
 	}
 	resp, err := http.ReadResponse(pc.br, req)
+	if err != nil && werr != nil {
+		err = werr
+	}
 	for i := 0; err == nil && resp.StatusCode >= 100 && resp.StatusCode <= 199 && resp.StatusCode != http.StatusSwitchingProtocols; i++ {
 		if i == postMaxInformational {
 			err = fmt.Errorf("more than %d informational answers", postMaxInformational)
@@ -333,7 +347,7 @@ func (c *Client) exchange(ctx context.Context, pc *postConn, req *http.Request, 
 	// a larger or broken body just closes it. The answer itself is known
 	// already and stands.
 	n, err := io.Copy(io.Discard, io.LimitReader(resp.Body, c.cfg.MaxBody))
-	drained := err == nil && n < c.cfg.MaxBody
+	drained := err == nil && n < c.cfg.MaxBody && werr == nil
 	if !drained {
 		// Closed before the deferred Body.Close, which would otherwise
 		// read the rest of the body whatever its length.

@@ -311,3 +311,26 @@ func TestConnPoolExpiresIdleConnections(t *testing.T) {
 		t.Errorf("closeAll left %d connections", p.n)
 	}
 }
+
+func TestPostReadsAnAnswerSentBeforeTheBodyWasRead(t *testing.T) {
+	url := rawServer(t, func(conn net.Conn, br *bufio.Reader) {
+		// Read the head only, refuse the size, and close with most of the
+		// body unread (the way a server with a body limit does).
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil || line == "\r\n" {
+				break
+			}
+		}
+		io.WriteString(conn, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		conn.(*net.TCPConn).CloseWrite()
+		time.Sleep(100 * time.Millisecond)
+	})
+	c := NewClient(ClientConfig{AllowPrefixes: loopbackOnly})
+	t.Cleanup(c.CloseIdleConnections)
+	body := []byte(`{"content":"` + strings.Repeat("a", 8<<20) + `"}`)
+	resp, err := c.PostDigest(protoCtx(t), url+"/inbox", body, BodyDigest(body), nil, PostOptions{})
+	if err != nil || resp.Status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversized delivery: %+v %v, want the server's 413", resp, err)
+	}
+}
