@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"go.etcd.io/bbolt"
 )
@@ -70,5 +71,36 @@ func TestGroupCommitClosedDatabase(t *testing.T) {
 	}
 	if err := s.RetryJob(1, s.now(), 0, "", false); err == nil || errors.Is(err, ErrNotFound) {
 		t.Errorf("RetryJob on a closed store: %v", err)
+	}
+}
+
+// TestGroupCommitBatchesAStream: calls arriving one per millisecond, like
+// the completions of a fan-out, share commits (each commit waits
+// groupWindow for company) instead of paying two fsyncs each.
+func TestGroupCommitBatchesAStream(t *testing.T) {
+	s, _, _ := newTestStore(t)
+	const n = 300
+	ids := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		time.Sleep(time.Millisecond)
+		wg.Go(func() {
+			err := s.group.do(s.db, func(tx *bbolt.Tx) error {
+				ids[i] = tx.ID()
+				return tx.Bucket(bucketMeta).Put(fmt.Appendf(nil, "k%03d", i), []byte("v"))
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	commits := map[int]bool{}
+	for _, id := range ids {
+		commits[id] = true
+	}
+	// 300 calls over at least 300 ms: about one commit per 20 ms.
+	if len(commits) > n/5 {
+		t.Errorf("%d calls in a stream made %d commits, want at most %d", n, len(commits), n/5)
 	}
 }
