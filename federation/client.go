@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -88,6 +89,7 @@ type Client struct {
 	dialer    *net.Dialer
 	tlsConfig *tls.Config
 	pool      connPool
+	dials     *dialGate
 }
 
 // NewClient builds the client. Zero fields of cfg get the defaults.
@@ -115,6 +117,7 @@ func NewClient(cfg ClientConfig) *Client {
 		Control: c.control,
 	}
 	c.dialer = dialer
+	c.dials = newDialGate(dialGatePerCPU * runtime.GOMAXPROCS(0))
 	c.tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
 	c.transport = &http.Transport{
 		// No proxy from the environment: the guard must see the real

@@ -334,3 +334,45 @@ func TestPostReadsAnAnswerSentBeforeTheBodyWasRead(t *testing.T) {
 		t.Fatalf("oversized delivery: %+v %v, want the server's 413", resp, err)
 	}
 }
+
+func TestDialGate(t *testing.T) {
+	g := newDialGate(2)
+	ctx := context.Background()
+	leave1, err := g.enter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leave2, _ := g.enter(ctx)
+	// Full: a third attempt waits, and gives up with its context.
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := g.enter(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("third attempt on a gate of 2: %v, want to wait until its context ends", err)
+	}
+	// Leaving twice gives back one slot, not two.
+	leave1()
+	leave1()
+	leave3, err := g.enter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.slots) != 2 {
+		t.Fatalf("%d slots taken after leave twice and one enter, want 2", len(g.slots))
+	}
+	// A slot never left (a host that never answers the SYN) comes back by
+	// itself after dialGateHold.
+	start := time.Now()
+	leave4, err := g.enter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < dialGateHold/2 {
+		t.Errorf("entered a full gate after %s, before any slot was given back", waited)
+	}
+	leave2()
+	leave3()
+	leave4()
+	if len(g.slots) != 0 {
+		t.Errorf("%d slots still taken after everybody left", len(g.slots))
+	}
+}

@@ -66,9 +66,9 @@ var (
 // nil means no body (GET).
 func (s *Signer) SignRequest(req *http.Request, body []byte) error {
 	if body == nil {
-		return s.sign(req, "")
+		return s.sign(req, "", nil)
 	}
-	return s.sign(req, BodyDigest(body))
+	return s.sign(req, BodyDigest(body), nil)
 }
 
 // SignRequestDigest is SignRequest for a body whose Digest header value
@@ -76,10 +76,16 @@ func (s *Signer) SignRequest(req *http.Request, body []byte) error {
 // every inbox, so hashing them once is enough. Date and signature are
 // still made fresh on every call.
 func (s *Signer) SignRequestDigest(req *http.Request, digest string) error {
+	return s.signDigest(req, digest, nil)
+}
+
+// signDigest is SignRequestDigest calling started, when not nil, once the
+// signature has a CPU slot and is about to be made.
+func (s *Signer) signDigest(req *http.Request, digest string, started func()) error {
 	if digest == "" {
 		return errors.New("federation: sign request: empty digest")
 	}
-	return s.sign(req, digest)
+	return s.sign(req, digest, started)
 }
 
 // BodyDigest is the Digest header value of body: "SHA-256=" and the
@@ -89,8 +95,9 @@ func BodyDigest(body []byte) string {
 	return "SHA-256=" + base64.StdEncoding.EncodeToString(sum[:])
 }
 
-// sign signs req; digest is empty for a request without body.
-func (s *Signer) sign(req *http.Request, digest string) error {
+// sign signs req; digest is empty for a request without body. started,
+// when not nil, is called once the CPU slot is taken.
+func (s *Signer) sign(req *http.Request, digest string, started func()) error {
 	if req.URL == nil || req.URL.Host == "" {
 		return errors.New("federation: sign request: no host in URL")
 	}
@@ -114,6 +121,9 @@ func (s *Signer) sign(req *http.Request, digest string) error {
 	}
 	// No body for go-fed: the Digest header above is what it signs.
 	s.cores <- struct{}{}
+	if started != nil {
+		started()
+	}
 	err = signer.SignRequest(s.key, s.keyID, req, nil)
 	// Let whatever else is ready run before the next signature starts.
 	// Releasing the slot hands the CPU straight to the next waiting
