@@ -310,6 +310,7 @@ func (c *Client) PostDigest(ctx context.Context, rawURL string, body []byte, dig
 			return nil, err
 		}
 	}
+	leave()
 	buf := postBuffers.Get().(*bytes.Buffer)
 	defer func() {
 		buf.Reset()
