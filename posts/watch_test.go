@@ -88,16 +88,7 @@ func (h *harness) path(name string) string { return filepath.Join(h.dir, filepat
 // next returns the next event.
 func (h *harness) next() Event {
 	h.t.Helper()
-	select {
-	case ev, ok := <-h.events:
-		if !ok {
-			h.t.Fatal("event channel closed")
-		}
-		return ev
-	case <-time.After(eventTimeout):
-		h.t.Fatalf("no event within %s", eventTimeout)
-	}
-	return Event{}
+	return h.within(eventTimeout)
 }
 
 // sync writes a new marker article and returns every event up to (not
