@@ -62,6 +62,12 @@ func (s *Service) BuildActivity(typ string, object any, to, cc []string) (storag
 	if err != nil {
 		return storage.Activity{}, nil, fmt.Errorf("federation: build %s: %w", typ, err)
 	}
+	if slim, ok := slimmed(obj, len(body)); ok {
+		d["object"] = slim
+		if body, err = encodeDocument(d); err != nil {
+			return storage.Activity{}, nil, fmt.Errorf("federation: build %s: %w", typ, err)
+		}
+	}
 	act := storage.Activity{
 		ID:        string(a.ID),
 		Type:      typ,
@@ -71,6 +77,38 @@ func (s *Service) BuildActivity(typ string, object any, to, cc []string) (storag
 		JSON:      body,
 	}
 	return act, body, nil
+}
+
+// maxInboxBody is the largest activity every server accepts: Misskey and
+// its forks refuse inbox bodies over 64 KiB (the inbox route's body limit),
+// with 413 and for good.
+const maxInboxBody = 64 << 10
+
+// slimmed returns obj without its contentMap when an activity of size
+// bytes carrying it is too large for every inbox. A Note carries its HTML
+// twice, in content and in a one-key contentMap that only tells its
+// language, so an article of 31,000 to 60,000 bytes would never reach a
+// Misskey follower. Without contentMap it does, and only its language tag
+// is lost (Mastodon then shows it whatever a reader's language filter;
+// Misskey ignores contentMap anyway). The Note served at its id keeps it.
+func slimmed(obj any, size int) (document, bool) {
+	d, ok := obj.(document)
+	if !ok || size <= maxInboxBody {
+		return nil, false
+	}
+	if _, has := d["contentMap"]; !has {
+		return nil, false
+	}
+	if _, has := d["content"]; !has {
+		return nil, false
+	}
+	slim := make(document, len(d))
+	for k, v := range d {
+		if k != "contentMap" {
+			slim[k] = v
+		}
+	}
+	return slim, true
 }
 
 // NewActivity is BuildActivity addressed like every public Note: to Public,

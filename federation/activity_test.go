@@ -2,7 +2,10 @@ package federation
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -166,5 +169,56 @@ func TestBuildActivityObjects(t *testing.T) {
 	}
 	if _, _, err := s.BuildActivity("", "x", nil, nil); err == nil {
 		t.Errorf("empty type accepted")
+	}
+}
+
+// TestBuildActivityFitsMisskeysInboxLimit: a long article (over 31,000
+// bytes, under the full-text limit) would make a Create over 64 KiB with
+// its HTML in content and contentMap; Misskey refuses such bodies, so the
+// Create leaves contentMap out. A shorter one keeps it.
+func TestBuildActivityFitsMisskeysInboxLimit(t *testing.T) {
+	dir := t.TempDir()
+	para := strings.Repeat("Les bénévoles ont parcouru la région pour rencontrer les associations locales. ", 10)
+	write := func(slug string, paras int) {
+		var b strings.Builder
+		b.WriteString("---\ntitle: \"" + slug + "\"\ndate: 2024-06-01T12:00:00Z\n---\n\n")
+		for range paras {
+			b.WriteString(para + "\n\n")
+		}
+		if err := os.WriteFile(filepath.Join(dir, slug+".fr.md"), []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("long", 50)  // about 40,000 bytes of HTML
+	write("short", 20) // about 16,000
+	s := newVocabService(t, vocabConfig(), dir)
+	for _, tc := range []struct {
+		slug       string
+		contentMap bool
+	}{{"long", false}, {"short", true}} {
+		p := mustPost(t, s, tc.slug, "fr")
+		n, err := s.BuildNote(p, s.vocabLibrary(), p.Date, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		content, _ := n["content"].(string)
+		_, body, err := s.BuildActivity("Create", n, []string{Public}, []string{s.cfg.FollowersURL()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj := decodeJSON(t, body)["object"].(map[string]any)
+		_, hasMap := obj["contentMap"]
+		switch {
+		case len(body) > maxInboxBody:
+			t.Errorf("%s: Create of %d bytes (content %d), over Misskey's %d", tc.slug, len(body), len(content), maxInboxBody)
+		case hasMap != tc.contentMap:
+			t.Errorf("%s: Create of %d bytes (content %d): contentMap %v, want %v", tc.slug, len(body), len(content), hasMap, tc.contentMap)
+		case obj["content"] != content:
+			t.Errorf("%s: the Create lost the Note's content", tc.slug)
+		}
+		// The Note served at its id keeps its language.
+		if _, ok := n["contentMap"]; !ok {
+			t.Errorf("%s: BuildNote lost contentMap", tc.slug)
+		}
 	}
 }

@@ -20,11 +20,9 @@ import (
 // Pleroma and Akkoma reject the whole activity when a remote post's content
 // is over 100,000 characters (remote_limit); 60,000 bytes stays well under
 // that with room for the HTML crieur adds. Misskey is stricter: it refuses
-// inbox bodies over 64 KiB, and the Create carries the HTML twice (content
-// and contentMap), so Notes over about 31,000 bytes of content do not reach
-// Misskey. The seed articles are 10,000–17,000 bytes (Creates of 22–36 KB);
-// cutting every article over 31,000 bytes to a lede for Misskey's sake would
-// take the full text from Mastodon readers, so the limit stays at Pleroma's.
+// inbox bodies over 64 KiB, and a Note carries its HTML twice (content and
+// contentMap); activities over that size leave contentMap out (see
+// slimmed), so a full text up to this limit still reaches Misskey.
 const maxFullContent = 60_000
 
 // maxAttachments is how many images a Note carries: Mastodon keeps the
