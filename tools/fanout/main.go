@@ -185,13 +185,6 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 	}
 	rep.FileLimit = fd
 
-	progress("measuring the RSA-%d signing rate for %s on CPUs %s (crieur not started)", rsaBits, o.signFor, plan.crieur)
-	before, others, err := measureOnCrieurCPUs(plan.receivers)
-	if err != nil {
-		return nil, err
-	}
-	rep.SignBefore, rep.SignBeforeOthers, rep.SignGoroutines = before.PerSec, others, before.Goroutines
-
 	c, err := newCrieurRun(o.crieur, o.dir, o.env)
 	if err != nil {
 		return nil, err
@@ -255,6 +248,16 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	// The reference rate is measured right before the drop, with crieur
+	// up and idle: this VM's speed drifts by tens of percent within a
+	// minute, so a measurement made before seeding and start-up (10 s
+	// earlier) compared the fan-out with another machine.
+	progress("measuring the RSA-%d signing rate for %s on CPUs %s (crieur idle)", rsaBits, o.signFor, plan.crieur)
+	before, others, err := measureOnCrieurCPUs(plan.receivers)
+	if err != nil {
+		return nil, err
+	}
+	rep.SignBefore, rep.SignBeforeOthers, rep.SignGoroutines = before.PerSec, others, before.Goroutines
 
 	cpu0, err := procCPU(c.pid())
 	if err != nil {
