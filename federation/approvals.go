@@ -60,13 +60,15 @@ func (s *Service) RejectFollower(ctx context.Context, actorID string) error {
 	if err != nil {
 		return fmt.Errorf("federation: reject follower %s: %w", actorID, err)
 	}
-	if err := s.store.Enqueue(act, jobs); err != nil {
+	err = s.store.RejectFollower(actorID, act, jobs)
+	if errors.Is(err, storage.ErrNotFound) {
+		// Removed meanwhile (an Undo, or another admin command).
+		return fmt.Errorf("federation: reject follower %s: %w", actorID, ErrNotFound)
+	}
+	if err != nil {
 		return fmt.Errorf("federation: reject follower %s: %w", actorID, err)
 	}
 	s.queued()
-	if _, err := s.store.DeleteFollower(actorID); err != nil {
-		return fmt.Errorf("federation: reject follower %s: %w", actorID, err)
-	}
 	s.log.Info("federation: follower rejected", "actor", actorID, "handle", f.Handle, "reject", act.ID)
 	return nil
 }

@@ -207,3 +207,41 @@ func TestPublishAllOrNothing(t *testing.T) {
 	s = openTest(t, path, clock)
 	assertEmpty(s)
 }
+
+// TestRejectFollowerIsOneTransaction: the follow request leaves and the
+// Reject is queued together; a second reject finds nothing and queues
+// nothing; a bad job stores nothing and keeps the request.
+func TestRejectFollowerIsOneTransaction(t *testing.T) {
+	s, clock, _ := newTestStore(t)
+	f := follower(1, FollowerPending)
+	if err := s.PutFollower(f); err != nil {
+		t.Fatal(err)
+	}
+	reject := activity(1, clock.Now(), false)
+	if err := s.RejectFollower(f.ActorID, reject, []Job{{Inbox: f.Inbox}, {}}); err == nil {
+		t.Fatal("RejectFollower with a bad job succeeded")
+	}
+	if _, err := s.Follower(f.ActorID); err != nil {
+		t.Fatalf("a failed reject removed the request: %v", err)
+	}
+	if _, err := s.Activity(reject.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a failed reject stored its activity: %v", err)
+	}
+	if err := s.RejectFollower(f.ActorID, reject, []Job{{Inbox: f.Inbox}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Follower(f.ActorID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("rejected request still there: %v", err)
+	}
+	jobs, _ := s.PendingJobs()
+	if len(jobs) != 1 || jobs[0].ActivityID != reject.ID || jobs[0].Inbox != f.Inbox {
+		t.Errorf("jobs after reject: %+v", jobs)
+	}
+	again := activity(2, clock.Now(), false)
+	if err := s.RejectFollower(f.ActorID, again, []Job{{Inbox: f.Inbox}}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("second reject: %v, want ErrNotFound", err)
+	}
+	if jobs, _ := s.PendingJobs(); len(jobs) != 1 {
+		t.Errorf("second reject queued a job: %d pending", len(jobs))
+	}
+}

@@ -59,6 +59,30 @@ func (s *Store) AcceptFollower(f Follower, act Activity, jobs []Job) error {
 	return nil
 }
 
+// RejectFollower removes the follower (a pending follow request refused by
+// the admin) and stores the Reject activity and its delivery jobs, in one
+// transaction: the request is never gone without its Reject queued, nor
+// refused twice. An unknown follower is ErrNotFound and nothing is stored.
+func (s *Store) RejectFollower(actorID string, act Activity, jobs []Job) error {
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		found, err := deleteFollower(tx, actorID)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return ErrNotFound
+		}
+		if err := putActivity(tx, act); err != nil {
+			return err
+		}
+		return s.enqueue(tx, act, jobs)
+	})
+	if err != nil {
+		return fmt.Errorf("storage: reject follower %s: %w", actorID, err)
+	}
+	return nil
+}
+
 // enqueue writes jobs. Storage assigns ID, State (pending) and CreatedAt
 // (now); NextAttempt defaults to now, ActivityID to act.ID, Topic to
 // act.ObjectID (else the activity id) and Host to the inbox URL's host.
