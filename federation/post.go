@@ -305,8 +305,11 @@ func (c *Client) PostDigest(ctx context.Context, rawURL string, body []byte, dig
 	req := &http.Request{Method: http.MethodPost, URL: u, Host: u.Host, Header: http.Header{}, ContentLength: int64(len(body))}
 	setPostHeaders(req.Header, c.cfg.UserAgent)
 	if sign != nil {
-		if err := sign.signDigest(req, digest, leave); err != nil {
+		if err := sign.signDigest(ctx, req, digest, leave); err != nil {
 			pc.close()
+			if ctx.Err() != nil {
+				return fail(err)
+			}
 			return nil, err
 		}
 	}

@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"context"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -66,9 +67,9 @@ var (
 // nil means no body (GET).
 func (s *Signer) SignRequest(req *http.Request, body []byte) error {
 	if body == nil {
-		return s.sign(req, "", nil)
+		return s.sign(context.Background(), req, "", nil)
 	}
-	return s.sign(req, BodyDigest(body), nil)
+	return s.sign(context.Background(), req, BodyDigest(body), nil)
 }
 
 // SignRequestDigest is SignRequest for a body whose Digest header value
@@ -76,16 +77,18 @@ func (s *Signer) SignRequest(req *http.Request, body []byte) error {
 // every inbox, so hashing them once is enough. Date and signature are
 // still made fresh on every call.
 func (s *Signer) SignRequestDigest(req *http.Request, digest string) error {
-	return s.signDigest(req, digest, nil)
+	return s.signDigest(context.Background(), req, digest, nil)
 }
 
 // signDigest is SignRequestDigest calling started, when not nil, once the
-// signature has a CPU slot and is about to be made.
-func (s *Signer) signDigest(req *http.Request, digest string, started func()) error {
+// signature has a CPU slot and is about to be made. It gives up waiting for
+// the slot when ctx ends: at shutdown, thousands of queued deliveries must
+// not each make a signature nobody will send.
+func (s *Signer) signDigest(ctx context.Context, req *http.Request, digest string, started func()) error {
 	if digest == "" {
 		return errors.New("federation: sign request: empty digest")
 	}
-	return s.sign(req, digest, started)
+	return s.sign(ctx, req, digest, started)
 }
 
 // BodyDigest is the Digest header value of body: "SHA-256=" and the
@@ -97,7 +100,7 @@ func BodyDigest(body []byte) string {
 
 // sign signs req; digest is empty for a request without body. started,
 // when not nil, is called once the CPU slot is taken.
-func (s *Signer) sign(req *http.Request, digest string, started func()) error {
+func (s *Signer) sign(ctx context.Context, req *http.Request, digest string, started func()) error {
 	if req.URL == nil || req.URL.Host == "" {
 		return errors.New("federation: sign request: no host in URL")
 	}
@@ -120,7 +123,11 @@ func (s *Signer) sign(req *http.Request, digest string, started func()) error {
 		return fmt.Errorf("federation: sign request: %w", err)
 	}
 	// No body for go-fed: the Digest header above is what it signs.
-	s.cores <- struct{}{}
+	select {
+	case s.cores <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("federation: sign request: %w", ctx.Err())
+	}
 	if started != nil {
 		started()
 	}
