@@ -399,3 +399,30 @@ func TestSignWaitEndsWithContext(t *testing.T) {
 		t.Errorf("free slot: %v", err)
 	}
 }
+
+// TestPostEndlessInformationalAnswers: a server that only ever sends 1xx
+// answers is an error after a few, not a delivery that waits forever.
+func TestPostEndlessInformationalAnswers(t *testing.T) {
+	url := rawServer(t, func(conn net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		for range 50 {
+			if _, err := io.WriteString(conn, "HTTP/1.1 103 Early Hints\r\n\r\n"); err != nil {
+				return
+			}
+		}
+		time.Sleep(time.Second)
+	})
+	c := NewClient(ClientConfig{AllowPrefixes: loopbackOnly})
+	t.Cleanup(c.CloseIdleConnections)
+	body := []byte(`{}`)
+	start := time.Now()
+	_, err := c.PostDigest(protoCtx(t), url+"/inbox", body, BodyDigest(body), nil, PostOptions{Timeout: 10 * time.Second})
+	if err == nil || !strings.Contains(err.Error(), "informational") {
+		t.Errorf("endless 1xx: err %v, want an error naming the informational answers", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("endless 1xx took %s, want the error at once", d)
+	}
+}
