@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"testing"
 
 	"go.etcd.io/bbolt"
@@ -225,8 +226,8 @@ func TestOpenBuildsMissingDeliveryInboxIndex(t *testing.T) {
 	if n := inboxCountOf(t, s, x.SharedInbox); n != 2 {
 		t.Errorf("rebuilt shared inbox count = %d, want 2", n)
 	}
-	if v, ok, err := s.Meta(string(schemaKey)); err != nil || !ok || v != schemaVersion {
-		t.Errorf("schema after migration = %q, %v, %v; want %q", v, ok, err, schemaVersion)
+	if v, ok, err := s.Meta(string(schemaKey)); err != nil || !ok || v != strconv.Itoa(schemaVersion) {
+		t.Errorf("schema after migration = %q, %v, %v; want %d", v, ok, err, schemaVersion)
 	}
 	checkInvariants(t, s)
 	// The rebuilt index goes on being maintained.

@@ -124,7 +124,7 @@ func (s *Store) enqueue(tx *bbolt.Tx, act Activity, jobs []Job) error {
 		if j.NextAttempt.IsZero() {
 			j.NextAttempt = now
 		}
-		if err := putJSON(b, u64(j.ID), j); err != nil {
+		if err := putJob(b, j); err != nil {
 			return err
 		}
 		if err := addJobIndexes(tx, j); err != nil {
@@ -189,9 +189,7 @@ func addCounts(tx *bbolt.Tx, activityID string, d DeliveryCounts) error {
 }
 
 func getJob(tx *bbolt.Tx, id uint64) (Job, bool, error) {
-	var j Job
-	found, err := getJSON(tx.Bucket(bucketJobs), u64(id), &j)
-	return j, found, err
+	return readJob(tx.Bucket(bucketJobs), u64(id))
 }
 
 // DueJobs returns up to limit (all when limit <= 0) pending jobs with
@@ -212,8 +210,7 @@ func (s *Store) DueJobs(now time.Time, limit int) ([]Job, error) {
 			if !isHead(chain, k, v) {
 				continue
 			}
-			var j Job
-			found, err := getJSON(jobs, k[timeKeyLen:], &j)
+			j, found, err := readJob(jobs, k[timeKeyLen:])
 			if err != nil {
 				return err
 			}
@@ -246,8 +243,7 @@ func (s *Store) NextDue() (time.Time, bool, error) {
 			if !isHead(chain, k, v) {
 				continue
 			}
-			var j Job
-			found, err := getJSON(tx.Bucket(bucketJobs), k[timeKeyLen:], &j)
+			j, found, err := readJob(tx.Bucket(bucketJobs), k[timeKeyLen:])
 			if err != nil {
 				return err
 			}
@@ -315,7 +311,7 @@ func (s *Store) RetryJob(id uint64, next time.Time, status int, errMsg string, c
 		if countAttempt {
 			j.Attempts++
 		}
-		if err := putJSON(tx.Bucket(bucketJobs), u64(id), j); err != nil {
+		if err := putJob(tx.Bucket(bucketJobs), j); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketDue).Put(dueKey(j), chainPrefix(j))
@@ -354,7 +350,7 @@ func (s *Store) FailJob(id uint64, status int, errMsg string) error {
 		j.Attempts++
 		j.LastStatus = status
 		j.LastError = errMsg
-		if err := putJSON(tx.Bucket(bucketFailed), u64(id), j); err != nil {
+		if err := putJob(tx.Bucket(bucketFailed), j); err != nil {
 			return err
 		}
 		return addCounts(tx, j.ActivityID, DeliveryCounts{Pending: -1, Failed: 1})
@@ -375,8 +371,8 @@ func (s *Store) QueueStats() (QueueStats, error) {
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		walk := func(name []byte, failed bool) error {
 			return tx.Bucket(name).ForEach(func(k, v []byte) error {
-				var j Job
-				if err := decode(v, &j); err != nil {
+				j, err := decodeJob(v)
+				if err != nil {
 					return fmt.Errorf("job %x: %w", k, err)
 				}
 				h := st.PerHost[j.Host]
@@ -446,8 +442,8 @@ func (s *Store) listJobs(name []byte) ([]Job, error) {
 	var out []Job
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(name).ForEach(func(k, v []byte) error {
-			var j Job
-			if err := decode(v, &j); err != nil {
+			j, err := decodeJob(v)
+			if err != nil {
 				return fmt.Errorf("job %x: %w", k, err)
 			}
 			out = append(out, j)

@@ -1,10 +1,12 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -22,6 +24,9 @@ const fileMode = 0o600
 
 // ErrLocked is returned by Open when another process holds the database.
 var ErrLocked = errors.New("storage: database is locked by another process")
+
+// ErrNewerSchema is returned by Open for a file written by a newer crieur.
+var ErrNewerSchema = errors.New("storage: database written by a newer crieur")
 
 // Bucket names, one per kind of record.
 var (
@@ -52,8 +57,14 @@ var (
 //
 //   - "1": the first layout;
 //   - "2": adds the delivery_inboxes index. Open builds it from the
-//     followers when a file has none (a version 1 file) and then writes "2".
-const schemaVersion = "2"
+//     followers when a file has none (a version 1 file);
+//   - "3": job records are written in a binary layout (jobcodec.go). Older
+//     JSON records are still read as they are, so nothing is converted.
+//
+// Open raises older files to schemaVersion and refuses newer ones: a crieur
+// that does not know a layout would misread it (a version 2 crieur cannot
+// read binary jobs, for instance).
+const schemaVersion = 3
 
 // schemaKey holds schemaVersion in the meta bucket (Meta("schema") reads it).
 var schemaKey = []byte("schema")
@@ -119,16 +130,27 @@ func Open(path string, opts Options) (*Store, error) {
 // before Open created the missing buckets.
 func upgrade(tx *bbolt.Tx, hadIndex bool) error {
 	meta := tx.Bucket(bucketMeta)
+	if v := meta.Get(schemaKey); v != nil {
+		n, err := strconv.Atoi(string(v))
+		if err != nil {
+			return fmt.Errorf("unreadable schema version %q", v)
+		}
+		if n > schemaVersion {
+			return fmt.Errorf("%w: the file has layout version %d, this crieur knows up to %d; run a newer crieur",
+				ErrNewerSchema, n, schemaVersion)
+		}
+	}
+	current := []byte(strconv.Itoa(schemaVersion))
+	if !bytes.Equal(meta.Get(schemaKey), current) {
+		if err := meta.Put(schemaKey, current); err != nil {
+			return err
+		}
+	}
 	if !hadIndex {
 		if err := rebuildDeliveryInboxes(tx); err != nil {
 			return fmt.Errorf("build delivery inbox index: %w", err)
 		}
-		return meta.Put(schemaKey, []byte(schemaVersion))
-	}
-	if meta.Get(schemaKey) == nil {
-		if err := meta.Put(schemaKey, []byte(schemaVersion)); err != nil {
-			return err
-		}
+		return nil
 	}
 	// A crieur older than the index ignores it: after a downgrade and an
 	// upgrade its counts may be off. Counting costs no decoding.

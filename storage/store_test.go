@@ -104,8 +104,8 @@ func checkInvariants(t testing.TB, s *Store) {
 		failed := map[string]int{}
 		nj := 0
 		if err := tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
-			var j Job
-			if err := decode(v, &j); err != nil {
+			j, err := decodeJob(v)
+			if err != nil {
 				return fmt.Errorf("job %x: %w", k, err)
 			}
 			if j.State != JobPending || !bytes.Equal(u64(j.ID), k) {
@@ -133,8 +133,8 @@ func checkInvariants(t testing.TB, s *Store) {
 			return fmt.Errorf("%d chain entries for %d jobs", n, nj)
 		}
 		if err := tx.Bucket(bucketFailed).ForEach(func(k, v []byte) error {
-			var j Job
-			if err := decode(v, &j); err != nil {
+			j, err := decodeJob(v)
+			if err != nil {
 				return fmt.Errorf("failed job %x: %w", k, err)
 			}
 			if j.State != JobFailed {
