@@ -377,29 +377,6 @@ func TestDialGate(t *testing.T) {
 	}
 }
 
-// TestSignWaitEndsWithContext: a delivery waiting for a signing slot at
-// shutdown gives up instead of signing a request nobody will send.
-func TestSignWaitEndsWithContext(t *testing.T) {
-	signer, _ := NewSigner("https://crieur.example/@reports#main-key", protoKey(t, 0), nil)
-	for range cap(signer.cores) {
-		signer.cores <- struct{}{} // every CPU busy signing
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(50*time.Millisecond, cancel)
-	req, _ := http.NewRequest(http.MethodPost, "https://m.example/inbox", nil)
-	started := false
-	err := signer.signDigest(ctx, req, BodyDigest([]byte(`{}`)), func() { started = true })
-	if !errors.Is(err, context.Canceled) || started || req.Header.Get("Signature") != "" {
-		t.Errorf("cancelled wait: err %v, started %v, signature %q", err, started, req.Header.Get("Signature"))
-	}
-	for range cap(signer.cores) {
-		<-signer.cores
-	}
-	if err := signer.signDigest(context.Background(), req, BodyDigest([]byte(`{}`)), nil); err != nil || req.Header.Get("Signature") == "" {
-		t.Errorf("free slot: %v", err)
-	}
-}
-
 // TestPostEndlessInformationalAnswers: a server that only ever sends 1xx
 // answers is an error after a few, not a delivery that waits forever.
 func TestPostEndlessInformationalAnswers(t *testing.T) {

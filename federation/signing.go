@@ -28,13 +28,9 @@ type Signer struct {
 	keyID string
 	key   *rsa.PrivateKey
 	now   func() time.Time
-	// cores admits one RSA operation per CPU at a time. A fan-out runs
-	// hundreds of deliveries at once so that network waits overlap; if
-	// they all signed at once, each signature would take hundreds of
-	// times longer, the first request would leave only when nearly all
-	// had been signed, and the pipeline would start empty. Queued here,
-	// the first requests leave after one signature each.
-	cores chan struct{}
+	// pool makes the RSA operations, one CPU at a time each (see
+	// signPool for why).
+	pool *signPool
 }
 
 // NewSigner returns a Signer for keyID (BASE/@handle#main-key) and key. now
@@ -49,7 +45,7 @@ func NewSigner(keyID string, key *rsa.PrivateKey, now func() time.Time) (*Signer
 	if now == nil {
 		now = time.Now
 	}
-	return &Signer{keyID: keyID, key: key, now: now, cores: make(chan struct{}, runtime.GOMAXPROCS(0))}, nil
+	return &Signer{keyID: keyID, key: key, now: now, pool: newSignPool(runtime.GOMAXPROCS(0))}, nil
 }
 
 // KeyID is the key id written into signatures.
@@ -99,7 +95,8 @@ func BodyDigest(body []byte) string {
 }
 
 // sign signs req; digest is empty for a request without body. started,
-// when not nil, is called once the CPU slot is taken.
+// when not nil, is called once the signature is about to be made. It
+// gives up waiting for a signing goroutine when ctx ends.
 func (s *Signer) sign(ctx context.Context, req *http.Request, digest string, started func()) error {
 	if req.URL == nil || req.URL.Host == "" {
 		return errors.New("federation: sign request: no host in URL")
@@ -123,25 +120,7 @@ func (s *Signer) sign(ctx context.Context, req *http.Request, digest string, sta
 		return fmt.Errorf("federation: sign request: %w", err)
 	}
 	// No body for go-fed: the Digest header above is what it signs.
-	select {
-	case s.cores <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("federation: sign request: %w", ctx.Err())
-	}
-	if started != nil {
-		started()
-	}
-	err = signer.SignRequest(s.key, s.keyID, req, nil)
-	// Let whatever else is ready run before the next signature starts.
-	// Releasing the slot hands the CPU straight to the next waiting
-	// signer, ahead of every goroutine already queued, so in a fan-out
-	// on one CPU the signers would pass the CPU along for as long as
-	// signatures are owed: requests to crieur's own server (a remote
-	// server fetching our key to verify the delivery it just got) waited
-	// for the whole fan-out, 2 s for 2,000 inboxes. Yielding while still
-	// holding the slot lets the queued goroutines run first.
-	runtime.Gosched()
-	<-s.cores
+	err = s.pool.do(ctx, func() error { return signer.SignRequest(s.key, s.keyID, req, nil) }, started)
 	if err != nil {
 		return fmt.Errorf("federation: sign request: %w", err)
 	}
