@@ -99,7 +99,7 @@ func TestGroupCommitBatchesAStream(t *testing.T) {
 	for _, id := range ids {
 		commits[id] = true
 	}
-	// 300 calls over at least 300 ms: about one commit per 20 ms.
+	// 300 calls over at least 300 ms: about one commit per groupWindow.
 	if len(commits) > n/5 {
 		t.Errorf("%d calls in a stream made %d commits, want at most %d", n, len(commits), n/5)
 	}
