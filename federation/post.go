@@ -23,7 +23,7 @@ import (
 // queued), so a whole fan-out was signed before most requests left: the
 // remote servers sat idle, then all worked at once, and a slow reader at
 // the end held up the last deliveries. Here one goroutine connects (TCP and
-// TLS, before it takes a CPU slot to sign), signs, writes the request at
+// TLS, before it waits for a signing goroutine), signs, writes the request at
 // once in one write, and reads the answer: each signature leaves as soon as
 // it is made. The connection is guarded by the same dialer as every other
 // request, and kept alive for the host's next delivery unless the caller

@@ -76,10 +76,10 @@ func (s *Signer) SignRequestDigest(req *http.Request, digest string) error {
 	return s.signDigest(context.Background(), req, digest, nil)
 }
 
-// signDigest is SignRequestDigest calling started, when not nil, once the
-// signature has a CPU slot and is about to be made. It gives up waiting for
-// the slot when ctx ends: at shutdown, thousands of queued deliveries must
-// not each make a signature nobody will send.
+// signDigest is SignRequestDigest calling started, when not nil, once a
+// signing goroutine has taken the signature and is about to make it. It
+// gives up waiting for one when ctx ends: at shutdown, thousands of queued
+// deliveries must not each make a signature nobody will send.
 func (s *Signer) signDigest(ctx context.Context, req *http.Request, digest string, started func()) error {
 	if digest == "" {
 		return errors.New("federation: sign request: empty digest")
