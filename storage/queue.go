@@ -452,3 +452,41 @@ func (s *Store) listJobs(name []byte) ([]Job, error) {
 	})
 	return out, err
 }
+
+// RequeueFailed gives failed jobs another chance, in one transaction: the
+// failed records named by ids are removed (their activities count one
+// failure less each), act is stored unless its ID is empty (the jobs then
+// name an activity already stored), and jobs are queued as new pending
+// jobs with the defaults of Enqueue. New ids put them behind whatever their
+// chains already hold. When an id is not a failed job (another retry took
+// it meanwhile), nothing is changed and the error wraps ErrNotFound.
+func (s *Store) RequeueFailed(ids []uint64, act Activity, jobs []Job) error {
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		failed := tx.Bucket(bucketFailed)
+		for _, id := range ids {
+			j, found, err := readJob(failed, u64(id))
+			if err != nil {
+				return err
+			}
+			if !found {
+				return fmt.Errorf("job %d is not failed: %w", id, ErrNotFound)
+			}
+			if err := failed.Delete(u64(id)); err != nil {
+				return err
+			}
+			if err := addCounts(tx, j.ActivityID, DeliveryCounts{Failed: -1}); err != nil {
+				return err
+			}
+		}
+		if act.ID != "" {
+			if err := putActivity(tx, act); err != nil {
+				return err
+			}
+		}
+		return s.enqueue(tx, act, jobs)
+	})
+	if err != nil {
+		return fmt.Errorf("storage: requeue failed jobs: %w", err)
+	}
+	return nil
+}

@@ -399,3 +399,61 @@ func TestQueueConcurrentMix(t *testing.T) {
 	}
 	checkInvariants(t, s)
 }
+
+func TestRequeueFailed(t *testing.T) {
+	s, clock, _ := newTestStore(t)
+	old := activity(1, clock.Now(), true)
+	if err := s.Enqueue(old, []Job{{Inbox: "https://a.example/inbox"}, {Inbox: "https://b.example/inbox"}, {Inbox: "https://c.example/inbox"}}); err != nil {
+		t.Fatal(err)
+	}
+	jobs, _ := s.PendingJobs()
+	for _, j := range jobs[:2] {
+		if err := s.FailJob(j.ID, 503, "down"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A fresh activity replaces the failed deliveries to a and b.
+	fresh := activity(2, clock.Now(), false)
+	var again []Job
+	for _, j := range jobs[:2] {
+		again = append(again, Job{Inbox: j.Inbox, Topic: j.Topic})
+	}
+	if err := s.RequeueFailed([]uint64{jobs[0].ID, jobs[1].ID}, fresh, again); err != nil {
+		t.Fatal(err)
+	}
+	if f, _ := s.FailedJobs(); len(f) != 0 {
+		t.Errorf("failed after requeue: %+v", f)
+	}
+	pending, _ := s.PendingJobs()
+	if len(pending) != 3 || pending[1].ActivityID != fresh.ID || pending[2].ActivityID != fresh.ID ||
+		pending[1].ID <= jobs[2].ID || pending[1].Attempts != 0 || pending[1].State != JobPending {
+		t.Errorf("pending after requeue: %+v", pending)
+	}
+	if c, _ := s.DeliveryCounts(old.ID); c != (DeliveryCounts{Pending: 1}) {
+		t.Errorf("old activity counts %+v", c)
+	}
+	if c, _ := s.DeliveryCounts(fresh.ID); c != (DeliveryCounts{Pending: 2}) {
+		t.Errorf("fresh activity counts %+v", c)
+	}
+	checkInvariants(t, s)
+
+	// The same activity again (empty act), and an id that is not failed:
+	// nothing changes.
+	if err := s.FailJob(jobs[2].ID, 400, "bad request"); err != nil {
+		t.Fatal(err)
+	}
+	err := s.RequeueFailed([]uint64{jobs[2].ID, jobs[0].ID}, Activity{}, []Job{{ActivityID: old.ID, Inbox: jobs[2].Inbox, Topic: jobs[2].Topic}})
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("requeue with a job that is not failed: %v", err)
+	}
+	if f, _ := s.FailedJobs(); len(f) != 1 || f[0].ID != jobs[2].ID {
+		t.Errorf("failed after a refused requeue: %+v", f)
+	}
+	if err := s.RequeueFailed([]uint64{jobs[2].ID}, Activity{}, []Job{{ActivityID: old.ID, Inbox: jobs[2].Inbox, Topic: jobs[2].Topic}}); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := s.DeliveryCounts(old.ID); c != (DeliveryCounts{Pending: 1}) {
+		t.Errorf("old activity counts after its own requeue %+v", c)
+	}
+	checkInvariants(t, s)
+}
