@@ -31,6 +31,7 @@ type adminOp func(ctx context.Context, a *app, args []string, w io.Writer) error
 
 var adminOps = map[string]adminOp{
 	"queue":             opQueue,
+	"queue-retry":       opQueueRetry,
 	"followers":         opFollowersList,
 	"followers-pending": opFollowersPending,
 	"followers-remove":  opFollowersRemove,
@@ -126,7 +127,15 @@ func runQueue(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	return runAdmin(ctx, cfg, "queue", rest, stdout, stderr)
+	switch {
+	case len(rest) == 0:
+		return runAdmin(ctx, cfg, "queue", nil, stdout, stderr)
+	case rest[0] == "retry" && len(rest) <= 2:
+		return runAdmin(ctx, cfg, "queue-retry", rest[1:], stdout, stderr)
+	default:
+		fmt.Fprintln(stderr, "crieur queue: give nothing (show the queue) or retry [HOST]")
+		return errUsage
+	}
 }
 
 func runFollowers(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -201,6 +210,27 @@ func opQueue(_ context.Context, a *app, _ []string, w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", h, s.Pending, s.Retrying, s.Failed, s.LastError)
 	}
 	return tw.Flush()
+}
+
+func opQueueRetry(ctx context.Context, a *app, args []string, w io.Writer) error {
+	host := ""
+	if len(args) > 0 {
+		host = args[0]
+	}
+	rep, err := a.pub.RetryFailed(ctx, host)
+	if err != nil {
+		return err
+	}
+	a.del.Wake()
+	fmt.Fprintf(w, "%d deliveries queued again", rep.Requeued)
+	if rep.Superseded > 0 {
+		fmt.Fprintf(w, "; %d failed ones dropped, carried by those or no longer owed", rep.Superseded)
+	}
+	if rep.Kept > 0 {
+		fmt.Fprintf(w, "; %d left failed: their article is not visible now", rep.Kept)
+	}
+	fmt.Fprintln(w)
+	return nil
 }
 
 func printFollowers(w io.Writer, fs []storage.Follower) error {

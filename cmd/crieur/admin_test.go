@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -113,5 +115,65 @@ func TestAdminCommandsWithoutAServer(t *testing.T) {
 	out, err = in.admin("followers")
 	if err != nil || !strings.Contains(out, "0 in all") {
 		t.Fatalf("followers: %v\n%s", err, out)
+	}
+}
+
+// A server that refused a delivery for good gets it once the admin retries
+// its failed deliveries from the command line.
+func TestQueueRetryAfterAServerComesBack(t *testing.T) {
+	in := newInstance(t, map[string]string{"a.en.md": post("a", "en", "A", "2023-01-02", "A.")})
+	in.start()
+	r := newRemote(t)
+	var refusing atomic.Bool
+	r.status = func(string) int {
+		if refusing.Load() {
+			return http.StatusBadRequest // permanent: failed at once
+		}
+		return 0
+	}
+	if resp := r.send(in.actorID()+"/inbox", "carol", follow(r, in, "carol"), nil); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("Follow: %d", resp.StatusCode)
+	}
+	r.waitFor(10*time.Second, "Accept", ofType("Accept"))
+	refusing.Store(true)
+	in.writePost("b.en.md", post("b", "en", "B", "2024-02-02", "B."))
+	queueShows := func(what string) string {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			out, err := in.admin("queue")
+			if err != nil {
+				t.Fatalf("queue: %v\n%s", err, out)
+			}
+			if strings.HasPrefix(out, what) {
+				return out
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("queue never showed %q:\n%s", what, out)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	queueShows("pending 0, retrying 0, failed 1")
+
+	refusing.Store(false)
+	if out, err := in.admin("queue", "retry", "elsewhere.example"); err != nil || !strings.HasPrefix(out, "0 deliveries queued again") {
+		t.Fatalf("retry for another host: %v\n%s", err, out)
+	}
+	host := strings.TrimPrefix(r.srv.URL, "http://")
+	out, err := in.admin("queue", "retry", host)
+	if err != nil || !strings.HasPrefix(out, "1 deliveries queued again") {
+		t.Fatalf("queue retry: %v\n%s", err, out)
+	}
+	got := r.waitFor(10*time.Second, "Create of b after the retry", func(d delivery) bool {
+		o, _ := d.Activity["object"].(map[string]any)
+		return d.Activity["type"] == "Create" && o["id"] == in.base+"/posts/b/en"
+	})
+	if o, _ := got.Activity["object"].(map[string]any); !strings.Contains(fmt.Sprint(o["content"]), "B.") {
+		t.Errorf("retried Create content %v", o["content"])
+	}
+	queueShows("pending 0, retrying 0, failed 0")
+	if _, err := in.admin("queue", "again"); err == nil {
+		t.Errorf("crieur queue again: no usage error")
 	}
 }

@@ -42,7 +42,8 @@ const usage = `crieur publishes a folder of Markdown articles on the web and in 
 Usage:
   crieur serve     [flags]   run the server (web pages, ActivityPub, delivery)
   crieur check     [flags]   validate the posts folder and print every problem
-  crieur queue     [flags]   show the delivery queue (pending, retrying, failed, per host)
+  crieur queue     [flags] [retry [HOST]]   show the delivery queue (pending, retrying,
+                             failed, per host), or give failed deliveries another 48 hours
   crieur followers [flags] [list | remove ACTOR | pending | approve ACTOR | reject ACTOR]
   crieur publish   [flags] -dry-run | -again SLUG/LANG
   crieur status    [flags] [SLUG/LANG]   delivery status of articles

@@ -1,0 +1,148 @@
+package federation
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestRetryFailedSendsWhatTheInboxStillNeeds: a server that refused
+// everything for a while (400: failed at once) comes back, and the admin
+// retries. It gets the current version of a live article as a Create (it
+// never had the Note), the Delete of a deleted one, the Accept again; an
+// article not visible now stays failed; nothing stale is sent.
+func TestRetryFailedSendsWhatTheInboxStillNeeds(t *testing.T) {
+	f := newPubFixture(t)
+	var up atomic.Bool
+	x := newDLInbox(t, f.dlHarness, func(w http.ResponseWriter, _ *http.Request, _ int) {
+		if !up.Load() {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	other := newDLInbox(t, f.dlHarness, nil)
+	f.follow(x, "u", "/inbox")
+	f.follow(other, "o", "/inbox")
+	f.startEmpty()
+	f.start()
+	failNext := func(what string) {
+		t.Helper()
+		for _, r := range f.nextN(2) {
+			want := OutcomeDelivered
+			if strings.HasPrefix(r.Job.Inbox, x.srv.URL) {
+				want = OutcomeFailed
+			}
+			if r.Outcome != want {
+				t.Fatalf("%s to %s: %s, want %s", what, r.Job.Inbox, r.Outcome, want)
+			}
+		}
+	}
+
+	f.article("a.en.md", "First title", -time.Hour)
+	f.reconcile()
+	failNext("create a")
+	f.clock.Advance(time.Minute)
+	f.article("a.en.md", "Second title", -time.Hour)
+	f.reconcile()
+	failNext("update a")
+	f.article("b.en.md", "Gone soon", -time.Hour)
+	f.reconcile()
+	failNext("create b")
+	f.remove("b.en.md")
+	f.reconcile()
+	failNext("delete b")
+	accept := f.enqueue("Accept", "https://remote.example/follows/1", x.url("/inbox"))
+	if r := f.next(); r.Outcome != OutcomeFailed {
+		t.Fatalf("accept: %s", r.Outcome)
+	}
+	f.article("c.en.md", "Moved away", -time.Hour)
+	f.reconcile()
+	failNext("create c")
+	f.remove("c.en.md")
+	f.reload() // not reconciled yet: c is not visible, and not deleted either
+	if n := len(f.failed()); n != 6 {
+		t.Fatalf("%d failed deliveries, want 6", n)
+	}
+	_, outboxBefore, err := f.store.Outbox(0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstX := x.total()
+
+	// Another host's name retries nothing.
+	rep, err := f.pub.RetryFailed(context.Background(), "elsewhere.example")
+	if err != nil || rep != (RetryReport{}) {
+		t.Fatalf("retry for another host: %+v, %v", rep, err)
+	}
+
+	up.Store(true)
+	host := strings.TrimPrefix(x.srv.URL, "http://")
+	rep, err = f.pub.RetryFailed(context.Background(), strings.ToUpper(host))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep != (RetryReport{Requeued: 3, Superseded: 2, Kept: 1}) {
+		t.Errorf("report %+v, want 3 requeued, 2 superseded, 1 kept", rep)
+	}
+	for _, r := range f.nextN(3) {
+		if r.Outcome != OutcomeDelivered {
+			t.Errorf("retried %s: %s", r.Job.ActivityID, r.Outcome)
+		}
+	}
+	f.quiet()
+	got := x.received("/inbox")[firstX:]
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"Accept", "Create", "Delete"}) {
+		t.Fatalf("the server got %v after the retry", got)
+	}
+	bodies := x.bodiesOf("/inbox")[firstX:]
+	x.mu.Lock()
+	allIDs := slices.Clone(x.ids["/inbox"])
+	x.mu.Unlock()
+	ids := allIDs[firstX:]
+	for i, body := range bodies {
+		var head struct{ Type string }
+		if err := json.Unmarshal(body, &head); err != nil {
+			t.Fatal(err)
+		}
+		if head.Type == "Accept" {
+			if ids[i] != accept.ID {
+				t.Errorf("retried Accept has id %s, want the original %s", ids[i], accept.ID)
+			}
+			continue
+		}
+		d := decodeNoteDoc(t, body)
+		switch d.Type {
+		case "Create":
+			if d.Object.ID != "https://crieur.example/posts/a/en" || !strings.Contains(d.Object.Content, "Second title") || d.Object.Updated != "" {
+				t.Errorf("retried Create: %+v", d.Object)
+			}
+			if slices.Contains(allIDs[:firstX], ids[i]) {
+				t.Errorf("retried Create reuses a failed activity id %s", ids[i])
+			}
+		case "Delete":
+			if d.Object.ID != "https://crieur.example/posts/b/en" {
+				t.Errorf("retried Delete of %s", d.Object.ID)
+			}
+		}
+	}
+	if left := f.failed(); len(left) != 1 || !strings.Contains(left[0].Topic, "/posts/c/") {
+		t.Errorf("still failed: %+v", left)
+	}
+	if _, outboxAfter, _ := f.store.Outbox(0, 100); outboxAfter != outboxBefore {
+		t.Errorf("outbox went from %d to %d items: a retry is not a new article", outboxBefore, outboxAfter)
+	}
+	if n := other.total(); n != 5 {
+		t.Errorf("the healthy server got %d activities, want its 5 (nothing retried there)", n)
+	}
+	// Nothing failed is left for that host but c: a second retry sends nothing.
+	if rep, err := f.pub.RetryFailed(context.Background(), host); err != nil || rep != (RetryReport{Kept: 1}) {
+		t.Errorf("second retry: %+v, %v", rep, err)
+	}
+}
