@@ -84,12 +84,13 @@ type Client struct {
 	transport *http.Transport
 	http      *http.Client
 	now       func() time.Time
-	// Deliveries (PostDigest) use the same dialer and TLS settings on
-	// connections of their own (see post.go).
-	dialer    *net.Dialer
-	tlsConfig *tls.Config
-	pool      connPool
-	dials     *dialGate
+	// Deliveries (PostDigest) use the same guard and TLS settings on
+	// connections of their own (see post.go), dialled by postDialer.
+	dialer     *net.Dialer
+	postDialer *net.Dialer
+	tlsConfig  *tls.Config
+	pool       connPool
+	dials      *dialGate
 }
 
 // NewClient builds the client. Zero fields of cfg get the defaults.
@@ -117,6 +118,14 @@ func NewClient(cfg ClientConfig) *Client {
 		Control: c.control,
 	}
 	c.dialer = dialer
+	// A delivery connection carries one request, or a few within
+	// seconds, and idles at most postIdleTimeout in the pool, where a
+	// connection the server dropped is retried once anyway: TCP
+	// keep-alive probes would never find anything. Off, they cost no
+	// setsockopt calls: four of a dozen system calls per connection.
+	postDialer := *dialer
+	postDialer.KeepAlive = -1
+	c.postDialer = &postDialer
 	c.dials = newDialGate(dialGatePerCPU * runtime.GOMAXPROCS(0))
 	c.tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
 	c.transport = &http.Transport{

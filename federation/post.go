@@ -258,7 +258,7 @@ func (c *Client) connect(ctx context.Context, u *url.URL, fresh bool) (pc *postC
 
 // dial opens a new connection to addr.
 func (c *Client) dial(ctx context.Context, u *url.URL, key, addr string) (*postConn, error) {
-	conn, err := c.dialer.DialContext(ctx, "tcp", addr)
+	conn, err := c.postDialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
