@@ -127,11 +127,13 @@ func (s *Store) Ledger() ([]LedgerEntry, error) {
 
 // Publish records an announcement in one transaction: the ledger entry, the
 // activity and its delivery jobs are all written, or none is. jobs may be
-// empty (back catalogue taken in without pushing).
+// empty (back catalogue taken in without pushing). The entry's ActivityID
+// becomes act.ID.
 func (s *Store) Publish(entry LedgerEntry, act Activity, jobs []Job) error {
 	if entry.Key == "" {
 		return fmt.Errorf("storage: publish: ledger entry without key")
 	}
+	entry.ActivityID = act.ID
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		if err := putJSON(tx.Bucket(bucketLedger), []byte(entry.Key), entry); err != nil {
 			return err

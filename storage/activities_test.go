@@ -143,8 +143,8 @@ func TestLedgerAndPublish(t *testing.T) {
 	if err := s.Publish(e, upd, nil); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.LedgerEntry("b/fr"); got.Hash != "h2" || !got.Updated.Equal(e.Updated) {
-		t.Errorf("after update: %+v", got)
+	if got, _ := s.LedgerEntry("b/fr"); got.Hash != "h2" || !got.Updated.Equal(e.Updated) || got.ActivityID != upd.ID {
+		t.Errorf("after update: %+v (want the Update %s as the last activity)", got, upd.ID)
 	}
 	checkInvariants(t, s)
 

@@ -52,6 +52,10 @@ type LedgerEntry struct {
 	// Pushed is false for the back catalogue taken in on the first start:
 	// it is in the outbox but was never delivered to followers.
 	Pushed bool
+	// ActivityID is the last activity announced for the Note (Create,
+	// Update or Delete), set by Publish. Empty in entries written before
+	// it existed.
+	ActivityID string `json:",omitempty"`
 }
 
 // Activity is a stored outgoing activity, kept so its id dereferences.

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -176,4 +178,46 @@ func TestQueueRetryAfterAServerComesBack(t *testing.T) {
 	if _, err := in.admin("queue", "again"); err == nil {
 		t.Errorf("crieur queue again: no usage error")
 	}
+}
+
+// crieur status reports an article's last activity: after an edit its
+// Update, after a removal its Delete, each with its own delivery counts.
+func TestStatusFollowsTheLastActivity(t *testing.T) {
+	in := newInstance(t, map[string]string{"a.en.md": post("a", "en", "A", "2023-01-02", "A.")})
+	in.start()
+	r := newRemote(t)
+	if resp := r.send(in.actorID()+"/inbox", "carol", follow(r, in, "carol"), nil); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("Follow: %d", resp.StatusCode)
+	}
+	r.waitFor(10*time.Second, "Accept", ofType("Accept"))
+	statusShows := func(what, last string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			out, err := in.admin("status", "b/en")
+			if err != nil {
+				t.Fatalf("status: %v\n%s", err, out)
+			}
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			f := strings.Fields(lines[len(lines)-1])
+			if len(f) >= 7 && f[1] == what && f[2] == last && strings.Join(f[len(f)-3:], " ") == "1 0 0" {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("status never showed b/en %s, last %s, delivered once:\n%s", what, last, out)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	in.writePost("b.en.md", post("b", "en", "B", "2024-02-02", "B."))
+	r.waitFor(10*time.Second, "Create", ofType("Create"))
+	statusShows("published", "create")
+	in.writePost("b.en.md", post("b", "en", "B", "2024-02-02", "B, edited."))
+	r.waitFor(10*time.Second, "Update", ofType("Update"))
+	statusShows("edited", "update")
+	if err := os.Remove(filepath.Join(in.posts, "b.en.md")); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor(10*time.Second, "Delete", ofType("Delete"))
+	statusShows("deleted", "delete")
 }

@@ -29,23 +29,39 @@ func opStatus(_ context.Context, a *app, args []string, w io.Writer) error {
 		}
 		ledger = one
 	}
-	// The outbox is newest first: the first activity seen for a Note is
-	// its latest announcement.
-	latest := map[string]storage.Activity{}
-	const page = 500
-	for off := 0; ; off += page {
-		acts, total, err := a.store.Outbox(off, page)
-		if err != nil {
-			return err
+	// The ledger names each article's last activity. Entries written
+	// before it did fall back to the outbox, newest first, where the
+	// first activity seen for a Note is its Create (only Creates are
+	// listed there).
+	var fromOutbox map[string]storage.Activity
+	latest := func(e storage.LedgerEntry) (storage.Activity, bool, error) {
+		if e.ActivityID != "" {
+			act, err := a.store.Activity(e.ActivityID)
+			if err != nil {
+				return storage.Activity{}, false, err
+			}
+			return act, true, nil
 		}
-		for _, act := range acts {
-			if _, ok := latest[act.ObjectID]; !ok {
-				latest[act.ObjectID] = act
+		if fromOutbox == nil {
+			fromOutbox = map[string]storage.Activity{}
+			const page = 500
+			for off := 0; ; off += page {
+				acts, total, err := a.store.Outbox(off, page)
+				if err != nil {
+					return storage.Activity{}, false, err
+				}
+				for _, act := range acts {
+					if _, ok := fromOutbox[act.ObjectID]; !ok {
+						fromOutbox[act.ObjectID] = act
+					}
+				}
+				if off+page >= total || len(acts) == 0 {
+					break
+				}
 			}
 		}
-		if off+page >= total || len(acts) == 0 {
-			break
-		}
+		act, ok := fromOutbox[e.NoteID]
+		return act, ok, nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ARTICLE\tSTATE\tLAST\tDELIVERED\tPENDING\tFAILED")
@@ -59,7 +75,10 @@ func opStatus(_ context.Context, a *app, args []string, w io.Writer) error {
 		case !e.Updated.IsZero():
 			state = "edited"
 		}
-		act, ok := latest[e.NoteID]
+		act, ok, err := latest(e)
+		if err != nil {
+			return err
+		}
 		if !ok {
 			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\n", e.Key, state)
 			continue
