@@ -209,6 +209,7 @@ func checkCrashState(t *testing.T, s *Store, lastReported int) {
 	}
 	for i, got := range ledger {
 		entry, act, _ := crashEntry(i)
+		entry.ActivityID = act.ID // Publish names the activity it stored
 		if got != entry {
 			t.Fatalf("ledger %d = %+v, want %+v", i, got, entry)
 		}
