@@ -38,10 +38,12 @@ type retryChain struct{ inbox, topic string }
 //     never had the Note);
 //   - anything else (Accept, Reject) gets the last failed activity again.
 //
-// The fresh Creates and Updates have new activity ids and stay out of the
-// outbox: they carry the same Note again. A failed delivery whose article
-// is not visible now (moved out of the folder, not yet reconciled) is left
-// failed.
+// The current version is the article's last announcement (Create or
+// Update), resent as it is, unless a server that never had the Note needs
+// a Create after the article was edited: that Create is made fresh, with a
+// new activity id, and stays out of the outbox (it carries the same Note
+// again). A failed delivery whose article is not visible now (moved out of
+// the folder, not yet reconciled) is left failed.
 func (p *Publisher) RetryFailed(ctx context.Context, host string) (RetryReport, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -154,6 +156,20 @@ func (p *Publisher) RetryFailed(ctx context.Context, host string) (RetryReport, 
 				}
 				if t == ActionCreate {
 					typ = ActionCreate
+				}
+			}
+			// The last activity announced carries the current version:
+			// resent as it is, its delivery counts stay whole (crieur
+			// status reports them). Only a server that needs a Create
+			// while the last announcement was an Update gets a fresh one.
+			if e.ActivityID != "" {
+				last, err := typeOf(e.ActivityID)
+				if err != nil {
+					return rep, fmt.Errorf("federation: retry failed deliveries: %w", err)
+				}
+				if last == ActionCreate || (last == ActionUpdate && typ == ActionUpdate) {
+					add(storage.Activity{}, e.ActivityID, k, js)
+					continue
 				}
 			}
 			key := e.NoteID + " " + typ

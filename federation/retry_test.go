@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/crieur/crieur/storage"
 )
 
 // TestRetryFailedSendsWhatTheInboxStillNeeds: a server that refused
@@ -61,13 +63,17 @@ func TestRetryFailedSendsWhatTheInboxStillNeeds(t *testing.T) {
 	if r := f.next(); r.Outcome != OutcomeFailed {
 		t.Fatalf("accept: %s", r.Outcome)
 	}
+	f.article("d.en.md", "Never edited", -time.Hour)
+	f.reconcile()
+	failNext("create d")
+	createD := f.ledger()["d/en"].ActivityID
 	f.article("c.en.md", "Moved away", -time.Hour)
 	f.reconcile()
 	failNext("create c")
 	f.remove("c.en.md")
 	f.reload() // not reconciled yet: c is not visible, and not deleted either
-	if n := len(f.failed()); n != 6 {
-		t.Fatalf("%d failed deliveries, want 6", n)
+	if n := len(f.failed()); n != 7 {
+		t.Fatalf("%d failed deliveries, want 7", n)
 	}
 	_, outboxBefore, err := f.store.Outbox(0, 100)
 	if err != nil {
@@ -87,10 +93,10 @@ func TestRetryFailedSendsWhatTheInboxStillNeeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep != (RetryReport{Requeued: 3, Superseded: 2, Kept: 1}) {
-		t.Errorf("report %+v, want 3 requeued, 2 superseded, 1 kept", rep)
+	if rep != (RetryReport{Requeued: 4, Superseded: 2, Kept: 1}) {
+		t.Errorf("report %+v, want 4 requeued, 2 superseded, 1 kept", rep)
 	}
-	for _, r := range f.nextN(3) {
+	for _, r := range f.nextN(4) {
 		if r.Outcome != OutcomeDelivered {
 			t.Errorf("retried %s: %s", r.Job.ActivityID, r.Outcome)
 		}
@@ -98,7 +104,7 @@ func TestRetryFailedSendsWhatTheInboxStillNeeds(t *testing.T) {
 	f.quiet()
 	got := x.received("/inbox")[firstX:]
 	slices.Sort(got)
-	if !slices.Equal(got, []string{"Accept", "Create", "Delete"}) {
+	if !slices.Equal(got, []string{"Accept", "Create", "Create", "Delete"}) {
 		t.Fatalf("the server got %v after the retry", got)
 	}
 	bodies := x.bodiesOf("/inbox")[firstX:]
@@ -120,11 +126,22 @@ func TestRetryFailedSendsWhatTheInboxStillNeeds(t *testing.T) {
 		d := decodeNoteDoc(t, body)
 		switch d.Type {
 		case "Create":
-			if d.Object.ID != "https://crieur.example/posts/a/en" || !strings.Contains(d.Object.Content, "Second title") || d.Object.Updated != "" {
-				t.Errorf("retried Create: %+v", d.Object)
-			}
-			if slices.Contains(allIDs[:firstX], ids[i]) {
-				t.Errorf("retried Create reuses a failed activity id %s", ids[i])
+			switch d.Object.ID {
+			case "https://crieur.example/posts/a/en":
+				// Edited since its Create: a fresh Create of the current text.
+				if !strings.Contains(d.Object.Content, "Second title") || d.Object.Updated != "" {
+					t.Errorf("retried Create of a: %+v", d.Object)
+				}
+				if slices.Contains(allIDs[:firstX], ids[i]) {
+					t.Errorf("retried Create of the edited article reuses a failed activity id %s", ids[i])
+				}
+			case "https://crieur.example/posts/d/en":
+				// Never edited: its own Create again, so its counts stay whole.
+				if ids[i] != createD {
+					t.Errorf("retried Create of d has id %s, want the original %s", ids[i], createD)
+				}
+			default:
+				t.Errorf("retried Create of %s", d.Object.ID)
 			}
 		case "Delete":
 			if d.Object.ID != "https://crieur.example/posts/b/en" {
@@ -138,8 +155,11 @@ func TestRetryFailedSendsWhatTheInboxStillNeeds(t *testing.T) {
 	if _, outboxAfter, _ := f.store.Outbox(0, 100); outboxAfter != outboxBefore {
 		t.Errorf("outbox went from %d to %d items: a retry is not a new article", outboxBefore, outboxAfter)
 	}
-	if n := other.total(); n != 5 {
-		t.Errorf("the healthy server got %d activities, want its 5 (nothing retried there)", n)
+	if n := other.total(); n != 6 {
+		t.Errorf("the healthy server got %d activities, want its 6 (nothing retried there)", n)
+	}
+	if c, err := f.store.DeliveryCounts(createD); err != nil || c != (storage.DeliveryCounts{Delivered: 2}) {
+		t.Errorf("counts of d's Create after the retry: %+v, %v; want both servers delivered", c, err)
 	}
 	// Nothing failed is left for that host but c: a second retry sends nothing.
 	if rep, err := f.pub.RetryFailed(context.Background(), host); err != nil || rep != (RetryReport{Kept: 1}) {
