@@ -25,6 +25,8 @@ const (
 	// DefaultMaxAge is how long a job is retried before it is given up:
 	// Mastodon's window is about two days, ours is at least that.
 	DefaultMaxAge = 48 * time.Hour
+	// DefaultKeepFailed is how long failed jobs stay listed and retryable.
+	DefaultKeepFailed = 30 * 24 * time.Hour
 	// DefaultGrace is how long Run lets in-flight requests finish after
 	// its context ends; whatever is still running then stays queued.
 	DefaultGrace = 10 * time.Second
@@ -45,6 +47,8 @@ const (
 	// pollInterval bounds how long due work can wait when the queue cannot
 	// say when it is due (its earliest head is a job already in flight).
 	pollInterval = time.Second
+	// pruneEvery is how often old failed jobs are dropped.
+	pruneEvery = time.Hour
 	// minScanGap coalesces the queue scans triggered by completions.
 	minScanGap = 10 * time.Millisecond
 	// errorPause is how long the loop waits after a storage error.
@@ -69,6 +73,11 @@ type DeliveryOptions struct {
 	// MaxAge is how long after its creation a job is retried before it is
 	// given up (default 48 h).
 	MaxAge time.Duration
+	// KeepFailed is how long a given-up job is kept after its last
+	// attempt, for `crieur queue retry` (default 30 days). Followers on
+	// dead servers stay followers, so without a limit their failures
+	// would pile up with every article.
+	KeepFailed time.Duration
 	// Grace is how long in-flight requests may finish at shutdown (10 s).
 	Grace time.Duration
 	// QueueLimit is how many jobs are held in memory at once (8192).
@@ -181,6 +190,9 @@ func NewDeliverer(svc *Service, opts DeliveryOptions) *Deliverer {
 	if opts.MaxAge <= 0 {
 		opts.MaxAge = DefaultMaxAge
 	}
+	if opts.KeepFailed <= 0 {
+		opts.KeepFailed = DefaultKeepFailed
+	}
 	if opts.Grace <= 0 {
 		opts.Grace = DefaultGrace
 	}
@@ -244,6 +256,9 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	d.mu.Unlock()
 	defer d.shutdown(cancelReqs)
 
+	d.pruneFailed()
+	prune := time.NewTicker(pruneEvery)
+	defer prune.Stop()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var lastScan time.Time
@@ -273,8 +288,22 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		case <-d.wake:
 		case <-d.refill:
 		case <-tick:
+		case <-prune.C:
+			d.pruneFailed()
 		}
 		timer.Stop() // Go 1.23+ timers: no stale expiry survives Stop
+	}
+}
+
+// pruneFailed drops the failed jobs whose last attempt is older than
+// KeepFailed. A failure to do so is logged: it only delays the cleanup.
+func (d *Deliverer) pruneFailed() {
+	n, err := d.store.PruneFailed(d.now().Add(-d.opts.KeepFailed))
+	switch {
+	case err != nil:
+		d.log.Warn("delivery: dropping old failed deliveries", "err", err)
+	case n > 0:
+		d.log.Info("delivery: dropped old failed deliveries", "count", n, "older_than", d.opts.KeepFailed)
 	}
 }
 

@@ -166,3 +166,37 @@ func TestRetryFailedSendsWhatTheInboxStillNeeds(t *testing.T) {
 		t.Errorf("second retry: %+v, %v", rep, err)
 	}
 }
+
+// TestDelivererDropsOldFailures: failed deliveries are kept KeepFailed
+// after their last attempt, then dropped when the Deliverer starts (and
+// every pruneEvery after): followers on dead servers must not make the
+// data file grow with every article forever.
+func TestDelivererDropsOldFailures(t *testing.T) {
+	h := newDLHarness(t, DeliveryOptions{KeepFailed: time.Hour}, false)
+	old := h.enqueue("Create", "https://crieur.example/posts/old/en", "https://dead.example/inbox")
+	jobs := h.pending()
+	if err := h.store.FailJob(jobs[0].ID, 0, "connection refused"); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Advance(2 * time.Hour)
+	h.enqueue("Create", "https://crieur.example/posts/new/en", "https://dead.example/inbox")
+	jobs = h.pending()
+	if err := h.store.FailJob(jobs[0].ID, 0, "connection refused"); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left := h.failed()
+		if len(left) == 1 && left[0].ActivityID != old.ID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("failed deliveries after start: %+v; want only the recent one", left)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if c, _ := h.store.DeliveryCounts(old.ID); c.Failed != 1 {
+		t.Errorf("the old activity's counts %+v lost its failure", c)
+	}
+}

@@ -34,6 +34,7 @@ type config struct {
 	Workers       int
 	PerHost       int
 	RetryFor      time.Duration
+	KeepFailed    time.Duration
 	LogLevel      string
 	LogFormat     string
 }
@@ -63,6 +64,7 @@ var settingsDoc = []setting{
 	{"workers", "CRIEUR_WORKERS", "0", "requests in flight (0: 4096; signing is limited to one per CPU apart from this)"},
 	{"per-host", "CRIEUR_PER_HOST", "4", "concurrent deliveries to one remote host"},
 	{"retry-for", "CRIEUR_RETRY_FOR", "48h", "how long a failing delivery is retried before it is given up"},
+	{"keep-failed", "CRIEUR_KEEP_FAILED", "720h", "how long a given-up delivery stays listed for crieur queue retry"},
 	{"log-level", "CRIEUR_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"log-format", "CRIEUR_LOG_FORMAT", "text", "text or json"},
 }
@@ -174,6 +176,10 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		errs = append(errs, fmt.Errorf("-retry-for: %q is not a positive duration such as 48h", get("retry-for")))
 	}
 	c.RetryFor = d
+	if d, err = time.ParseDuration(get("keep-failed")); err != nil || d <= 0 {
+		errs = append(errs, fmt.Errorf("-keep-failed: %q is not a positive duration such as 720h", get("keep-failed")))
+	}
+	c.KeepFailed = d
 	errs = append(errs, c.validate()...)
 	if err := errors.Join(errs...); err != nil {
 		return c, nil, fmt.Errorf("configuration: %w", err)

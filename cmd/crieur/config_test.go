@@ -19,8 +19,8 @@ func TestConfigDefaultsWorkForALocalRun(t *testing.T) {
 	if c.BaseURL != "http://localhost:8080" || c.PostsDir != "./posts" || c.DataDir != "./data" || c.Handle != "reports" || c.Listen != ":8080" {
 		t.Errorf("defaults: %+v", c)
 	}
-	if c.RetryFor != 48*time.Hour || c.AllowPrivate {
-		t.Errorf("retry-for %s allow-private %v", c.RetryFor, c.AllowPrivate)
+	if c.RetryFor != 48*time.Hour || c.KeepFailed != 30*24*time.Hour || c.AllowPrivate {
+		t.Errorf("retry-for %s keep-failed %s allow-private %v", c.RetryFor, c.KeepFailed, c.AllowPrivate)
 	}
 	if len(rest) != 0 {
 		t.Errorf("rest: %v", rest)
@@ -57,6 +57,7 @@ func TestConfigRejectsBadValuesWithClearMessages(t *testing.T) {
 		"base URL scheme":      {"-base-url", "ftp://example.org"},
 		"handle":               {"-handle", "Not Valid"},
 		"retry":                {"-retry-for", "forever"},
+		"keep failed":          {"-keep-failed", "0s"},
 		"bool":                 {"-manual-approval=maybe"},
 		"lang":                 {"-lang", "english"},
 		"field":                {"-field", "novalue"},

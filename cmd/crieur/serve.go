@@ -134,10 +134,11 @@ func openApp(cfg config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	del = federation.NewDeliverer(svc, federation.DeliveryOptions{
-		Workers: cfg.Workers,
-		PerHost: cfg.PerHost,
-		MaxAge:  cfg.RetryFor,
-		Logger:  log.With("room", "delivery"),
+		Workers:    cfg.Workers,
+		PerHost:    cfg.PerHost,
+		MaxAge:     cfg.RetryFor,
+		KeepFailed: cfg.KeepFailed,
+		Logger:     log.With("room", "delivery"),
 	})
 	pub := federation.NewPublisher(svc, del, federation.PublisherOptions{
 		Logger: log.With("room", "publisher"),
