@@ -24,14 +24,7 @@ import (
 // Enqueue stores an activity (unless act.ID is empty) and its delivery jobs
 // in one transaction. See Publish for the job defaults.
 func (s *Store) Enqueue(act Activity, jobs []Job) error {
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		if act.ID != "" {
-			if err := putActivity(tx, act); err != nil {
-				return err
-			}
-		}
-		return s.enqueue(tx, act, jobs)
-	})
+	err := s.db.Update(func(tx *bbolt.Tx) error { return s.storeAndEnqueue(tx, act, jobs) })
 	if err != nil {
 		return fmt.Errorf("storage: enqueue: %w", err)
 	}
@@ -81,6 +74,17 @@ func (s *Store) RejectFollower(actorID string, act Activity, jobs []Job) error {
 		return fmt.Errorf("storage: reject follower %s: %w", actorID, err)
 	}
 	return nil
+}
+
+// storeAndEnqueue stores act, unless its ID is empty (the jobs then name
+// an activity stored before), and queues jobs.
+func (s *Store) storeAndEnqueue(tx *bbolt.Tx, act Activity, jobs []Job) error {
+	if act.ID != "" {
+		if err := putActivity(tx, act); err != nil {
+			return err
+		}
+	}
+	return s.enqueue(tx, act, jobs)
 }
 
 // enqueue writes jobs. Storage assigns ID, State (pending) and CreatedAt
@@ -478,12 +482,7 @@ func (s *Store) RequeueFailed(ids []uint64, act Activity, jobs []Job) error {
 				return err
 			}
 		}
-		if act.ID != "" {
-			if err := putActivity(tx, act); err != nil {
-				return err
-			}
-		}
-		return s.enqueue(tx, act, jobs)
+		return s.storeAndEnqueue(tx, act, jobs)
 	})
 	if err != nil {
 		return fmt.Errorf("storage: requeue failed jobs: %w", err)
