@@ -93,6 +93,8 @@ type Deps struct {
 	// delivery (an Accept, a Reject), so the Deliverer sends it now rather
 	// than at its next wake-up. Optional.
 	Queued func()
+	// RSA chooses what makes the signatures; "" is RSAAuto.
+	RSA RSAEngine
 }
 
 // Service answers protocol questions (documents, inbox) for web and the CLI.
@@ -154,7 +156,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if s.client == nil {
 		s.client = NewClient(ClientConfig{})
 	}
-	signer, err := NewSigner(cfg.KeyID(), deps.Key, s.now)
+	signer, err := newSigner(cfg.KeyID(), deps.Key, s.now, deps.RSA)
 	if err != nil {
 		return nil, fmt.Errorf("federation: new service: %w", err)
 	}

@@ -27,15 +27,22 @@ import (
 type Signer struct {
 	keyID string
 	key   *rsa.PrivateKey
+	rsa   *rsaKey
+	sig   httpsigSigner // rsa, as go-fed takes it
 	now   func() time.Time
 	// pool makes the RSA operations, one CPU at a time each (see
 	// signPool for why).
 	pool *signPool
 }
 
-// NewSigner returns a Signer for keyID (BASE/@handle#main-key) and key. now
-// may be nil (time.Now).
+// NewSigner returns a Signer for keyID (BASE/@handle#main-key) and key,
+// signing with OpenSSL when it is available (RSAAuto). now may be nil
+// (time.Now).
 func NewSigner(keyID string, key *rsa.PrivateKey, now func() time.Time) (*Signer, error) {
+	return newSigner(keyID, key, now, RSAAuto)
+}
+
+func newSigner(keyID string, key *rsa.PrivateKey, now func() time.Time, engine RSAEngine) (*Signer, error) {
 	if keyID == "" {
 		return nil, errors.New("federation: new signer: empty key id")
 	}
@@ -45,8 +52,20 @@ func NewSigner(keyID string, key *rsa.PrivateKey, now func() time.Time) (*Signer
 	if now == nil {
 		now = time.Now
 	}
-	return &Signer{keyID: keyID, key: key, now: now, pool: newSignPool(runtime.GOMAXPROCS(0))}, nil
+	k, err := newRSAKey(key, engine)
+	if err != nil {
+		return nil, fmt.Errorf("federation: new signer: %w", err)
+	}
+	sig, err := newHTTPSigSigner(k)
+	if err != nil {
+		return nil, fmt.Errorf("federation: new signer: %w", err)
+	}
+	return &Signer{keyID: keyID, key: key, rsa: k, sig: sig, now: now, pool: newSignPool(runtime.GOMAXPROCS(0))}, nil
 }
+
+// Engine names what makes the signatures ("OpenSSL 3.0.19 27 Jan 2026",
+// "Go crypto/rsa"), and when OpenSSL was wanted but not used, why.
+func (s *Signer) Engine() (engine, fallback string) { return s.rsa.Engine(), s.rsa.fallback }
 
 // KeyID is the key id written into signatures.
 func (s *Signer) KeyID() string { return s.keyID }
@@ -115,12 +134,12 @@ func (s *Signer) sign(ctx context.Context, req *http.Request, digest string, sta
 		// again for every inbox; the value is the same.
 		req.Header.Set("Digest", digest)
 	}
-	signer, _, err := httpsig.NewSigner([]httpsig.Algorithm{httpsig.RSA_SHA256}, httpsig.DigestSha256, headers, httpsig.Signature, 0)
+	signer, _, err := httpsig.NewSSHSigner(s.sig, httpsig.DigestSha256, headers, httpsig.Signature, 0)
 	if err != nil {
 		return fmt.Errorf("federation: sign request: %w", err)
 	}
 	// No body for go-fed: the Digest header above is what it signs.
-	err = s.pool.do(ctx, func() error { return signer.SignRequest(s.key, s.keyID, req, nil) }, started)
+	err = s.pool.do(ctx, func() error { return signer.SignRequest(s.keyID, req, nil) }, started)
 	if err != nil {
 		return fmt.Errorf("federation: sign request: %w", err)
 	}

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/crieur/crieur/federation"
 )
 
 // config is every setting of crieur, parsed once from flags and environment
@@ -35,6 +37,7 @@ type config struct {
 	PerHost       int
 	RetryFor      time.Duration
 	KeepFailed    time.Duration
+	RSA           federation.RSAEngine
 	LogLevel      string
 	LogFormat     string
 }
@@ -65,6 +68,7 @@ var settingsDoc = []setting{
 	{"per-host", "CRIEUR_PER_HOST", "4", "concurrent deliveries to one remote host"},
 	{"retry-for", "CRIEUR_RETRY_FOR", "48h", "how long a failing delivery is retried before it is given up"},
 	{"keep-failed", "CRIEUR_KEEP_FAILED", "720h", "how long a given-up delivery stays listed for crieur queue retry"},
+	{"rsa", "CRIEUR_RSA", "auto", "what makes RSA signatures: auto (OpenSSL's libcrypto.so.3 when it loads, else Go), openssl or go"},
 	{"log-level", "CRIEUR_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"log-format", "CRIEUR_LOG_FORMAT", "text", "text or json"},
 }
@@ -180,6 +184,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		errs = append(errs, fmt.Errorf("-keep-failed: %q is not a positive duration such as 720h", get("keep-failed")))
 	}
 	c.KeepFailed = d
+	if c.RSA, err = federation.ParseRSAEngine(get("rsa")); err != nil {
+		errs = append(errs, fmt.Errorf("-rsa: %w", err))
+	}
 	errs = append(errs, c.validate()...)
 	if err := errors.Join(errs...); err != nil {
 		return c, nil, fmt.Errorf("configuration: %w", err)

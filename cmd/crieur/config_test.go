@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crieur/crieur/federation"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -19,8 +21,8 @@ func TestConfigDefaultsWorkForALocalRun(t *testing.T) {
 	if c.BaseURL != "http://localhost:8080" || c.PostsDir != "./posts" || c.DataDir != "./data" || c.Handle != "reports" || c.Listen != ":8080" {
 		t.Errorf("defaults: %+v", c)
 	}
-	if c.RetryFor != 48*time.Hour || c.KeepFailed != 30*24*time.Hour || c.AllowPrivate {
-		t.Errorf("retry-for %s keep-failed %s allow-private %v", c.RetryFor, c.KeepFailed, c.AllowPrivate)
+	if c.RetryFor != 48*time.Hour || c.KeepFailed != 30*24*time.Hour || c.AllowPrivate || c.RSA != federation.RSAAuto {
+		t.Errorf("retry-for %s keep-failed %s allow-private %v rsa %q", c.RetryFor, c.KeepFailed, c.AllowPrivate, c.RSA)
 	}
 	if len(rest) != 0 {
 		t.Errorf("rest: %v", rest)
@@ -46,6 +48,9 @@ func TestConfigFlagsWinOverEnvironment(t *testing.T) {
 	if err != nil || !sw.AllowPrivate || sw.ManualApprove {
 		t.Errorf("switches: allow-private %v manual-approval %v err %v", sw.AllowPrivate, sw.ManualApprove, err)
 	}
+	if r, _, err := parseConfig("serve", nil, envOf(map[string]string{"CRIEUR_RSA": "go"}), io.Discard, nil); err != nil || r.RSA != federation.RSAGo {
+		t.Errorf("CRIEUR_RSA=go: rsa %q, err %v", r.RSA, err)
+	}
 	if strings.Join(rest, " ") != "remove x" {
 		t.Errorf("rest %v", rest)
 	}
@@ -62,6 +67,7 @@ func TestConfigRejectsBadValuesWithClearMessages(t *testing.T) {
 		"lang":                 {"-lang", "english"},
 		"field":                {"-field", "novalue"},
 		"log level":            {"-log-level", "loud"},
+		"rsa engine":           {"-rsa", "boringssl"},
 	}
 	for name, args := range cases {
 		_, _, err := parseConfig("serve", args, envOf(nil), io.Discard, nil)

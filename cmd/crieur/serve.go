@@ -128,6 +128,7 @@ func openApp(cfg config, log *slog.Logger) (*app, error) {
 		Key:    key,
 		Client: client,
 		Logger: log.With("room", "federation"),
+		RSA:    cfg.RSA,
 	})
 	if err != nil {
 		store.Close()
@@ -269,6 +270,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	fmt.Fprintf(stdout, "crieur: serving %s as @%s@%s on http://%s\n", cfg.BaseURL, cfg.Handle, a.svc.Config().Host(), ln.Addr())
 	log.Info("serving", "base_url", cfg.BaseURL, "listen", ln.Addr().String(), "posts", cfg.PostsDir, "data", cfg.DataDir)
+	if engine, why := a.svc.Signer().Engine(); why != "" {
+		log.Info("signing with Go's RSA: OpenSSL is not available", "engine", engine, "reason", why)
+	} else {
+		log.Info("signing", "engine", engine)
+	}
 
 	var runErr error
 	select {
