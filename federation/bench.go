@@ -106,11 +106,16 @@ type BenchResult struct {
 	DeliveriesPerSec float64 // Delivered / Duration
 	AttemptsPerSec   float64 // requests per second, all servers
 	SignPerSec       float64 // requests signed as deliveries are, GOMAXPROCS goroutines
-	RawRSAPerSec     float64 // rsa.SignPKCS1v15 alone, GOMAXPROCS goroutines
+	SignEngine       string  // what signed them (Signer.Engine)
+	RawRSAPerSec     float64 // Go's rsa.SignPKCS1v15 alone, GOMAXPROCS goroutines
+	RawOpenSSLPerSec float64 // OpenSSL's RSA signature alone, likewise; 0 without OpenSSL
 	Ratio            float64 // DeliveriesPerSec / SignPerSec
-	PeakHeapSys      uint64  // max runtime HeapSys sampled during the run
-	PeakSys          uint64  // max runtime Sys sampled during the run
-	PeakRSS          uint64  // VmHWM of the process (servers included), 0 if unknown
+	// DeliveriesPerSec against each raw rate: what the ratio would be
+	// against a reference that signs with Go, or with OpenSSL.
+	RatioGo, RatioOpenSSL float64
+	PeakHeapSys           uint64 // max runtime HeapSys sampled during the run
+	PeakSys               uint64 // max runtime Sys sampled during the run
+	PeakRSS               uint64 // VmHWM of the process (servers included), 0 if unknown
 	// CPUUse is the process's CPU time during the fan-out over the time
 	// GOMAXPROCS cores offered (1 = every core busy); 0 if unknown. Below
 	// 1 the machine was idle part of the time or another process had it.
@@ -140,7 +145,12 @@ func (r BenchResult) String() string {
 		r.Delivered, r.Duplicates, r.Rejected, r.Duration.Round(time.Millisecond), r.Publish.Round(time.Millisecond), r.DeliveriesPerSec)
 	fmt.Fprintf(&b, "  attempts received %d: %.0f/s; healthy servers served from first to last in %s\n",
 		r.Attempts, r.AttemptsPerSec, r.HealthySpan.Round(time.Millisecond))
-	fmt.Fprintf(&b, "  signing rate %.0f/s (raw RSA-2048 %.0f/s) → ratio %.1f%%\n", r.SignPerSec, r.RawRSAPerSec, 100*r.Ratio)
+	fmt.Fprintf(&b, "  signing rate %.0f/s (%s) → ratio %.1f%%\n", r.SignPerSec, r.SignEngine, 100*r.Ratio)
+	fmt.Fprintf(&b, "  raw RSA-2048 signatures: Go crypto/rsa %.0f/s → ratio %.1f%%", r.RawRSAPerSec, 100*r.RatioGo)
+	if r.RawOpenSSLPerSec > 0 {
+		fmt.Fprintf(&b, "; OpenSSL %.0f/s → ratio %.1f%%", r.RawOpenSSLPerSec, 100*r.RatioOpenSSL)
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "  peak memory: heap %s, Go sys %s, process RSS %s\n", mib(r.PeakHeapSys), mib(r.PeakSys), mib(r.PeakRSS))
 	fmt.Fprintf(&b, "  allocated %.1f KiB per delivery, %d GC cycles using %s of CPU during the fan-out\n",
 		float64(r.AllocPerDelivery)/1024, r.GCCycles, r.GCCPU.Round(time.Millisecond))
@@ -407,6 +417,8 @@ func RunFanoutBench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	after := measureSigning(svc.signer, key, body, farm.servers[0].url+"/inbox", cfg.SignDuration/2)
 	res.SignPerSec = (before.sign + after.sign) / 2
 	res.RawRSAPerSec = (before.raw + after.raw) / 2
+	res.RawOpenSSLPerSec = (before.rawOpenSSL + after.rawOpenSSL) / 2
+	res.SignEngine, _ = svc.signer.Engine()
 	res.CPUPerSign = (before.signCPU + after.signCPU) / 2
 
 	if acts, _, err := store.Outbox(0, 1); err == nil && len(acts) == 1 {
@@ -422,6 +434,12 @@ func RunFanoutBench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	}
 	if res.SignPerSec > 0 {
 		res.Ratio = res.DeliveriesPerSec / res.SignPerSec
+	}
+	if res.RawRSAPerSec > 0 {
+		res.RatioGo = res.DeliveriesPerSec / res.RawRSAPerSec
+	}
+	if res.RawOpenSSLPerSec > 0 {
+		res.RatioOpenSSL = res.DeliveriesPerSec / res.RawOpenSSLPerSec
 	}
 	if res.CPUPerDelivery > 0 {
 		res.CPURatio = float64(res.CPUPerSign) / float64(res.CPUPerDelivery)
@@ -475,12 +493,14 @@ func benchBody(svc *Service, lib *posts.Library) ([]byte, error) {
 // signRates is what measureSigning found.
 type signRates struct {
 	sign, raw       float64       // operations per second
+	rawOpenSSL      float64       // 0 without OpenSSL
 	signCPU, rawCPU time.Duration // process CPU per operation, 0 if unknown
 }
 
 // measureSigning runs GOMAXPROCS goroutines for d: signing requests like a
 // delivery does (fresh request, Date, the body's Digest, RSA signature), and
-// raw RSA-2048 signatures of a SHA-256 hash.
+// raw RSA-2048 signatures of a SHA-256 hash, by Go and by OpenSSL when it
+// loads.
 func measureSigning(signer *Signer, key *rsa.PrivateKey, body []byte, target string, d time.Duration) signRates {
 	run := func(op func() error) (float64, time.Duration) {
 		var n atomic.Int64
@@ -529,6 +549,12 @@ func measureSigning(signer *Signer, key *rsa.PrivateKey, body []byte, target str
 		_, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, sum[:])
 		return err
 	})
+	if o, err := newOpenSSLKey(key); err == nil {
+		r.rawOpenSSL, _ = run(func() error {
+			_, err := o.signSHA256(sum[:])
+			return err
+		})
+	}
 	return r
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -36,8 +37,11 @@ func TestRunFanoutBenchCountsEveryInboxOnce(t *testing.T) {
 	if res.SignPerSec <= 0 || res.RawRSAPerSec <= 0 || res.DeliveriesPerSec <= 0 || res.PeakSys == 0 {
 		t.Errorf("missing figures: %+v", res)
 	}
-	if s := res.String(); len(s) == 0 {
-		t.Error("empty report")
+	if _, err := openssl(); err == nil && (res.RawOpenSSLPerSec <= 0 || res.RatioOpenSSL <= 0 || !strings.HasPrefix(res.SignEngine, "OpenSSL")) {
+		t.Errorf("OpenSSL loads, yet the run reports engine %q, raw rate %v, ratio %v", res.SignEngine, res.RawOpenSSLPerSec, res.RatioOpenSSL)
+	}
+	if s := res.String(); !strings.Contains(s, res.SignEngine) || !strings.Contains(s, "Go crypto/rsa") {
+		t.Errorf("report does not name the engines:\n%s", s)
 	}
 }
 
@@ -105,6 +109,7 @@ func BenchmarkFanout(b *testing.B) {
 		b.ReportMetric(res.DeliveriesPerSec, "deliveries/s")
 		b.ReportMetric(res.SignPerSec, "signs/s")
 		b.ReportMetric(100*res.Ratio, "%sign-rate")
+		b.ReportMetric(100*res.RatioGo, "%go-rsa-rate")
 		b.ReportMetric(float64(res.PeakRSS)/(1<<20), "peak-RSS-MiB")
 		b.Log("\n" + res.String())
 	}
