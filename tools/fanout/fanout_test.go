@@ -37,12 +37,14 @@ func TestFanoutEndToEnd(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build crieur: %v\n%s", err, out)
 	}
+	_, noOpenSSL := exec.LookPath("openssl")
 	for _, tc := range []struct {
 		fail                  string
 		healthy, err500, hang int
+		openssl               string // the -openssl flag
 	}{
-		{"0", 40, 0, 0},
-		{"0.3", 28, 6, 6},
+		{"0", 40, 0, 0, "openssl"},
+		{"0.3", 28, 6, 6, ""},
 	} {
 		t.Run("fail="+tc.fail, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -51,6 +53,7 @@ func TestFanoutEndToEnd(t *testing.T) {
 			err := run(ctx, []string{
 				"-crieur", bin, "-followers", "200", "-servers", "40", "-fail", tc.fail,
 				"-sign-for", "200ms", "-linger", "500ms", "-dir", t.TempDir(), "-timeout", "90s",
+				"-openssl", tc.openssl,
 			}, &stdout, &stderr)
 			if err != nil {
 				t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
@@ -78,6 +81,12 @@ func TestFanoutEndToEnd(t *testing.T) {
 			}
 			if r.SignBefore <= 0 || r.SignAfter <= 0 || r.PeakRSSMiB <= 0 {
 				t.Errorf("sign rates %v/%v, peak RSS %v: a measurement is missing", r.SignBefore, r.SignAfter, r.PeakRSSMiB)
+			}
+			switch {
+			case tc.openssl == "" && (r.OpenSSLRate != 0 || r.RatioOpenSSL != 0):
+				t.Errorf("-openssl \"\" still measured %v/s", r.OpenSSLRate)
+			case tc.openssl != "" && noOpenSSL == nil && (r.OpenSSLBefore <= 0 || r.OpenSSLAfter <= 0 || r.RatioOpenSSL <= 0):
+				t.Errorf("openssl speed rates %v/%v, ratio %v: the second reference is missing", r.OpenSSLBefore, r.OpenSSLAfter, r.RatioOpenSSL)
 			}
 			if !strings.Contains(stdout.String(), "result:         correct") {
 				t.Errorf("human report does not say correct:\n%s", stdout.String())
@@ -523,5 +532,28 @@ func TestPinning(t *testing.T) {
 	}
 	if _, err := planCPUs(plan.all.count()); err == nil {
 		t.Error("planCPUs gave crieur every CPU and the servers none")
+	}
+}
+
+// TestParseOpenSSLSpeed reads the RSA-2048 signing rate from real outputs
+// of openssl speed 3.0, one process and two (-multi 2 prints a summary).
+func TestParseOpenSSLSpeed(t *testing.T) {
+	for file, want := range map[string]float64{
+		"testdata/openssl_speed_1.txt":      2558.0,
+		"testdata/openssl_speed_multi2.txt": 5318.0,
+	} {
+		out, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := parseOpenSSLSpeed(out)
+		if err != nil || got != want {
+			t.Errorf("%s: %v, %v; want %v", file, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "rsa 4096 bits 0.002s 0.0001s 500.0 10000.0\n", "rsa 2048 bits 0.000391s 0.000019s   0.0  51737.0\n"} {
+		if v, err := parseOpenSSLSpeed([]byte(bad)); err == nil {
+			t.Errorf("%q read as %v", bad, v)
+		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"io"
 	"log"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
@@ -61,6 +62,7 @@ type options struct {
 	env       []string
 	profile   string
 	pinCPUs   int
+	openssl   string
 }
 
 type envList []string
@@ -91,6 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.baseline, "baseline", "", "file holding the JSON line of an all-healthy run, to compare the healthy servers' rate with")
 	fs.StringVar(&o.profile, "cpuprofile", "", "write the harness's own CPU profile over the fan-out (drop to last delivery) to this file")
 	fs.IntVar(&o.pinCPUs, "crieur-cpus", 0, "pin crieur to this many CPUs and the inbox servers to the others, and measure the signing rate on crieur's CPUs (0: no pinning)")
+	fs.StringVar(&o.openssl, "openssl", "openssl", "openssl command whose `openssl speed rsa2048` is the second reference rate (\"\": none)")
 	fs.Var((*envList)(&o.env), "env", "extra CRIEUR_NAME=value for crieur (repeat), e.g. CRIEUR_WORKERS=256")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -178,6 +181,27 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 		}
 		return measureQuietly(ctx, key, o.signFor)
 	}
+	// measureOpenSSL does the same with openssl speed, when there is one.
+	opensslBin := ""
+	if o.openssl != "" {
+		if p, err := exec.LookPath(o.openssl); err == nil {
+			opensslBin = p
+		} else {
+			progress("no OpenSSL reference rate: %v", err)
+		}
+	}
+	measureOpenSSL := func(after cpuSet) (float64, error) {
+		if opensslBin == "" {
+			return 0, nil
+		}
+		if plan.pinned {
+			if err := pinProcess(plan.crieur); err != nil {
+				return 0, err
+			}
+			defer func() { _ = pinProcess(after) }()
+		}
+		return measureOpenSSLSpeed(ctx, opensslBin, plan.crieur.count(), int((o.signFor/2).Round(time.Second)/time.Second))
+	}
 
 	fd, err := raiseFileLimit(uint64(2*o.servers + fdMargin))
 	if err != nil {
@@ -258,6 +282,9 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 		return nil, err
 	}
 	rep.SignBefore, rep.SignBeforeOthers, rep.SignGoroutines = before.PerSec, others, before.Goroutines
+	if rep.OpenSSLBefore, err = measureOpenSSL(plan.receivers); err != nil {
+		return nil, err
+	}
 
 	cpu0, err := procCPU(c.pid())
 	if err != nil {
@@ -324,6 +351,9 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 			return rep, err
 		}
 		rep.SignAfter, rep.SignAfterOthers = after.PerSec, others
+		if rep.OpenSSLAfter, err = measureOpenSSL(plan.all); err != nil {
+			return rep, err
+		}
 	}
 	rep.rates()
 	if o.baseline != "" {

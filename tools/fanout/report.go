@@ -45,6 +45,12 @@ type report struct {
 	SignBefore float64 `json:"sign_rate_before"`
 	SignAfter  float64 `json:"sign_rate_after"`
 	SignRate   float64 `json:"sign_rate"`
+	// RSA-2048 signatures per second of `openssl speed` on crieur's CPUs,
+	// before and after, and their mean: the reference when crieur signs
+	// with OpenSSL (0 without an openssl command).
+	OpenSSLBefore float64 `json:"openssl_rate_before,omitempty"`
+	OpenSSLAfter  float64 `json:"openssl_rate_after,omitempty"`
+	OpenSSLRate   float64 `json:"openssl_rate,omitempty"`
 	// Share of the machine other processes took while each was measured.
 	SignBeforeOthers float64 `json:"sign_before_others"`
 	SignAfterOthers  float64 `json:"sign_after_others"`
@@ -71,6 +77,8 @@ type report struct {
 	RateDropToLast   float64 `json:"rate_drop_to_last"`
 	RatioFirstToLast float64 `json:"ratio_first_to_last"`
 	RatioDropToLast  float64 `json:"ratio_drop_to_last"`
+	// RateDropToLast as a fraction of OpenSSLRate.
+	RatioOpenSSL float64 `json:"ratio_openssl,omitempty"`
 
 	PeakRSSMiB float64 `json:"crieur_peak_rss_mib"`
 	// CPU used from the drop until the last healthy delivery.
@@ -202,6 +210,12 @@ func (r *report) rates() {
 	default:
 		r.SignRate = max(r.SignBefore, r.SignAfter)
 	}
+	switch {
+	case r.OpenSSLBefore > 0 && r.OpenSSLAfter > 0:
+		r.OpenSSLRate = (r.OpenSSLBefore + r.OpenSSLAfter) / 2
+	default:
+		r.OpenSSLRate = max(r.OpenSSLBefore, r.OpenSSLAfter)
+	}
 	n := float64(r.HealthyReached)
 	if d := r.last.Sub(r.first).Seconds(); d > 0 {
 		r.RateFirstToLast = n / d
@@ -213,6 +227,9 @@ func (r *report) rates() {
 		r.RatioFirstToLast = r.RateFirstToLast / r.SignRate
 		r.RatioDropToLast = r.RateDropToLast / r.SignRate
 		r.SignCPUMs = 1000 * float64(r.SignGoroutines) / r.SignRate
+	}
+	if r.OpenSSLRate > 0 {
+		r.RatioOpenSSL = r.RateDropToLast / r.OpenSSLRate
 	}
 	if r.Posts > 0 {
 		r.CrieurCPUPerPostMs = 1000 * r.CrieurCPUSeconds / float64(r.Posts)
@@ -291,6 +308,9 @@ func (r *report) write(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  RSA-2048 signs: %.0f/s before, %.0f/s after, mean %.0f/s (%.2f ms of one core each); other processes took %.0f%% and %.0f%% meanwhile\n",
 		r.SignBefore, r.SignAfter, r.SignRate, r.SignCPUMs, 100*r.SignBeforeOthers, 100*r.SignAfterOthers)
+	if r.OpenSSLRate > 0 {
+		fmt.Fprintf(w, "  openssl speed:  %.0f/s before, %.0f/s after, mean %.0f/s\n", r.OpenSSLBefore, r.OpenSSLAfter, r.OpenSSLRate)
+	}
 	fmt.Fprintf(w, "  healthy:        %d of %d servers got the Create; %d duplicates; %d verification failures; %d unexpected activities\n",
 		r.HealthyReached, r.Healthy, r.Duplicates, r.VerifyFailures, r.Unexpected)
 	if r.Failing500+r.Hanging > 0 {
@@ -299,6 +319,9 @@ func (r *report) write(w io.Writer) {
 	fmt.Fprintf(w, "  timing:         drop → first %.0f ms, first → last %.0f ms, drop → last %.0f ms\n", r.DropToFirstMs, r.FirstToLastMs, r.DropToLastMs)
 	fmt.Fprintf(w, "  rate:           %.0f deliveries/s first → last (%.0f%% of the signing rate), %.0f/s drop → last (%.0f%%)\n",
 		r.RateFirstToLast, 100*r.RatioFirstToLast, r.RateDropToLast, 100*r.RatioDropToLast)
+	if r.OpenSSLRate > 0 {
+		fmt.Fprintf(w, "  vs OpenSSL:     %.0f%% of openssl speed's rate, drop → last\n", 100*r.RatioOpenSSL)
+	}
 	if r.BaselineRate > 0 {
 		fmt.Fprintf(w, "  vs baseline:    healthy servers at %.0f%% of the all-healthy run's %.0f/s first → last; drop → last took %.2f× as long (in signatures)\n",
 			100*r.HealthyVsBaseline, r.BaselineRate, r.HealthySlowdown)
