@@ -33,7 +33,7 @@ func newConnCounter(t *testing.T, signer *Signer, h http.HandlerFunc) *connCount
 		body, _ := io.ReadAll(r.Body)
 		err := checkDigest(r, body)
 		if err == nil && signer != nil {
-			err = verifySignature(r, &signer.key.PublicKey)
+			err = verifySignature(r, &signer.rsa.key.PublicKey)
 		}
 		cc.mu.Lock()
 		cc.reqs = append(cc.reqs, r)
@@ -185,7 +185,7 @@ func TestPostWireAndInformationalAnswers(t *testing.T) {
 		body, _ := io.ReadAll(r.Body)
 		if err := checkDigest(r, body); err != nil {
 			r.Header.Set("X-Test-Error", err.Error())
-		} else if err := verifySignature(r, &signer.key.PublicKey); err != nil {
+		} else if err := verifySignature(r, &signer.rsa.key.PublicKey); err != nil {
 			r.Header.Set("X-Test-Error", err.Error())
 		}
 		got <- r
@@ -259,7 +259,7 @@ func TestPostOverTLS(t *testing.T) {
 	var verified atomic.Int64
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		if r.TLS != nil && checkDigest(r, body) == nil && verifySignature(r, &signer.key.PublicKey) == nil {
+		if r.TLS != nil && checkDigest(r, body) == nil && verifySignature(r, &signer.rsa.key.PublicKey) == nil {
 			verified.Add(1)
 		}
 		w.WriteHeader(http.StatusAccepted)

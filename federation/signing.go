@@ -26,7 +26,6 @@ import (
 // shared mutex would serialise the delivery workers' RSA operations.
 type Signer struct {
 	keyID string
-	key   *rsa.PrivateKey
 	rsa   *rsaKey
 	sig   httpsigSigner // rsa, as go-fed takes it
 	now   func() time.Time
@@ -60,7 +59,7 @@ func newSigner(keyID string, key *rsa.PrivateKey, now func() time.Time, engine R
 	if err != nil {
 		return nil, fmt.Errorf("federation: new signer: %w", err)
 	}
-	return &Signer{keyID: keyID, key: key, rsa: k, sig: sig, now: now, pool: newSignPool(runtime.GOMAXPROCS(0))}, nil
+	return &Signer{keyID: keyID, rsa: k, sig: sig, now: now, pool: newSignPool(runtime.GOMAXPROCS(0))}, nil
 }
 
 // Engine names what makes the signatures ("OpenSSL 3.0.19 27 Jan 2026",

@@ -14,11 +14,13 @@ const signerIdle = 10 * time.Second
 // signPool runs RSA signatures on at most one long-lived goroutine per CPU.
 //
 // Why not sign on the caller's goroutine behind a semaphore: a fan-out
-// starts one goroutine per inbox, and an RSA-2048 signature needs about
-// 16 KiB of stack (Go's constant-time big-number code keeps its tables on
-// the stack). Each fresh goroutine grew its stack from 2 KiB to 32 KiB,
-// four copies, on every delivery: 1–1.5% of a fan-out's CPU, and 64 MiB of
-// stacks at 2,000 inboxes. Signing goroutines grow theirs once.
+// starts one goroutine per inbox, and an RSA-2048 signature by Go's
+// crypto/rsa (RSAGo, or where OpenSSL is missing) needs about 16 KiB of
+// stack (its constant-time big-number code keeps its tables on the stack).
+// Each fresh goroutine grew its stack from 2 KiB to 32 KiB, four copies,
+// on every delivery: 1–1.5% of a fan-out's CPU, and 64 MiB of stacks at
+// 2,000 inboxes. Signing goroutines grow theirs once. (OpenSSL runs on
+// the thread's own stack; the reasons below hold for both engines.)
 //
 // Why one per CPU: if hundreds of deliveries signed at once, each signature
 // would take hundreds of times longer, the first request would leave only
