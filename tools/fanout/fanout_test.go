@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -556,4 +557,21 @@ func TestParseOpenSSLSpeed(t *testing.T) {
 			t.Errorf("%q read as %v", bad, v)
 		}
 	}
+}
+
+// FuzzParseOpenSSLSpeed: any output gives a positive rate or an error,
+// never a panic or a rate of zero.
+func FuzzParseOpenSSLSpeed(f *testing.F) {
+	for _, file := range []string{"testdata/openssl_speed_1.txt", "testdata/openssl_speed_multi2.txt"} {
+		if b, err := os.ReadFile(file); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("rsa 2048 bits 0.1s 0.1s 1e309 1\n"))
+	f.Fuzz(func(t *testing.T, out []byte) {
+		v, err := parseOpenSSLSpeed(out)
+		if err == nil && !(v > 0 && v < math.Inf(1)) {
+			t.Fatalf("rate %v from %q", v, out)
+		}
+	})
 }
