@@ -34,6 +34,10 @@ func ParseRSAEngine(s string) (RSAEngine, error) {
 	return "", fmt.Errorf("unknown RSA engine %q (want auto, openssl or go)", s)
 }
 
+// OpenSSL reports the version of the OpenSSL library RSAAuto would sign
+// with, or why there is none (a build without cgo, no libcrypto.so.3).
+func OpenSSL() (version string, err error) { return openssl() }
+
 // rsaKey makes RSASSA-PKCS1-v1_5 SHA-256 signatures with the bot's key.
 //
 // Why OpenSSL: a delivery is one signature, and nearly all of a fan-out's

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/crieur/crieur/federation"
 )
 
 func main() {
@@ -78,6 +80,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runBench(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "crieur", version)
+		// Which RSA engine -rsa auto picks on this machine.
+		if v, err := federation.OpenSSL(); err == nil {
+			fmt.Fprintf(stdout, "RSA signatures: %s (libcrypto.so.3)\n", v)
+		} else {
+			fmt.Fprintf(stdout, "RSA signatures: Go crypto/rsa (no OpenSSL: %v)\n", err)
+		}
 		return nil
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)

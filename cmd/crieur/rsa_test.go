@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crieur/crieur/federation"
+)
+
+// TestServeSignsWithTheChosenEngine: -rsa picks what signs; the log says
+// which, and a follower's server verifies the Accept either way. Where
+// OpenSSL cannot load, -rsa openssl refuses to start and says why, and
+// auto falls back to Go and says why.
+func TestServeSignsWithTheChosenEngine(t *testing.T) {
+	version, loadErr := federation.OpenSSL()
+	type engineCase struct{ rsa, want string }
+	cases := []engineCase{{"go", `engine="Go crypto/rsa"`}}
+	if loadErr == nil {
+		cases = append(cases, engineCase{"openssl", `engine="` + version + `"`}, engineCase{"auto", `engine="` + version + `"`})
+	} else {
+		cases = append(cases, engineCase{"auto", "OpenSSL is not available"})
+	}
+	for _, tc := range cases {
+		t.Run(tc.rsa, func(t *testing.T) {
+			in := newInstance(t, map[string]string{"hello.en.md": post("hello", "en", "Hello", "2023-01-02", "First.")})
+			in.extraEnv["CRIEUR_RSA"] = tc.rsa
+			in.extraEnv["CRIEUR_LOG_LEVEL"] = "info"
+			in.start()
+			r := newRemote(t)
+			if resp := r.send(in.actorID()+"/inbox", "alice", follow(r, in, "alice"), nil); resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("Follow answered %d, want 202", resp.StatusCode)
+			}
+			// The remote's inbox verifies the signature before it
+			// records anything.
+			r.waitFor(10*time.Second, "Accept", ofType("Accept"))
+			// Written right after the server starts: long before the
+			// Accept left.
+			if !strings.Contains(in.out.String(), tc.want) {
+				t.Errorf("log does not say %s:\n%s", tc.want, in.out.String())
+			}
+		})
+	}
+	if loadErr != nil {
+		t.Run("openssl missing", func(t *testing.T) {
+			in := newInstance(t, nil)
+			in.extraEnv["CRIEUR_RSA"] = "openssl"
+			var out syncBuffer
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			err := run(ctx, []string{"serve"}, in.env(), &out, &out)
+			if err == nil || !strings.Contains(err.Error(), "rsa engine openssl") || !strings.Contains(err.Error(), loadErr.Error()) {
+				t.Errorf("serve -rsa openssl without OpenSSL: %v, want a refusal naming %q", err, loadErr)
+			}
+		})
+	}
+}
