@@ -3,6 +3,7 @@ package federation
 import (
 	"bytes"
 	"crypto"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"fmt"
@@ -35,7 +36,13 @@ func requireOpenSSL(t *testing.T) string {
 // produce Go's bytes exactly, for every key size crieur may load.
 func TestOpenSSLSignsLikeGo(t *testing.T) {
 	requireOpenSSL(t)
-	keys := []*rsa.PrivateKey{protoKey(t, 0), protoKey(t, 1), dlKey()}
+	// A 3072-bit key too: a key file made by another tool may be larger,
+	// and the signature buffer follows the key's size.
+	big, err := rsa.GenerateKey(rand.Reader, 3072)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []*rsa.PrivateKey{protoKey(t, 0), protoKey(t, 1), dlKey(), big}
 	for ki, key := range keys {
 		o, err := newOpenSSLKey(key)
 		if err != nil {
