@@ -72,7 +72,10 @@ type BenchConfig struct {
 	// Dir holds the benchmark's database; a temporary folder when empty.
 	Dir string
 	// Key signs; a fresh RSA-2048 key when nil.
-	Key    *rsa.PrivateKey
+	Key *rsa.PrivateKey
+	// RSA is what makes the signatures, as crieur serve's -rsa; "" is
+	// RSAAuto.
+	RSA    RSAEngine
 	Logger *slog.Logger
 	// CPUProfile, when set, receives a pprof CPU profile of the fan-out
 	// alone (setup and signing measurement excluded).
@@ -284,7 +287,7 @@ func RunFanoutBench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	})
 	defer client.CloseIdleConnections()
 	svc, err := New(Config{BaseURL: benchBase, Handle: "bench", DisplayName: "Bench"}, Deps{
-		Store: store, Posts: lib.Load, Key: key, Client: client, Logger: cfg.Logger,
+		Store: store, Posts: lib.Load, Key: key, Client: client, Logger: cfg.Logger, RSA: cfg.RSA,
 	})
 	if err != nil {
 		return res, err

@@ -45,6 +45,21 @@ func TestRunFanoutBenchCountsEveryInboxOnce(t *testing.T) {
 	}
 }
 
+// TestRunFanoutBenchWithGoRSA: the bench signs with the engine it is
+// given, and says so.
+func TestRunFanoutBenchWithGoRSA(t *testing.T) {
+	res, err := RunFanoutBench(context.Background(), BenchConfig{
+		Followers: 20, Servers: 10, SignDuration: 50 * time.Millisecond,
+		Dir: t.TempDir(), Key: dlKey(), RSA: RSAGo,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SignEngine != "Go crypto/rsa" || res.Delivered != 10 || res.Rejected != 0 {
+		t.Errorf("engine %q, delivered %d, rejected %d; want Go crypto/rsa, 10, 0", res.SignEngine, res.Delivered, res.Rejected)
+	}
+}
+
 func TestRunFanoutBenchRejectsBadFraction(t *testing.T) {
 	if _, err := RunFanoutBench(context.Background(), BenchConfig{FailFraction: 1.5}); err == nil {
 		t.Fatal("fail fraction 1.5 accepted")

@@ -42,9 +42,8 @@ func OpenSSL() (version string, err error) { return openssl() }
 //
 // Why OpenSSL: a delivery is one signature, and nearly all of a fan-out's
 // CPU goes into them. OpenSSL 3 makes an RSA-2048 signature in about 40%
-// of the time Go's crypto/rsa takes on the same machine (0.2 ms against
-// 0.5 ms per signature on each of two cores here), so the same machine
-// delivers about 2.4 times as fast. The scheme is deterministic: both make
+// of the CPU time Go's crypto/rsa takes on the same machine (0.4 ms
+// against 1.0 ms here), so the same machine delivers about twice as fast. The scheme is deterministic: both make
 // the same bytes, which the tests check.
 type rsaKey struct {
 	key  *rsa.PrivateKey

@@ -26,10 +26,17 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.PerHost, "per-host", 0, "concurrent deliveries per host (0: the production default)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Second, "per-request timeout (hanging servers cost this much)")
 	fs.DurationVar(&cfg.SignDuration, "sign-for", 2*time.Second, "how long the signing rate is measured")
+	rsaEngine := fs.String("rsa", "auto", "what makes RSA signatures: auto, openssl or go (as crieur serve -rsa)")
 	compare := fs.Bool("compare", false, "with -fail > 0: run an all-healthy fan-out first and compare")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	engine, err := federation.ParseRSAEngine(*rsaEngine)
+	if err != nil {
+		fmt.Fprintf(stderr, "crieur bench: -rsa: %v\n", err)
+		return fmt.Errorf("%w: -rsa: %v", errUsage, err)
+	}
+	cfg.RSA = engine
 	// Measure the garbage collector settings crieur serve runs with.
 	tuneGC(os.Getenv)
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

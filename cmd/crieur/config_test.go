@@ -110,6 +110,7 @@ func TestRunRefusesBadCommandLines(t *testing.T) {
 		{"followers", "remove"},
 		{"publish"},
 		{"publish", "-dry-run", "-again", "a/en"},
+		{"bench", "-rsa", "boringssl"},
 	} {
 		var out strings.Builder
 		err := run(context.Background(), args, env, &out, &out)

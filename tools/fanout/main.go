@@ -170,18 +170,6 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 	}
 	rep.CrieurCPUs, rep.ReceiverCPUs = plan.crieur.String(), plan.receivers.String()
 	rep.CrieurCores, rep.ReceiverCores, rep.MachineCores = plan.crieur.count(), plan.receivers.count(), machineCores()
-	// measureOnCrieurCPUs measures the signing rate on the CPUs crieur
-	// gets, then gives the harness back its own.
-	measureOnCrieurCPUs := func(after cpuSet) (signRate, float64, error) {
-		if plan.pinned {
-			if err := pinProcess(plan.crieur); err != nil {
-				return signRate{}, 0, err
-			}
-			defer func() { _ = pinProcess(after) }()
-		}
-		return measureQuietly(ctx, key, o.signFor)
-	}
-	// measureOpenSSL does the same with openssl speed, when there is one.
 	opensslBin := ""
 	if o.openssl != "" {
 		if p, err := exec.LookPath(o.openssl); err == nil {
@@ -190,17 +178,21 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 			progress("no OpenSSL reference rate: %v", err)
 		}
 	}
-	measureOpenSSL := func(after cpuSet) (float64, error) {
-		if opensslBin == "" {
-			return 0, nil
-		}
+	// measureOnCrieurCPUs measures both reference rates on the CPUs crieur
+	// gets (openssl speed's only when there is an openssl command, else
+	// 0), then gives the harness back its own.
+	measureOnCrieurCPUs := func(after cpuSet) (goRate signRate, others, opensslRate float64, err error) {
 		if plan.pinned {
 			if err := pinProcess(plan.crieur); err != nil {
-				return 0, err
+				return signRate{}, 0, 0, err
 			}
 			defer func() { _ = pinProcess(after) }()
 		}
-		return measureOpenSSLSpeed(ctx, opensslBin, plan.crieur.count(), int((o.signFor/2).Round(time.Second)/time.Second))
+		if goRate, others, err = measureQuietly(ctx, key, o.signFor); err != nil || opensslBin == "" {
+			return goRate, others, 0, err
+		}
+		opensslRate, err = measureOpenSSLSpeed(ctx, opensslBin, plan.crieur.count(), int((o.signFor/2).Round(time.Second)/time.Second))
+		return goRate, others, opensslRate, err
 	}
 
 	fd, err := raiseFileLimit(uint64(2*o.servers + fdMargin))
@@ -277,14 +269,12 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 	// minute, so a measurement made before seeding and start-up (10 s
 	// earlier) compared the fan-out with another machine.
 	progress("measuring the RSA-%d signing rate for %s on CPUs %s (crieur idle)", rsaBits, o.signFor, plan.crieur)
-	before, others, err := measureOnCrieurCPUs(plan.receivers)
+	before, others, opensslBefore, err := measureOnCrieurCPUs(plan.receivers)
 	if err != nil {
 		return nil, err
 	}
 	rep.SignBefore, rep.SignBeforeOthers, rep.SignGoroutines = before.PerSec, others, before.Goroutines
-	if rep.OpenSSLBefore, err = measureOpenSSL(plan.receivers); err != nil {
-		return nil, err
-	}
+	rep.OpenSSLBefore = opensslBefore
 
 	cpu0, err := procCPU(c.pid())
 	if err != nil {
@@ -346,14 +336,12 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 
 	if ctx.Err() == nil {
 		progress("measuring the signing rate again (crieur stopped)")
-		after, others, err := measureOnCrieurCPUs(plan.all)
+		after, others, opensslAfter, err := measureOnCrieurCPUs(plan.all)
 		if err != nil {
 			return rep, err
 		}
 		rep.SignAfter, rep.SignAfterOthers = after.PerSec, others
-		if rep.OpenSSLAfter, err = measureOpenSSL(plan.all); err != nil {
-			return rep, err
-		}
+		rep.OpenSSLAfter = opensslAfter
 	}
 	rep.rates()
 	if o.baseline != "" {
