@@ -177,7 +177,7 @@ func TestClientDefaults(t *testing.T) {
 	}
 	if c.http.Timeout != 30*time.Second || c.transport.TLSHandshakeTimeout != 10*time.Second ||
 		c.transport.ResponseHeaderTimeout != 20*time.Second || c.transport.Proxy != nil ||
-		c.transport.MaxIdleConnsPerHost != 16 || c.transport.MaxIdleConns != 4096 {
+		c.transport.MaxIdleConnsPerHost != 4 || c.transport.MaxIdleConns != 256 {
 		t.Errorf("transport settings differ from the documented ones")
 	}
 }

@@ -27,6 +27,8 @@ type groupCommit struct {
 	// is part of a stream (a fan-out's completions) and waits groupWindow
 	// for company; a lone call commits at once.
 	last time.Time
+	// sleep waits out groupWindow; tests count its calls (nil: time.Sleep).
+	sleep func(time.Duration)
 }
 
 // groupWindow is how long a commit waits for more calls while calls keep
@@ -50,8 +52,13 @@ type groupCall struct {
 }
 
 // do runs fn in a write transaction shared with concurrent calls and
-// returns once that transaction is durable (or failed).
-func (g *groupCommit) do(db *bbolt.DB, fn func(*bbolt.Tx) error) error {
+// returns once that transaction is durable (or failed). A linger call that
+// leads a commit in a stream waits groupWindow for company: the queue
+// updates of a fan-out, which come one by one from many workers. Other
+// calls only share the commits that form by themselves (calls queued while
+// a commit is being written): a burst of inbox requests batches that way,
+// and a caller writing in a loop pays no wait.
+func (g *groupCommit) do(db *bbolt.DB, fn func(*bbolt.Tx) error, linger bool) error {
 	c := &groupCall{fn: fn, wake: make(chan bool, 1)}
 	g.mu.Lock()
 	g.queue = append(g.queue, c)
@@ -66,10 +73,14 @@ func (g *groupCommit) do(db *bbolt.DB, fn func(*bbolt.Tx) error) error {
 	// stream of calls, wait for more; otherwise still let the goroutines
 	// that are runnable right now queue their calls first.
 	g.mu.Lock()
-	streaming := !g.last.IsZero() && time.Since(g.last) < groupWindow
+	streaming := linger && !g.last.IsZero() && time.Since(g.last) < groupWindow
 	g.mu.Unlock()
 	if streaming {
-		time.Sleep(groupWindow)
+		if g.sleep != nil {
+			g.sleep(groupWindow)
+		} else {
+			time.Sleep(groupWindow)
+		}
 	} else {
 		runtime.Gosched()
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,7 +31,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 					return errTestFn
 				}
 				return nil
-			})
+			}, i%2 == 0)
 		})
 	}
 	wg.Wait()
@@ -51,7 +52,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The group is idle again: a lone call goes straight through.
-	if err := s.group.do(s.db, func(*bbolt.Tx) error { return nil }); err != nil {
+	if err := s.group.do(s.db, func(*bbolt.Tx) error { return nil }, false); err != nil {
 		t.Fatal(err)
 	}
 	if s.group.busy || len(s.group.queue) != 0 {
@@ -88,7 +89,7 @@ func TestGroupCommitBatchesAStream(t *testing.T) {
 			err := s.group.do(s.db, func(tx *bbolt.Tx) error {
 				ids[i] = tx.ID()
 				return tx.Bucket(bucketMeta).Put(fmt.Appendf(nil, "k%03d", i), []byte("v"))
-			})
+			}, true)
 			if err != nil {
 				t.Error(err)
 			}
@@ -102,5 +103,33 @@ func TestGroupCommitBatchesAStream(t *testing.T) {
 	// 300 calls over at least 300 ms: about one commit per groupWindow.
 	if len(commits) > n/5 {
 		t.Errorf("%d calls in a stream made %d commits, want at most %d", n, len(commits), n/5)
+	}
+}
+
+// TestGroupCommitDoesNotLingerForALoop: calls that do not linger (the
+// followers' and keys' writes) never wait for company, so a caller writing
+// in a loop (an import, an admin command) commits each call at once, while
+// a lingering stream does wait.
+func TestGroupCommitDoesNotLingerForALoop(t *testing.T) {
+	s, _, _ := newTestStore(t)
+	var sleeps atomic.Int32
+	s.group.sleep = func(time.Duration) { sleeps.Add(1) }
+	for i := range 20 {
+		if err := s.PutFollower(follower(i, FollowerAccepted)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := sleeps.Load(); n != 0 {
+		t.Errorf("20 PutFollower calls in a loop waited for company %d times, want 0", n)
+	}
+	for i := range 5 {
+		if err := s.group.do(s.db, func(tx *bbolt.Tx) error {
+			return tx.Bucket(bucketMeta).Put(fmt.Appendf(nil, "k%d", i), []byte("v"))
+		}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := sleeps.Load(); n < 4 {
+		t.Errorf("5 lingering calls in a row waited %d times, want at least 4", n)
 	}
 }

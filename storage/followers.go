@@ -15,7 +15,7 @@ func (s *Store) PutFollower(f Follower) error {
 	if f.ActorID == "" {
 		return fmt.Errorf("storage: put follower: empty actor id")
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error { return s.putFollower(tx, f) })
+	err := s.update(func(tx *bbolt.Tx) error { return s.putFollower(tx, f) })
 	if err != nil {
 		return fmt.Errorf("storage: put follower: %w", err)
 	}
@@ -78,7 +78,7 @@ func (s *Store) Follower(actorID string) (Follower, error) {
 // DeleteFollower removes a follower; it reports whether one was there.
 func (s *Store) DeleteFollower(actorID string) (bool, error) {
 	var deleted bool
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		var err error
 		deleted, err = deleteFollower(tx, actorID)
 		return err

@@ -37,7 +37,7 @@ func (s *Store) AcceptFollower(f Follower, act Activity, jobs []Job) error {
 	if f.ActorID == "" {
 		return fmt.Errorf("storage: accept follower: empty actor id")
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		if err := s.putFollower(tx, f); err != nil {
 			return err
 		}

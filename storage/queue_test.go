@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.etcd.io/bbolt"
 )
 
 func jobIDs(js []Job) []uint64 {
@@ -497,4 +499,55 @@ func TestPruneFailed(t *testing.T) {
 		t.Errorf("prune of the rest = %d, %v", n, err)
 	}
 	checkInvariants(t, s)
+}
+
+// TestFollowBurstSharesCommits: a burst of Follows from many servers, each
+// caching the sender's key then storing the follower with its Accept,
+// shares commits instead of paying an fsync per call, and every follower,
+// key and Accept job is there after a reopen.
+func TestFollowBurstSharesCommits(t *testing.T) {
+	s, clock, path := newTestStore(t)
+	const n = 100
+	txid := func() int {
+		var id int
+		_ = s.db.View(func(tx *bbolt.Tx) error { id = tx.ID(); return nil })
+		return id
+	}
+	before := txid()
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			f := follower(i, FollowerAccepted)
+			if err := s.PutRemoteKey(RemoteKey{KeyID: f.ActorID + "#main-key", Owner: f.ActorID, PublicKeyPEM: "pem"}); err != nil {
+				t.Error(err)
+			}
+			acc := Activity{ID: fmt.Sprintf("https://b.example/activities/acc%d", i), Type: "Accept", ObjectID: f.FollowID, Published: clock.Now()}
+			if err := s.AcceptFollower(f, acc, []Job{{Inbox: f.Inbox}}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if commits := txid() - before; commits > n {
+		t.Errorf("%d calls made %d commits, want at most %d", 2*n, commits, n)
+	}
+	checkInvariants(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, path, clock)
+	if got, _ := s.CountFollowers(); got != n {
+		t.Errorf("%d followers after reopen, want %d", got, n)
+	}
+	if due, _ := s.DueJobs(clock.Now(), 0); len(due) != n {
+		t.Errorf("%d Accept jobs after reopen, want %d", len(due), n)
+	}
+	for i := range n {
+		if _, err := s.RemoteKey(follower(i, FollowerAccepted).ActorID + "#main-key"); err != nil {
+			t.Errorf("key %d after reopen: %v", i, err)
+		}
+	}
 }

@@ -11,7 +11,7 @@ func (s *Store) PutRemoteKey(k RemoteKey) error {
 	if k.KeyID == "" {
 		return fmt.Errorf("storage: put remote key: empty key id")
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		return putJSON(tx.Bucket(bucketRemoteKeys), []byte(k.KeyID), k)
 	})
 	if err != nil {

@@ -95,6 +95,7 @@ func newCrieurRun(bin, parent string, extraEnv []string) (*crieurRun, error) {
 }
 
 func (c *crieurRun) actorID() string { return c.base + "/@" + handle }
+func (c *crieurRun) inbox() string   { return c.actorID() + "/inbox" }
 func (c *crieurRun) noteID() string  { return c.base + "/posts/" + newSlug + "/" + lang }
 
 // seed writes the followers straight into crieur's database before its

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -43,19 +44,25 @@ func TestFanoutEndToEnd(t *testing.T) {
 		fail                  string
 		healthy, err500, hang int
 		openssl               string // the -openssl flag
+		follow                bool   // -follow: real Follows instead of seeding
 	}{
-		{"0", 40, 0, 0, "openssl"},
-		{"0.3", 28, 6, 6, ""},
+		{"0", 40, 0, 0, "openssl", false},
+		{"0.3", 28, 6, 6, "", false},
+		{"0.3", 28, 6, 6, "", true},
 	} {
-		t.Run("fail="+tc.fail, func(t *testing.T) {
+		t.Run(fmt.Sprintf("fail=%s/follow=%v", tc.fail, tc.follow), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			var stdout, stderr bytes.Buffer
-			err := run(ctx, []string{
+			args := []string{
 				"-crieur", bin, "-followers", "200", "-servers", "40", "-fail", tc.fail,
 				"-sign-for", "200ms", "-linger", "500ms", "-dir", t.TempDir(), "-timeout", "90s",
 				"-openssl", tc.openssl,
-			}, &stdout, &stderr)
+			}
+			if tc.follow {
+				args = append(args, "-follow", "-follow-workers", "16")
+			}
+			err := run(ctx, args, &stdout, &stderr)
 			if err != nil {
 				t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
 			}
@@ -88,6 +95,20 @@ func TestFanoutEndToEnd(t *testing.T) {
 				t.Errorf("-openssl \"\" still measured %v/s", r.OpenSSLRate)
 			case tc.openssl != "" && noOpenSSL == nil && (r.OpenSSLBefore <= 0 || r.OpenSSLAfter <= 0 || r.RatioOpenSSL <= 0):
 				t.Errorf("openssl speed rates %v/%v, ratio %v: the second reference is missing", r.OpenSSLBefore, r.OpenSSLAfter, r.RatioOpenSSL)
+			}
+			switch {
+			case !tc.follow && r.Follow:
+				t.Errorf("report says -follow without it")
+			case tc.follow && (!r.Follow || r.FollowsAccepted != 200 || r.FollowRefused != 0 || r.DuplicateAccepts != 0):
+				t.Errorf("follow phase: %d of 200 Follows accepted, %d refused, %d duplicate Accepts (follow=%v)",
+					r.FollowsAccepted, r.FollowRefused, r.DuplicateAccepts, r.Follow)
+			case tc.follow && r.ActorFetches < 200:
+				// One keyId per follower: crieur must fetch each to verify.
+				t.Errorf("crieur fetched %d follower actors, want at least 200", r.ActorFetches)
+			case tc.follow && r.Posts < tc.healthy+tc.err500:
+				// The Accepts before the drop are not counted as the fan-out's,
+				// and the failing servers fail from the drop on.
+				t.Errorf("%d POSTs counted in the fan-out", r.Posts)
 			}
 			if !strings.Contains(stdout.String(), "result:         correct") {
 				t.Errorf("human report does not say correct:\n%s", stdout.String())
@@ -125,6 +146,7 @@ func TestRunRefusesBadFlags(t *testing.T) {
 		{"-crieur", "x", "-servers", "10", "-followers", "5"},
 		{"-crieur", "x", "-env", "PATH=/"},
 		{"-crieur", "x", "extra"},
+		{"-crieur", "x", "-follow", "-follow-workers", "0"},
 	} {
 		var out, errb bytes.Buffer
 		if err := run(context.Background(), args, &out, &errb); err == nil {
@@ -574,4 +596,35 @@ func FuzzParseOpenSSLSpeed(f *testing.F) {
 			t.Fatalf("rate %v from %q", v, out)
 		}
 	})
+}
+
+// TestAcceptTally: each Follow counts once; a repeated Accept is a
+// duplicate, an Accept of a Follow never sent is foreign, and wait returns
+// only once every Follow has its Accept.
+func TestAcceptTally(t *testing.T) {
+	fl := &fleet{servers: []*inboxServer{
+		{base: "http://127.0.0.1:1", followers: []string{"a", "b"}},
+		{base: "http://127.0.0.1:2", followers: []string{"c"}},
+	}}
+	a := newAcceptTally(fl)
+	if a.missing() != 3 {
+		t.Fatalf("missing %d, want 3", a.missing())
+	}
+	now := time.Now()
+	a.add(followID(fl.servers[0].actorID("a")), now)
+	a.add(followID(fl.servers[0].actorID("a")), now)
+	a.add("http://127.0.0.1:3/users/x/follows/1", now)
+	a.add(followID(fl.servers[1].actorID("c")), now)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := a.wait(ctx, nil); err == nil || !strings.Contains(err.Error(), "1 Follows without an Accept") {
+		t.Errorf("wait with one Follow unanswered: %v", err)
+	}
+	a.add(followID(fl.servers[0].actorID("b")), now)
+	if err := a.wait(context.Background(), nil); err != nil {
+		t.Errorf("wait with every Follow answered: %v", err)
+	}
+	if a.dup != 1 || a.foreign != 1 || a.missing() != 0 {
+		t.Errorf("dup %d, foreign %d, missing %d; want 1, 1, 0", a.dup, a.foreign, a.missing())
+	}
 }

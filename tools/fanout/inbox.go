@@ -99,6 +99,15 @@ type fleet struct {
 	noteID   string // the Note whose Create is expected
 	actorID  string // crieur's actor: every activity's actor
 	errorLog *log.Logger
+	// followers is set with -follow: the actors then publish this key and
+	// the Accepts crieur sends are counted in accepts.
+	followers *followerKey
+	accepts   *acceptTally
+	// armed is set at the drop: until then every server answers 202, so
+	// the failing ones fail the fan-out, not the Accepts before it.
+	armed atomic.Bool
+	// actorFetches counts crieur's GETs of follower actors (key lookups).
+	actorFetches atomic.Int64
 
 	mu             sync.Mutex
 	stats          []serverStats
@@ -205,14 +214,18 @@ func (s *inboxServer) actor(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	s.fleet.actorFetches.Add(1)
 	id := s.actorID(name)
 	doc := map[string]any{
-		"@context":          "https://www.w3.org/ns/activitystreams",
+		"@context":          []string{"https://www.w3.org/ns/activitystreams", "https://w3id.org/security/v1"},
 		"id":                id,
 		"type":              "Person",
 		"preferredUsername": name,
 		"inbox":             id + "/inbox",
 		"endpoints":         map[string]string{"sharedInbox": s.sharedInbox()},
+	}
+	if k := s.fleet.followers; k != nil {
+		doc["publicKey"] = map[string]string{"id": keyID(id), "owner": id, "publicKeyPem": k.pem}
 	}
 	w.Header().Set("Content-Type", "application/activity+json")
 	_ = json.NewEncoder(w).Encode(doc)
@@ -285,7 +298,11 @@ func (s *inboxServer) inbox(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.record(s, arrived, age, act)
-	switch s.mode {
+	m := s.mode
+	if !f.armed.Load() {
+		m = modeHealthy
+	}
+	switch m {
 	case modeHealthy:
 		w.WriteHeader(http.StatusAccepted)
 	case mode500:
@@ -295,6 +312,17 @@ func (s *inboxServer) inbox(w http.ResponseWriter, r *http.Request) {
 		// the connection closes) or the harness closes the server.
 		<-r.Context().Done()
 	}
+}
+
+// arm starts the fan-out proper: the failing servers fail from now on,
+// and the counters start from zero, so the Follow phase's Accepts and
+// connections are not counted as the fan-out's.
+func (f *fleet) arm() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.posts, f.conns, f.maxInflight, f.maxDateAge = 0, 0, f.inflight, 0
+	f.gaps = nil
+	f.armed.Store(true)
 }
 
 func (f *fleet) enter() {
@@ -324,6 +352,11 @@ func (f *fleet) record(s *inboxServer, arrived time.Time, age time.Duration, act
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.maxDateAge = max(f.maxDateAge, age)
+	// The Accepts come before the drop: they are not the fan-out.
+	if act.Type == "Accept" && f.accepts != nil {
+		f.accepts.add(string(act.Object), arrived)
+		return
+	}
 	if f.firstAny.IsZero() || arrived.Before(f.firstAny) {
 		f.firstAny = arrived
 	}

@@ -48,21 +48,23 @@ const (
 
 // options are the command line.
 type options struct {
-	crieur    string
-	followers int
-	servers   int
-	fail      float64
-	timeout   time.Duration
-	signFor   time.Duration
-	settle    time.Duration
-	linger    time.Duration
-	dir       string
-	keep      bool
-	baseline  string
-	env       []string
-	profile   string
-	pinCPUs   int
-	openssl   string
+	crieur        string
+	followers     int
+	servers       int
+	fail          float64
+	timeout       time.Duration
+	signFor       time.Duration
+	settle        time.Duration
+	linger        time.Duration
+	dir           string
+	keep          bool
+	baseline      string
+	env           []string
+	profile       string
+	pinCPUs       int
+	openssl       string
+	follow        bool
+	followWorkers int
 }
 
 type envList []string
@@ -94,6 +96,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.profile, "cpuprofile", "", "write the harness's own CPU profile over the fan-out (drop to last delivery) to this file")
 	fs.IntVar(&o.pinCPUs, "crieur-cpus", 0, "pin crieur to this many CPUs and the inbox servers to the others, and measure the signing rate on crieur's CPUs (0: no pinning)")
 	fs.StringVar(&o.openssl, "openssl", "openssl", "openssl command whose `openssl speed rsa2048` is the second reference rate (\"\": none)")
+	fs.BoolVar(&o.follow, "follow", false, "subscribe the followers with real signed Follows to crieur's inbox (and wait for every Accept) instead of writing them into its database")
+	fs.IntVar(&o.followWorkers, "follow-workers", defaultFollowWorkers, "Follows in flight at once with -follow")
 	fs.Var((*envList)(&o.env), "env", "extra CRIEUR_NAME=value for crieur (repeat), e.g. CRIEUR_WORKERS=256")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -110,6 +114,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.pinCPUs < 0 {
 		errs = append(errs, errors.New("-crieur-cpus must be >= 0"))
+	}
+	if o.followWorkers < 1 {
+		errs = append(errs, errors.New("-follow-workers must be >= 1"))
 	}
 	if o.timeout <= 0 || o.signFor <= 0 {
 		errs = append(errs, errors.New("-timeout and -sign-for must be positive"))
@@ -226,13 +233,22 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 	}
 	defer closeFleet()
 
-	t0 := time.Now()
-	seeded, err := c.seed(fl)
-	if err != nil {
-		return nil, err
+	if o.follow {
+		fk, err := newFollowerKey(key)
+		if err != nil {
+			return nil, err
+		}
+		fl.followers = &fk
+		fl.accepts = newAcceptTally(fl)
+	} else {
+		t0 := time.Now()
+		seeded, err := c.seed(fl)
+		if err != nil {
+			return nil, err
+		}
+		rep.SeedSeconds = time.Since(t0).Seconds()
+		progress("%d followers on %d servers written to crieur's database in %.1fs", seeded, o.servers, rep.SeedSeconds)
 	}
-	rep.SeedSeconds = time.Since(t0).Seconds()
-	progress("%d followers on %d servers written to crieur's database in %.1fs", seeded, o.servers, rep.SeedSeconds)
 	if err := c.writeOld(time.Now()); err != nil {
 		return nil, err
 	}
@@ -258,6 +274,11 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 	}
 	if err := c.waitOutbox(ctx, 1); err != nil {
 		return nil, err
+	}
+	if o.follow {
+		if err := followPhase(ctx, c, fl, o.followWorkers, rep, progress); err != nil {
+			return rep, err
+		}
 	}
 	select {
 	case <-time.After(o.settle):
@@ -290,6 +311,7 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 		stopSampling()
 		return nil, err
 	}
+	fl.arm()
 	drop, err := c.dropNew(time.Now())
 	if err != nil {
 		stopSampling()

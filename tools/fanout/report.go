@@ -124,6 +124,26 @@ type report struct {
 	ConnGapP90Ms float64 `json:"conn_gap_p90_ms"`
 	ConnGapMaxMs float64 `json:"conn_gap_max_ms"`
 
+	// The -follow phase: followers subscribed with real signed Follows.
+	// Seconds from the first Follow sent to the last one answered, and to
+	// the last Accept verified on the followers' side.
+	Follow                 bool        `json:"follow"`
+	FollowsAccepted        int         `json:"follows_accepted,omitempty"`
+	FollowPostSeconds      float64     `json:"follow_post_s,omitempty"`
+	FollowAcceptSeconds    float64     `json:"follow_accept_s,omitempty"`
+	FollowsPerSec          float64     `json:"follows_per_sec,omitempty"`
+	FollowLatencyP50Ms     float64     `json:"follow_latency_p50_ms,omitempty"`
+	FollowLatencyP99Ms     float64     `json:"follow_latency_p99_ms,omitempty"`
+	FollowLatencyMaxMs     float64     `json:"follow_latency_max_ms,omitempty"`
+	FollowRetries          int         `json:"follow_retries,omitempty"`
+	FollowRefused          int         `json:"follow_refused,omitempty"`
+	FollowStatuses         map[int]int `json:"follow_statuses,omitempty"`
+	DuplicateAccepts       int         `json:"duplicate_accepts,omitempty"`
+	ForeignAccepts         int         `json:"foreign_accepts,omitempty"`
+	ActorFetches           int64       `json:"actor_fetches,omitempty"`
+	FollowCrieurCPUSeconds float64     `json:"follow_crieur_cpu_s,omitempty"`
+	FollowCPUPerFollowMs   float64     `json:"follow_cpu_per_follow_ms,omitempty"`
+
 	BaselineRate      float64 `json:"baseline_rate,omitempty"`
 	HealthyVsBaseline float64 `json:"healthy_vs_baseline,omitempty"`
 	// HealthySlowdown is how much longer the healthy servers waited (drop
@@ -199,6 +219,40 @@ func (r *report) fill(t tally, drop, done time.Time) {
 			others := (b.machine - a.machine) - (b.crieur - a.crieur) - (b.harness - a.harness)
 			r.OthersCPUShare = max(0, others.Seconds()/(d*float64(n.machine)))
 		}
+	}
+}
+
+// fillFollow takes the Follow phase's outcome: what the senders saw and
+// the Accepts that came back, from start (the first Follow sent).
+func (r *report) fillFollow(st followStats, a *acceptTally, start time.Time, fetches int64) {
+	a.mu.Lock()
+	accepted := len(a.got) - a.want
+	last, dup, foreign := a.last, a.dup, a.foreign
+	a.mu.Unlock()
+	r.Follow = true
+	r.FollowsAccepted = accepted
+	r.FollowPostSeconds = st.Elapsed.Seconds()
+	if !last.IsZero() {
+		r.FollowAcceptSeconds = last.Sub(start).Seconds()
+		if r.FollowAcceptSeconds > 0 {
+			r.FollowsPerSec = float64(accepted) / r.FollowAcceptSeconds
+		}
+	}
+	if n := len(st.Latency); n > 0 {
+		r.FollowLatencyP50Ms = ms(st.Latency[n/2])
+		r.FollowLatencyP99Ms = ms(st.Latency[n*99/100])
+		r.FollowLatencyMaxMs = ms(st.Latency[n-1])
+	}
+	r.FollowRetries, r.FollowRefused = st.Retries, st.Refused
+	if len(st.Statuses) > 0 {
+		r.FollowStatuses = st.Statuses
+	}
+	r.DuplicateAccepts, r.ForeignAccepts, r.ActorFetches = dup, foreign, fetches
+	if st.Refused > 0 {
+		r.problem("%d Follows refused or never answered (first: %s)", st.Refused, st.Sample)
+	}
+	if foreign > 0 {
+		r.problem("%d Accepts of Follows nobody sent", foreign)
 	}
 }
 
@@ -340,7 +394,14 @@ func (r *report) write(w io.Writer) {
 		fmt.Fprintf(w, "    harness CPU %% %v\n", r.HarnessCPUPct)
 		fmt.Fprintf(w, "    others CPU %%  %v\n", r.OthersCPUPct)
 	}
-	fmt.Fprintf(w, "  seeding:        %.1f s (not measured)\n", r.SeedSeconds)
+	if r.Follow {
+		fmt.Fprintf(w, "  follows:        %d accepted in %.1f s (%.0f/s; all answered in %.1f s), each answered in p50 %.0f ms, p99 %.0f ms, max %.0f ms\n",
+			r.FollowsAccepted, r.FollowAcceptSeconds, r.FollowsPerSec, r.FollowPostSeconds, r.FollowLatencyP50Ms, r.FollowLatencyP99Ms, r.FollowLatencyMaxMs)
+		fmt.Fprintf(w, "                  %d refused %v, %d retries, %d duplicate Accepts; crieur fetched %d actors, used %.2f s CPU (%.2f ms per Follow)\n",
+			r.FollowRefused, r.FollowStatuses, r.FollowRetries, r.DuplicateAccepts, r.ActorFetches, r.FollowCrieurCPUSeconds, r.FollowCPUPerFollowMs)
+	} else {
+		fmt.Fprintf(w, "  seeding:        %.1f s (not measured)\n", r.SeedSeconds)
+	}
 	if r.OK {
 		fmt.Fprintln(w, "  result:         correct")
 	} else {
