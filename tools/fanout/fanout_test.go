@@ -87,7 +87,7 @@ func TestFanoutEndToEnd(t *testing.T) {
 			if r.KeyFetches < 1 || r.Posts < tc.healthy {
 				t.Errorf("key fetches %d, POSTs %d: the receivers did not verify", r.KeyFetches, r.Posts)
 			}
-			if r.SignBefore <= 0 || r.SignAfter <= 0 || r.PeakRSSMiB <= 0 {
+			if r.SignBefore <= 0 || r.SignAfter <= 0 || r.PeakRSSMiB <= 0 || r.RSSAnonMiB <= 0 || r.RSSAnonMiB > r.PeakRSSMiB {
 				t.Errorf("sign rates %v/%v, peak RSS %v: a measurement is missing", r.SignBefore, r.SignAfter, r.PeakRSSMiB)
 			}
 			switch {

@@ -339,6 +339,15 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 		rep.problem("peak memory: %v", err)
 	}
 	rep.PeakRSSMiB = float64(hwm) / 1024
+	// Resident memory is crieur's own (anonymous: heap, stacks, OpenSSL's
+	// allocations) plus the pages of its bbolt file it has mapped, which
+	// are the kernel's page cache and grow with the database.
+	if anon, err := procStatus(c.pid(), "RssAnon"); err == nil {
+		rep.RSSAnonMiB = float64(anon) / 1024
+	}
+	if file, err := procStatus(c.pid(), "RssFile"); err == nil {
+		rep.RSSFileMiB = float64(file) / 1024
+	}
 	rep.CrieurLogLines = c.logLines()
 	t := fl.tally()
 	rep.KeyFetches = int(fl.keys.fetches.Load())

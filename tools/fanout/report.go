@@ -81,6 +81,10 @@ type report struct {
 	RatioOpenSSL float64 `json:"ratio_openssl,omitempty"`
 
 	PeakRSSMiB float64 `json:"crieur_peak_rss_mib"`
+	// crieur's resident memory at the end of the fan-out, split into its
+	// own (anonymous) and mapped files (mostly its bbolt database).
+	RSSAnonMiB float64 `json:"crieur_rss_anon_mib"`
+	RSSFileMiB float64 `json:"crieur_rss_file_mib"`
 	// CPU used from the drop until the last healthy delivery.
 	CrieurCPUSeconds  float64 `json:"crieur_cpu_s"`
 	HarnessCPUSeconds float64 `json:"harness_cpu_s"`
@@ -380,8 +384,8 @@ func (r *report) write(w io.Writer) {
 		fmt.Fprintf(w, "  vs baseline:    healthy servers at %.0f%% of the all-healthy run's %.0f/s first → last; drop → last took %.2f× as long (in signatures)\n",
 			100*r.HealthyVsBaseline, r.BaselineRate, r.HealthySlowdown)
 	}
-	fmt.Fprintf(w, "  crieur:         peak RSS %.1f MiB; %.2f s CPU (%.0f%% of its CPUs), %.2f ms per POST received, of which the signature is %.0f%%; %d log lines\n",
-		r.PeakRSSMiB, r.CrieurCPUSeconds, 100*r.CrieurCPUShare, r.CrieurCPUPerPostMs, 100*r.SignShare, r.CrieurLogLines)
+	fmt.Fprintf(w, "  crieur:         peak RSS %.1f MiB (at the end: %.1f MiB its own, %.1f MiB mapped files); %.2f s CPU (%.0f%% of its CPUs), %.2f ms per POST received, of which the signature is %.0f%%; %d log lines\n",
+		r.PeakRSSMiB, r.RSSAnonMiB, r.RSSFileMiB, r.CrieurCPUSeconds, 100*r.CrieurCPUShare, r.CrieurCPUPerPostMs, 100*r.SignShare, r.CrieurLogLines)
 	fmt.Fprintf(w, "  others:         other processes took %.0f%% of the machine during the fan-out\n", 100*r.OthersCPUShare)
 	fmt.Fprintf(w, "  receivers:      %.2f s CPU (%.0f%% of their CPUs); %d POSTs, at most %d at once; %d key fetch(es), the slowest %.0f ms; oldest signed Date %.0f ms\n",
 		r.HarnessCPUSeconds, 100*r.HarnessCPUShare, r.Posts, r.MaxInflight, r.KeyFetches, r.KeyFetchMs, r.MaxDateAgeMs)
