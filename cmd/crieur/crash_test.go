@@ -201,3 +201,137 @@ func TestCrashDuringFanOutLosesNothing(t *testing.T) {
 		t.Errorf("%d inboxes got duplicates; at most the %d in flight or awaiting their commit may", dups, maxDups)
 	}
 }
+
+// A burst of Follows is cut by SIGKILL. Every Follow crieur answered 2xx
+// is a follower after the restart and gets its Accept (the answer comes
+// only once the follower and its Accept job are on disk, even when
+// concurrent Follows share a commit). The Follows the kill cut off are
+// sent again, as their servers would; in the end every account follows,
+// each has an Accept, and the queue is empty.
+func TestCrashDuringFollowBurstLosesNoFollower(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	const accounts, senders, killAfter = 400, 16, 60
+	in := newInstance(t, nil)
+	cmd := in.startProcess(t)
+	r := newRemote(t)
+	name := func(i int) string { return fmt.Sprintf("a%03d", i) }
+
+	var (
+		mu       sync.Mutex
+		answered = map[int]bool{} // Follows crieur answered 2xx
+		accepted atomic.Int64
+		next     atomic.Int64
+		wg       sync.WaitGroup
+	)
+	for range senders {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= accounts {
+					return
+				}
+				resp, err := r.trySend(in.actorID()+"/inbox", name(i), follow(r, in, name(i)), time.Now(), nil)
+				if err != nil {
+					return // crieur is gone: this sender's server gives up for now
+				}
+				if resp.StatusCode/100 == 2 {
+					mu.Lock()
+					answered[i] = true
+					mu.Unlock()
+					accepted.Add(1)
+				}
+			}
+		})
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for accepted.Load() < killAfter {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d Follows answered in 30s", accepted.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	wg.Wait()
+	mu.Lock()
+	before := len(answered)
+	mu.Unlock()
+	if before >= accounts {
+		t.Fatalf("every Follow was answered before the kill: the test proves nothing")
+	}
+	t.Logf("killed after %d of %d Follows were answered", before, accounts)
+
+	in.startProcess(t)
+	out, err := in.admin("followers")
+	if err != nil {
+		t.Fatalf("crieur followers: %v\n%s", err, out)
+	}
+	mu.Lock()
+	for i := range answered {
+		if !strings.Contains(out, r.actorID(name(i))+" ") && !strings.Contains(out, r.actorID(name(i))+"\n") {
+			t.Errorf("%s was answered 2xx before the kill but is not a follower after it", name(i))
+		}
+	}
+	mu.Unlock()
+
+	// The other servers send their Follows again.
+	for i := range accounts {
+		mu.Lock()
+		done := answered[i]
+		mu.Unlock()
+		if done {
+			continue
+		}
+		resp, err := r.trySend(in.actorID()+"/inbox", name(i), follow(r, in, name(i)), time.Now(), nil)
+		if err != nil || resp.StatusCode/100 != 2 {
+			t.Fatalf("Follow of %s after the restart: %v %v", name(i), resp, err)
+		}
+	}
+	if n := in.followerCount(); n != accounts {
+		t.Errorf("%d followers, want %d", n, accounts)
+	}
+	// Every account gets an Accept of its Follow, before or after the kill.
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		got := map[string]bool{}
+		for _, d := range r.deliveries() {
+			if d.Activity["type"] != "Accept" {
+				continue
+			}
+			if obj, _ := d.Activity["object"].(map[string]any); obj != nil {
+				got[fmt.Sprint(obj["id"])] = true
+			}
+		}
+		missing := []string{}
+		for i := range accounts {
+			if !got[r.actorID(name(i))+"/follows/1"] {
+				missing = append(missing, name(i))
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d accounts never got an Accept, e.g. %v", len(missing), missing[:min(5, len(missing))])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		out, err := in.admin("queue")
+		if err != nil {
+			t.Fatalf("crieur queue: %v\n%s", err, out)
+		}
+		if strings.HasPrefix(out, "pending 0, retrying 0, failed 0") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue not empty after the Accepts:\n%s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

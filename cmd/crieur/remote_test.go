@@ -209,6 +209,16 @@ func (r *remote) sendDated(url, actorName string, act map[string]any, date time.
 
 func (r *remote) sendAt(url, actorName string, act map[string]any, date time.Time, mutate func(req *http.Request, body []byte) []byte) *http.Response {
 	r.t.Helper()
+	resp, err := r.trySend(url, actorName, act, date, mutate)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return resp
+}
+
+// trySend is sendAt for callers that expect the request may fail (crieur
+// killed under it): the error is returned, not fatal.
+func (r *remote) trySend(url, actorName string, act map[string]any, date time.Time, mutate func(req *http.Request, body []byte) []byte) (*http.Response, error) {
 	body, _ := json.Marshal(act)
 	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/activity+json")
@@ -219,10 +229,10 @@ func (r *remote) sendAt(url, actorName string, act map[string]any, date time.Tim
 	signer, _, err := httpsig.NewSigner([]httpsig.Algorithm{httpsig.RSA_SHA256}, httpsig.DigestSha256,
 		[]string{httpsig.RequestTarget, "host", "date", "digest"}, httpsig.Signature, 0)
 	if err != nil {
-		r.t.Fatal(err)
+		return nil, err
 	}
 	if err := signer.SignRequest(r.key, r.actorID(actorName)+"#main-key", req, nil); err != nil {
-		r.t.Fatal(err)
+		return nil, err
 	}
 	if mutate != nil {
 		if nb := mutate(req, body); nb != nil {
@@ -232,11 +242,11 @@ func (r *remote) sendAt(url, actorName string, act map[string]any, date time.Tim
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		r.t.Fatal(err)
+		return nil, err
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return resp
+	return resp, nil
 }
 
 // deliveries returns what arrived so far.
