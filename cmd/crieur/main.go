@@ -80,12 +80,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runBench(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "crieur", version)
-		// Which RSA engine -rsa auto picks on this machine.
-		if v, err := federation.OpenSSL(); err == nil {
-			fmt.Fprintf(stdout, "RSA signatures: %s (libcrypto.so.3)\n", v)
-		} else {
-			fmt.Fprintf(stdout, "RSA signatures: Go crypto/rsa (no OpenSSL: %v)\n", err)
-		}
+		printEngine(stdout, getenv("CRIEUR_RSA"))
 		return nil
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
@@ -93,6 +88,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	default:
 		fmt.Fprintf(stderr, "crieur: unknown command %q\n\n%s", cmd, usage)
 		return errUsage
+	}
+}
+
+// printEngine says what crieur serve would sign with on this machine with
+// CRIEUR_RSA set to setting (empty: auto).
+func printEngine(w io.Writer, setting string) {
+	engine, err := federation.ParseRSAEngine(setting)
+	if err != nil {
+		fmt.Fprintf(w, "RSA signatures: CRIEUR_RSA: %v\n", err)
+		return
+	}
+	if engine == federation.RSAGo {
+		fmt.Fprintln(w, "RSA signatures: Go crypto/rsa (CRIEUR_RSA=go)")
+		return
+	}
+	v, err := federation.OpenSSL()
+	switch {
+	case err == nil:
+		fmt.Fprintf(w, "RSA signatures: %s (libcrypto.so.3)\n", v)
+	case engine == federation.RSAOpenSSL:
+		fmt.Fprintf(w, "RSA signatures: none: CRIEUR_RSA=openssl, and OpenSSL cannot load (%v); crieur serve will not start\n", err)
+	default:
+		fmt.Fprintf(w, "RSA signatures: Go crypto/rsa (no OpenSSL: %v)\n", err)
 	}
 }
 

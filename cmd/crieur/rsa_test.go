@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"strings"
@@ -55,5 +56,39 @@ func TestServeSignsWithTheChosenEngine(t *testing.T) {
 				t.Errorf("serve -rsa openssl without OpenSSL: %v, want a refusal naming %q", err, loadErr)
 			}
 		})
+	}
+}
+
+// TestVersionNamesTheEngine: crieur version says what serve would sign
+// with under the same CRIEUR_RSA, so a harness (tools/fanout) or an admin
+// can tell which reference rate applies.
+func TestVersionNamesTheEngine(t *testing.T) {
+	openSSL, loadErr := federation.OpenSSL()
+	auto := "RSA signatures: " + openSSL + " (libcrypto.so.3)"
+	forced := auto
+	if loadErr != nil {
+		auto = "RSA signatures: Go crypto/rsa (no OpenSSL: " + loadErr.Error() + ")"
+		forced = "crieur serve will not start"
+	}
+	for _, tc := range []struct{ setting, want string }{
+		{"", auto},
+		{"auto", auto},
+		{"go", "RSA signatures: Go crypto/rsa (CRIEUR_RSA=go)"},
+		{"openssl", forced},
+		{"rsa", `unknown RSA engine "rsa"`},
+	} {
+		var out bytes.Buffer
+		getenv := func(k string) string {
+			if k == "CRIEUR_RSA" {
+				return tc.setting
+			}
+			return ""
+		}
+		if err := run(context.Background(), []string{"version"}, getenv, &out, &out); err != nil {
+			t.Fatalf("version: %v", err)
+		}
+		if !strings.Contains(out.String(), tc.want) {
+			t.Errorf("CRIEUR_RSA=%q: version says %q, want %q in it", tc.setting, out.String(), tc.want)
+		}
 	}
 }

@@ -180,22 +180,7 @@ func (c *crieurRun) start(plan cpuPlan) error {
 	}
 	c.log = lf
 	cmd := exec.Command(c.bin, "serve")
-	env := []string{}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CRIEUR_") {
-			env = append(env, kv)
-		}
-	}
-	env = append(env,
-		"CRIEUR_BASE_URL="+c.base,
-		"CRIEUR_LISTEN="+c.listen,
-		"CRIEUR_POSTS="+c.posts,
-		"CRIEUR_DATA="+c.data,
-		"CRIEUR_HANDLE="+handle,
-		"CRIEUR_ALLOW_PRIVATE=true",
-		"CRIEUR_LOG_LEVEL=warn",
-	)
-	cmd.Env = append(env, c.env...)
+	cmd.Env = c.environ()
 	cmd.Stdout, cmd.Stderr = lf, lf
 	// If the harness dies, so does crieur: nothing is left listening.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -214,6 +199,54 @@ func (c *crieurRun) start(plan cpuPlan) error {
 		close(c.exited)
 	}()
 	return nil
+}
+
+// environ is crieur's environment: the harness's without its CRIEUR_
+// settings, then the run's, then -env.
+func (c *crieurRun) environ() []string {
+	env := []string{}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CRIEUR_") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env,
+		"CRIEUR_BASE_URL="+c.base,
+		"CRIEUR_LISTEN="+c.listen,
+		"CRIEUR_POSTS="+c.posts,
+		"CRIEUR_DATA="+c.data,
+		"CRIEUR_HANDLE="+handle,
+		"CRIEUR_ALLOW_PRIVATE=true",
+		"CRIEUR_LOG_LEVEL=warn",
+	)
+	return append(env, c.env...)
+}
+
+// engine asks `crieur version`, in crieur's environment, what it signs
+// with: "openssl", "go", or "" when the answer is not understood.
+func (c *crieurRun) engine() string {
+	cmd := exec.Command(c.bin, "version")
+	cmd.Env = c.environ()
+	out, err := cmd.Output()
+	if err != nil {
+		return ""
+	}
+	return parseEngine(string(out))
+}
+
+// parseEngine reads the "RSA signatures:" line of crieur version.
+func parseEngine(out string) string {
+	for line := range strings.Lines(out) {
+		v, ok := strings.CutPrefix(line, "RSA signatures: ")
+		switch {
+		case !ok:
+		case strings.HasPrefix(v, "OpenSSL") && strings.HasSuffix(strings.TrimSpace(v), "(libcrypto.so.3)"):
+			return "openssl"
+		case strings.HasPrefix(v, "Go crypto/rsa"):
+			return "go"
+		}
+	}
+	return ""
 }
 
 func (c *crieurRun) pid() int { return c.cmd.Process.Pid }

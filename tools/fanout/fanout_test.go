@@ -96,6 +96,9 @@ func TestFanoutEndToEnd(t *testing.T) {
 			case tc.openssl != "" && noOpenSSL == nil && (r.OpenSSLBefore <= 0 || r.OpenSSLAfter <= 0 || r.RatioOpenSSL <= 0):
 				t.Errorf("openssl speed rates %v/%v, ratio %v: the second reference is missing", r.OpenSSLBefore, r.OpenSSLAfter, r.RatioOpenSSL)
 			}
+			if r.CrieurSigns != "openssl" && r.CrieurSigns != "go" {
+				t.Errorf("crieur_signs %q: crieur version was not understood", r.CrieurSigns)
+			}
 			switch {
 			case !tc.follow && r.Follow:
 				t.Errorf("report says -follow without it")
@@ -626,5 +629,21 @@ func TestAcceptTally(t *testing.T) {
 	}
 	if a.dup != 1 || a.foreign != 1 || a.missing() != 0 {
 		t.Errorf("dup %d, foreign %d, missing %d; want 1, 1, 0", a.dup, a.foreign, a.missing())
+	}
+}
+
+// TestParseEngine reads crieur version's engine line, whichever engine.
+func TestParseEngine(t *testing.T) {
+	for out, want := range map[string]string{
+		"crieur 0.1.0-dev\nRSA signatures: OpenSSL 3.0.19 27 Jan 2026 (libcrypto.so.3)\n":                           "openssl",
+		"crieur 0.1.0-dev\nRSA signatures: Go crypto/rsa (CRIEUR_RSA=go)\n":                                         "go",
+		"crieur 0.1.0-dev\nRSA signatures: Go crypto/rsa (no OpenSSL: libcrypto.so.3: cannot open shared object)\n": "go",
+		"crieur 0.1.0-dev\n": "",
+		"crieur 0.1.0-dev\nRSA signatures: none: CRIEUR_RSA=openssl, and OpenSSL cannot load (libcrypto.so.3: cannot open shared object file); crieur serve will not start\n": "",
+		"crieur 0.1.0-dev\nRSA signatures: CRIEUR_RSA: unknown RSA engine \"x\"\n":                                                                                            "",
+	} {
+		if got := parseEngine(out); got != want {
+			t.Errorf("parseEngine(%q) = %q, want %q", out, got, want)
+		}
 	}
 }

@@ -218,6 +218,7 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 		defer c.remove()
 	}
 	rep.DataFS = fsType(c.root)
+	rep.CrieurSigns = c.engine()
 
 	errorLog := log.New(stderr, "fanout: inbox server: ", 0)
 	fl, err := startFleet(o.servers, o.fail, followerNames(o.followers, o.servers), newKeyCache(c.base), c.noteID(), c.actorID(), errorLog)

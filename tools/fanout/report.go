@@ -88,8 +88,11 @@ type report struct {
 	// CPU used from the drop until the last healthy delivery.
 	CrieurCPUSeconds  float64 `json:"crieur_cpu_s"`
 	HarnessCPUSeconds float64 `json:"harness_cpu_s"`
-	// CPU per POST received, against the CPU one signature costs.
+	// CPU per POST received, against the CPU one signature costs with
+	// what crieur signs with (CrieurSigns, from crieur version: "openssl"
+	// takes openssl speed's rate, "go" or unknown Go's).
 	CrieurCPUPerPostMs float64 `json:"crieur_cpu_per_post_ms"`
+	CrieurSigns        string  `json:"crieur_signs"`
 	SignCPUMs          float64 `json:"sign_cpu_ms"`
 	// SignShare is SignCPUMs / CrieurCPUPerPostMs: the part of crieur's
 	// CPU a delivery's signature accounts for. It does not depend on how
@@ -284,7 +287,11 @@ func (r *report) rates() {
 	if r.SignRate > 0 {
 		r.RatioFirstToLast = r.RateFirstToLast / r.SignRate
 		r.RatioDropToLast = r.RateDropToLast / r.SignRate
-		r.SignCPUMs = 1000 * float64(r.SignGoroutines) / r.SignRate
+		r.SignCPUMs = r.goSignCPUMs()
+	}
+	if r.CrieurSigns == "openssl" && r.OpenSSLRate > 0 && r.CrieurCores > 0 {
+		// openssl speed ran one process per crieur CPU.
+		r.SignCPUMs = 1000 * float64(r.CrieurCores) / r.OpenSSLRate
 	}
 	if r.OpenSSLRate > 0 {
 		r.RatioOpenSSL = r.RateDropToLast / r.OpenSSLRate
@@ -301,6 +308,22 @@ func (r *report) rates() {
 		r.HarnessCPUShare = round3(r.HarnessCPUShare)
 	}
 	r.OthersCPUShare = round3(r.OthersCPUShare)
+}
+
+// signsWith names the engine the signature share was computed for.
+func (r *report) signsWith() string {
+	if r.CrieurSigns == "openssl" && r.OpenSSLRate > 0 {
+		return "OpenSSL"
+	}
+	return "Go"
+}
+
+// goSignCPUMs is the CPU one signature by Go's crypto/rsa costs.
+func (r *report) goSignCPUMs() float64 {
+	if r.SignRate <= 0 {
+		return 0
+	}
+	return 1000 * float64(r.SignGoroutines) / r.SignRate
 }
 
 func (r *report) cores() cores {
@@ -365,9 +388,10 @@ func (r *report) write(w io.Writer) {
 		fmt.Fprintf(w, "  pinned:         crieur and the signing rate on CPUs %s, inbox servers on CPUs %s\n", r.CrieurCPUs, r.ReceiverCPUs)
 	}
 	fmt.Fprintf(w, "  RSA-2048 signs: %.0f/s before, %.0f/s after, mean %.0f/s (%.2f ms of one core each); other processes took %.0f%% and %.0f%% meanwhile\n",
-		r.SignBefore, r.SignAfter, r.SignRate, r.SignCPUMs, 100*r.SignBeforeOthers, 100*r.SignAfterOthers)
+		r.SignBefore, r.SignAfter, r.SignRate, r.goSignCPUMs(), 100*r.SignBeforeOthers, 100*r.SignAfterOthers)
 	if r.OpenSSLRate > 0 {
-		fmt.Fprintf(w, "  openssl speed:  %.0f/s before, %.0f/s after, mean %.0f/s\n", r.OpenSSLBefore, r.OpenSSLAfter, r.OpenSSLRate)
+		fmt.Fprintf(w, "  openssl speed:  %.0f/s before, %.0f/s after, mean %.0f/s (%.2f ms of one core each)\n",
+			r.OpenSSLBefore, r.OpenSSLAfter, r.OpenSSLRate, 1000*float64(max(r.CrieurCores, 1))/r.OpenSSLRate)
 	}
 	fmt.Fprintf(w, "  healthy:        %d of %d servers got the Create; %d duplicates; %d verification failures; %d unexpected activities\n",
 		r.HealthyReached, r.Healthy, r.Duplicates, r.VerifyFailures, r.Unexpected)
@@ -384,8 +408,8 @@ func (r *report) write(w io.Writer) {
 		fmt.Fprintf(w, "  vs baseline:    healthy servers at %.0f%% of the all-healthy run's %.0f/s first → last; drop → last took %.2f× as long (in signatures)\n",
 			100*r.HealthyVsBaseline, r.BaselineRate, r.HealthySlowdown)
 	}
-	fmt.Fprintf(w, "  crieur:         peak RSS %.1f MiB (at the end: %.1f MiB its own, %.1f MiB mapped files); %.2f s CPU (%.0f%% of its CPUs), %.2f ms per POST received, of which the signature is %.0f%%; %d log lines\n",
-		r.PeakRSSMiB, r.RSSAnonMiB, r.RSSFileMiB, r.CrieurCPUSeconds, 100*r.CrieurCPUShare, r.CrieurCPUPerPostMs, 100*r.SignShare, r.CrieurLogLines)
+	fmt.Fprintf(w, "  crieur:         peak RSS %.1f MiB (at the end: %.1f MiB its own, %.1f MiB mapped files); %.2f s CPU (%.0f%% of its CPUs), %.2f ms per POST received, of which the signature (%s) is %.0f%%; %d log lines\n",
+		r.PeakRSSMiB, r.RSSAnonMiB, r.RSSFileMiB, r.CrieurCPUSeconds, 100*r.CrieurCPUShare, r.CrieurCPUPerPostMs, r.signsWith(), 100*r.SignShare, r.CrieurLogLines)
 	fmt.Fprintf(w, "  others:         other processes took %.0f%% of the machine during the fan-out\n", 100*r.OthersCPUShare)
 	fmt.Fprintf(w, "  receivers:      %.2f s CPU (%.0f%% of their CPUs); %d POSTs, at most %d at once; %d key fetch(es), the slowest %.0f ms; oldest signed Date %.0f ms\n",
 		r.HarnessCPUSeconds, 100*r.HarnessCPUShare, r.Posts, r.MaxInflight, r.KeyFetches, r.KeyFetchMs, r.MaxDateAgeMs)
