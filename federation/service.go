@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/crieur/crieur/posts"
@@ -108,6 +109,8 @@ type Service struct {
 	log    *slog.Logger
 	now    func() time.Time
 	queued func()
+	// actorJSON is the encoded actor document, made on first use.
+	actorJSON func() ([]byte, error)
 }
 
 // ClientConfig configures the one guarded outgoing HTTP client.
@@ -161,6 +164,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, fmt.Errorf("federation: new service: %w", err)
 	}
 	s.signer = signer
+	s.actorJSON = sync.OnceValues(s.encodeActor)
 	return s, nil
 }
 

@@ -45,10 +45,11 @@ func TestFanoutEndToEnd(t *testing.T) {
 		healthy, err500, hang int
 		openssl               string // the -openssl flag
 		follow                bool   // -follow: real Follows instead of seeding
+		keyPerServer          bool   // -key-per-server
 	}{
-		{"0", 40, 0, 0, "openssl", false},
-		{"0.3", 28, 6, 6, "", false},
-		{"0.3", 28, 6, 6, "", true},
+		{"0", 40, 0, 0, "openssl", false, false},
+		{"0.3", 28, 6, 6, "", false, true},
+		{"0.3", 28, 6, 6, "", true, false},
 	} {
 		t.Run(fmt.Sprintf("fail=%s/follow=%v", tc.fail, tc.follow), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -61,6 +62,9 @@ func TestFanoutEndToEnd(t *testing.T) {
 			}
 			if tc.follow {
 				args = append(args, "-follow", "-follow-workers", "16")
+			}
+			if tc.keyPerServer {
+				args = append(args, "-key-per-server")
 			}
 			err := run(ctx, args, &stdout, &stderr)
 			if err != nil {
@@ -95,6 +99,14 @@ func TestFanoutEndToEnd(t *testing.T) {
 				t.Errorf("-openssl \"\" still measured %v/s", r.OpenSSLRate)
 			case tc.openssl != "" && noOpenSSL == nil && (r.OpenSSLBefore <= 0 || r.OpenSSLAfter <= 0 || r.RatioOpenSSL <= 0):
 				t.Errorf("openssl speed rates %v/%v, ratio %v: the second reference is missing", r.OpenSSLBefore, r.OpenSSLAfter, r.RatioOpenSSL)
+			}
+			// Every server that verified a delivery fetched the key
+			// itself, or one fetch served them all.
+			switch {
+			case tc.keyPerServer && r.KeyFetches < tc.healthy:
+				t.Errorf("%d key fetches with -key-per-server, want one per server (%d healthy)", r.KeyFetches, tc.healthy)
+			case !tc.keyPerServer && r.KeyFetches != 1:
+				t.Errorf("%d key fetches with a shared cache, want 1", r.KeyFetches)
 			}
 			if r.CrieurSigns != "openssl" && r.CrieurSigns != "go" {
 				t.Errorf("crieur_signs %q: crieur version was not understood", r.CrieurSigns)

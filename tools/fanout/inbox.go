@@ -78,6 +78,9 @@ type inboxServer struct {
 	followers []string
 	srv       *http.Server
 	fleet     *fleet
+	// keys holds crieur's key as this server knows it: the fleet's one
+	// cache, or its own with -key-per-server.
+	keys *keyCache
 }
 
 func (s *inboxServer) actorID(name string) string { return s.base + "/users/" + name }
@@ -95,9 +98,10 @@ type serverStats struct {
 // fleet is every inbox server of the run and what they received.
 type fleet struct {
 	servers  []*inboxServer
-	keys     *keyCache
-	noteID   string // the Note whose Create is expected
-	actorID  string // crieur's actor: every activity's actor
+	keys     *keyCache   // shared by every server, unless perServerKeys
+	ownKeys  []*keyCache // with -key-per-server, one per server
+	noteID   string      // the Note whose Create is expected
+	actorID  string      // crieur's actor: every activity's actor
 	errorLog *log.Logger
 	// followers is set with -follow: the actors then publish this key and
 	// the Accepts crieur sends are counted in accepts.
@@ -150,7 +154,9 @@ func (f *fleet) connGap(d time.Duration) {
 
 // startFleet starts n servers; followers[i] are the follower names that
 // live on server i.
-func startFleet(n int, fail float64, followers [][]string, keys *keyCache, noteID, actorID string, errorLog *log.Logger) (*fleet, error) {
+// With keyPerServer each server fetches crieur's key itself, as separate
+// instances do; otherwise one fetch serves them all.
+func startFleet(n int, fail float64, followers [][]string, keys *keyCache, keyPerServer bool, noteID, actorID string, errorLog *log.Logger) (*fleet, error) {
 	f := &fleet{
 		keys: keys, noteID: noteID, actorID: actorID, errorLog: errorLog,
 		stats:      make([]serverStats, n),
@@ -163,7 +169,11 @@ func startFleet(n int, fail float64, followers [][]string, keys *keyCache, noteI
 			f.close()
 			return nil, fmt.Errorf("fanout: inbox server %d of %d: %w", i+1, n, err)
 		}
-		s := &inboxServer{idx: i, mode: ms[i], base: "http://" + ln.Addr().String(), followers: followers[i], fleet: f}
+		s := &inboxServer{idx: i, mode: ms[i], base: "http://" + ln.Addr().String(), followers: followers[i], fleet: f, keys: keys}
+		if keyPerServer {
+			s.keys = newKeyCache(keys.allowed)
+			f.ownKeys = append(f.ownKeys, s.keys)
+		}
 		mux := http.NewServeMux()
 		mux.HandleFunc("POST /inbox", s.inbox)
 		mux.HandleFunc("POST /users/{name}/inbox", s.inbox)
@@ -280,7 +290,7 @@ func (s *inboxServer) inbox(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad body", http.StatusBadRequest)
 		return
 	}
-	owner, age, err := verifyDelivery(r.Context(), r, body, f.keys, time.Now())
+	owner, age, err := verifyDelivery(r.Context(), r, body, s.keys, time.Now())
 	if err != nil {
 		f.fail(s, err)
 		http.Error(w, "signature", http.StatusUnauthorized)
@@ -312,6 +322,18 @@ func (s *inboxServer) inbox(w http.ResponseWriter, r *http.Request) {
 		// the connection closes) or the harness closes the server.
 		<-r.Context().Done()
 	}
+}
+
+// keyFetches is how many times the servers fetched crieur's key, and the
+// slowest fetch.
+func (f *fleet) keyFetches() (int, time.Duration) {
+	caches := append([]*keyCache{f.keys}, f.ownKeys...)
+	n, slowest := 0, time.Duration(0)
+	for _, c := range caches {
+		n += int(c.fetches.Load())
+		slowest = max(slowest, time.Duration(c.slowestNs.Load()))
+	}
+	return n, slowest
 }
 
 // arm starts the fan-out proper: the failing servers fail from now on,

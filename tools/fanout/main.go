@@ -64,6 +64,7 @@ type options struct {
 	pinCPUs       int
 	openssl       string
 	follow        bool
+	keyPerServer  bool
 	followWorkers int
 }
 
@@ -97,6 +98,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.pinCPUs, "crieur-cpus", 0, "pin crieur to this many CPUs and the inbox servers to the others, and measure the signing rate on crieur's CPUs (0: no pinning)")
 	fs.StringVar(&o.openssl, "openssl", "openssl", "openssl command whose `openssl speed rsa2048` is the second reference rate (\"\": none)")
 	fs.BoolVar(&o.follow, "follow", false, "subscribe the followers with real signed Follows to crieur's inbox (and wait for every Accept) instead of writing them into its database")
+	fs.BoolVar(&o.keyPerServer, "key-per-server", false, "each inbox server fetches crieur's key itself, as separate instances do (default: one fetch, shared)")
 	fs.IntVar(&o.followWorkers, "follow-workers", defaultFollowWorkers, "Follows in flight at once with -follow")
 	fs.Var((*envList)(&o.env), "env", "extra CRIEUR_NAME=value for crieur (repeat), e.g. CRIEUR_WORKERS=256")
 	if err := fs.Parse(args); err != nil {
@@ -221,7 +223,7 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 	rep.CrieurSigns = c.engine()
 
 	errorLog := log.New(stderr, "fanout: inbox server: ", 0)
-	fl, err := startFleet(o.servers, o.fail, followerNames(o.followers, o.servers), newKeyCache(c.base), c.noteID(), c.actorID(), errorLog)
+	fl, err := startFleet(o.servers, o.fail, followerNames(o.followers, o.servers), newKeyCache(c.base), o.keyPerServer, c.noteID(), c.actorID(), errorLog)
 	if err != nil {
 		return nil, err
 	}
@@ -351,8 +353,8 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 	}
 	rep.CrieurLogLines = c.logLines()
 	t := fl.tally()
-	rep.KeyFetches = int(fl.keys.fetches.Load())
-	rep.KeyFetchMs = float64(fl.keys.slowestNs.Load()) / 1e6
+	fetches, slowest := fl.keyFetches()
+	rep.KeyFetches, rep.KeyFetchMs = fetches, ms(slowest)
 	if err := stopCrieur(); err != nil {
 		rep.problem("%v", err)
 	}
