@@ -13,9 +13,9 @@ import (
 // few commits (few fsyncs): while one commit is being written, calls queue
 // up; as soon as it is done, the first queued caller leads the next commit
 // with everything that queued meanwhile. A lone call commits at once; a
-// call that comes within groupWindow of the last commit waits groupWindow
-// for others first. db.Batch instead waits MaxBatchDelay before every
-// commit, lone calls included.
+// lingering call (see do) that comes within groupWindow of the last commit
+// waits groupWindow for others first. db.Batch instead waits MaxBatchDelay
+// before every commit, lone calls included.
 //
 // Functions may run twice (alone, after a batch failed because of another
 // function), so they must reset any state they report.
@@ -23,9 +23,9 @@ type groupCommit struct {
 	mu    sync.Mutex
 	queue []*groupCall
 	busy  bool // a leader is committing
-	// last is when the last commit ended: a call arriving soon after it
-	// is part of a stream (a fan-out's completions) and waits groupWindow
-	// for company; a lone call commits at once.
+	// last is when the last commit ended: a lingering call arriving soon
+	// after it is part of a stream (a fan-out's completions) and waits
+	// groupWindow for company; a lone call commits at once.
 	last time.Time
 	// sleep waits out groupWindow; tests count its calls (nil: time.Sleep).
 	sleep func(time.Duration)
