@@ -659,3 +659,35 @@ func TestParseEngine(t *testing.T) {
 		}
 	}
 }
+
+// TestIdealSender runs the harness on idealsender, the stand-in that does
+// only what every delivery needs: every healthy server gets one verified
+// Create, so its rate is a valid ceiling to compare crieur's with.
+func TestIdealSender(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs idealsender")
+	}
+	bin := filepath.Join(t.TempDir(), "idealsender")
+	build := exec.Command("go", "build", "-o", bin, "github.com/crieur/crieur/tools/fanout/idealsender")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build idealsender: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	err := run(ctx, []string{
+		"-crieur", bin, "-followers", "200", "-servers", "40", "-fail", "0.3", "-key-per-server",
+		"-sign-for", "200ms", "-linger", "500ms", "-dir", t.TempDir(), "-timeout", "90s", "-openssl", "",
+	}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	r := lastReport(t, stdout.Bytes())
+	if !r.OK || r.HealthyReached != 28 || r.Duplicates != 0 || r.VerifyFailures != 0 || r.KeyFetches < 28 {
+		t.Errorf("idealsender: ok %v, %d of 28 healthy reached, %d duplicates, %d verification failures, %d key fetches; problems %q",
+			r.OK, r.HealthyReached, r.Duplicates, r.VerifyFailures, r.KeyFetches, r.Problems)
+	}
+	if r.CrieurSigns == "" {
+		t.Errorf("idealsender version was not understood")
+	}
+}
