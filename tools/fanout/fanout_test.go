@@ -114,7 +114,7 @@ func TestFanoutEndToEnd(t *testing.T) {
 			switch {
 			case !tc.follow && r.Follow:
 				t.Errorf("report says -follow without it")
-			case tc.follow && (!r.Follow || r.FollowsAccepted != 200 || r.FollowRefused != 0 || r.DuplicateAccepts != 0):
+			case tc.follow && (!r.Follow || r.FollowsAccepted != 200 || r.FollowsAnswered != 200 || r.FollowRefused != 0 || r.DuplicateAccepts != 0):
 				t.Errorf("follow phase: %d of 200 Follows accepted, %d refused, %d duplicate Accepts (follow=%v)",
 					r.FollowsAccepted, r.FollowRefused, r.DuplicateAccepts, r.Follow)
 			case tc.follow && r.ActorFetches < 200:

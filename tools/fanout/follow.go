@@ -60,7 +60,7 @@ type followStats struct {
 	Sent     int             // Follows answered 2xx
 	Retries  int             // extra attempts after a 5xx, 429 or failed request
 	Refused  int             // Follows crieur never took (4xx, or every attempt failed)
-	Statuses map[int]int     // every non-2xx status crieur answered, with its count
+	Statuses map[int]int     // the last status of each refused Follow that got one, with its count
 	Sample   string          // the first refusal, quoted in the report
 	Elapsed  time.Duration   // first Follow sent → last one answered
 	Latency  []time.Duration // per accepted Follow: sent → answered (sorted)

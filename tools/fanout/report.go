@@ -135,7 +135,8 @@ type report struct {
 	// Seconds from the first Follow sent to the last one answered, and to
 	// the last Accept verified on the followers' side.
 	Follow                 bool        `json:"follow"`
-	FollowsAccepted        int         `json:"follows_accepted,omitempty"`
+	FollowsAnswered        int         `json:"follows_answered,omitempty"` // 2xx from crieur's inbox
+	FollowsAccepted        int         `json:"follows_accepted,omitempty"` // an Accept verified
 	FollowPostSeconds      float64     `json:"follow_post_s,omitempty"`
 	FollowAcceptSeconds    float64     `json:"follow_accept_s,omitempty"`
 	FollowsPerSec          float64     `json:"follows_per_sec,omitempty"`
@@ -237,7 +238,7 @@ func (r *report) fillFollow(st followStats, a *acceptTally, start time.Time, fet
 	last, dup, foreign := a.last, a.dup, a.foreign
 	a.mu.Unlock()
 	r.Follow = true
-	r.FollowsAccepted = accepted
+	r.FollowsAnswered, r.FollowsAccepted = st.Sent, accepted
 	r.FollowPostSeconds = st.Elapsed.Seconds()
 	if !last.IsZero() {
 		r.FollowAcceptSeconds = last.Sub(start).Seconds()
@@ -425,8 +426,8 @@ func (r *report) write(w io.Writer) {
 	if r.Follow {
 		fmt.Fprintf(w, "  follows:        %d accepted in %.1f s (%.0f/s; all answered in %.1f s), each answered in p50 %.0f ms, p99 %.0f ms, max %.0f ms\n",
 			r.FollowsAccepted, r.FollowAcceptSeconds, r.FollowsPerSec, r.FollowPostSeconds, r.FollowLatencyP50Ms, r.FollowLatencyP99Ms, r.FollowLatencyMaxMs)
-		fmt.Fprintf(w, "                  %d refused %v, %d retries, %d duplicate Accepts; crieur fetched %d actors, used %.2f s CPU (%.2f ms per Follow)\n",
-			r.FollowRefused, r.FollowStatuses, r.FollowRetries, r.DuplicateAccepts, r.ActorFetches, r.FollowCrieurCPUSeconds, r.FollowCPUPerFollowMs)
+		fmt.Fprintf(w, "                  %d answered 2xx, %d refused %v, %d retries, %d duplicate Accepts; crieur fetched %d actors, used %.2f s CPU (%.2f ms per Follow)\n",
+			r.FollowsAnswered, r.FollowRefused, r.FollowStatuses, r.FollowRetries, r.DuplicateAccepts, r.ActorFetches, r.FollowCrieurCPUSeconds, r.FollowCPUPerFollowMs)
 	} else {
 		fmt.Fprintf(w, "  seeding:        %.1f s (not measured)\n", r.SeedSeconds)
 	}
