@@ -163,20 +163,7 @@ func TestCrashDuringFanOutLosesNothing(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	// The queue drains: nothing pending, nothing failed.
-	deadline = time.Now().Add(20 * time.Second)
-	for {
-		out, err := in.admin("queue")
-		if err != nil {
-			t.Fatalf("crieur queue: %v\n%s", err, out)
-		}
-		if strings.HasPrefix(out, "pending 0, retrying 0, failed 0") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("queue not empty after the fan-out:\n%s", out)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	in.waitQueueEmpty(20*time.Second, "the fan-out")
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("crieur did not exit cleanly on SIGTERM: %v", err)
@@ -320,17 +307,24 @@ func TestCrashDuringFollowBurstLosesNoFollower(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	deadline = time.Now().Add(20 * time.Second)
+	in.waitQueueEmpty(20*time.Second, "the Accepts")
+}
+
+// waitQueueEmpty polls crieur queue until nothing is pending, retrying or
+// failed, and fails the test after d; after names what should have drained.
+func (in *instance) waitQueueEmpty(d time.Duration, after string) {
+	in.t.Helper()
+	deadline := time.Now().Add(d)
 	for {
 		out, err := in.admin("queue")
 		if err != nil {
-			t.Fatalf("crieur queue: %v\n%s", err, out)
+			in.t.Fatalf("crieur queue: %v\n%s", err, out)
 		}
 		if strings.HasPrefix(out, "pending 0, retrying 0, failed 0") {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("queue not empty after the Accepts:\n%s", out)
+			in.t.Fatalf("queue not empty after %s:\n%s", after, out)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
