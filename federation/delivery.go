@@ -47,8 +47,17 @@ const (
 	// pollInterval bounds how long due work can wait when the queue cannot
 	// say when it is due (its earliest head is a job already in flight).
 	pollInterval = time.Second
-	// pruneEvery is how often old failed jobs are dropped.
+	// pruneEvery is how often the store is trimmed (see prune).
 	pruneEvery = time.Hour
+	// keepAnswers is how long an Accept or Reject is kept once nothing is
+	// left to send: servers never fetch them again, and a week lets an
+	// admin see what a follower was answered.
+	keepAnswers = 7 * 24 * time.Hour
+	// keepStrangerKeys is how long the key of an actor who is not a
+	// follower stays cached: anyone may sign a request to the inbox, and
+	// without a limit every signer would stay in the data file for good.
+	// One who comes back costs one fetch.
+	keepStrangerKeys = 30 * 24 * time.Hour
 	// minScanGap coalesces the queue scans triggered by completions.
 	minScanGap = 10 * time.Millisecond
 	// errorPause is how long the loop waits after a storage error.
@@ -256,7 +265,7 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	d.mu.Unlock()
 	defer d.shutdown(cancelReqs)
 
-	d.pruneFailed()
+	d.prune()
 	prune := time.NewTicker(pruneEvery)
 	defer prune.Stop()
 	timer := time.NewTimer(time.Hour)
@@ -289,21 +298,35 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		case <-d.refill:
 		case <-tick:
 		case <-prune.C:
-			d.pruneFailed()
+			d.prune()
 		}
 		timer.Stop() // Go 1.23+ timers: no stale expiry survives Stop
 	}
 }
 
-// pruneFailed drops the failed jobs whose last attempt is older than
-// KeepFailed. A failure to do so is logged: it only delays the cleanup.
-func (d *Deliverer) pruneFailed() {
-	n, err := d.store.PruneFailed(d.now().Add(-d.opts.KeepFailed))
-	switch {
-	case err != nil:
-		d.log.Warn("delivery: dropping old failed deliveries", "err", err)
-	case n > 0:
-		d.log.Info("delivery: dropped old failed deliveries", "count", n, "older_than", d.opts.KeepFailed)
+// prune drops what the store no longer needs: failed jobs older than
+// KeepFailed, answers to Follows that nothing will send again after
+// keepAnswers, and strangers' keys after keepStrangerKeys. A failure is
+// logged: it only delays the cleanup. The Deliverer's loop is crieur's one
+// long-running timer, so it trims the inbox's key cache as well.
+func (d *Deliverer) prune() {
+	now := d.now()
+	for _, p := range []struct {
+		what  string
+		keep  time.Duration
+		prune func(time.Time) (int, error)
+	}{
+		{"failed deliveries", d.opts.KeepFailed, d.store.PruneFailed},
+		{"answers to follows", keepAnswers, d.store.PruneAnswers},
+		{"keys of non-followers", keepStrangerKeys, d.store.PruneRemoteKeys},
+	} {
+		n, err := p.prune(now.Add(-p.keep))
+		switch {
+		case err != nil:
+			d.log.Warn("delivery: dropping old "+p.what, "err", err)
+		case n > 0:
+			d.log.Info("delivery: dropped old "+p.what, "count", n, "older_than", p.keep)
+		}
 	}
 }
 

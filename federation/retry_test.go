@@ -3,6 +3,8 @@ package federation
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -198,5 +200,71 @@ func TestDelivererDropsOldFailures(t *testing.T) {
 	}
 	if c, _ := h.store.DeliveryCounts(old.ID); c.Failed != 1 {
 		t.Errorf("the old activity's counts %+v lost its failure", c)
+	}
+}
+
+// TestDelivererTrimsTheStore: when the Deliverer starts (and every
+// pruneEvery after), answers to Follows that nothing will send again are
+// dropped after keepAnswers and strangers' cached keys after
+// keepStrangerKeys; an answer still queued, a recent one, and a follower's
+// key stay.
+func TestDelivererTrimsTheStore(t *testing.T) {
+	h := newDLHarness(t, DeliveryOptions{}, false)
+	start := h.clock.Now()
+	answer := func(n int) storage.Activity {
+		a := storage.Activity{ID: h.svc.NewActivityID(), Type: "Accept", ObjectID: fmt.Sprintf("https://h.example/follows/%d", n), Published: h.clock.Now()}
+		a.JSON, _ = json.Marshal(map[string]any{"id": a.ID, "type": a.Type, "object": a.ObjectID})
+		return a
+	}
+	sent := answer(1)
+	if err := h.store.PutActivity(sent); err != nil {
+		t.Fatal(err)
+	}
+	// Still queued: its server is down and the next try is tomorrow.
+	queued := answer(2)
+	if err := h.store.Enqueue(queued, []storage.Job{{Inbox: "https://down.example/inbox", NextAttempt: start.Add(keepStrangerKeys + 24*time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	fol := storage.Follower{ActorID: "https://h.example/users/a", Inbox: "https://h.example/users/a/inbox", Status: storage.FollowerAccepted}
+	if err := h.store.PutFollower(fol); err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]string{
+		"follower": fol.ActorID,
+		"stranger": "https://elsewhere.example/users/b",
+	}
+	for _, owner := range keys {
+		if err := h.store.PutRemoteKey(storage.RemoteKey{KeyID: owner + "#main-key", Owner: owner, PublicKeyPEM: "pem", FetchedAt: start}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.clock.Advance(keepStrangerKeys + time.Hour)
+	recent := answer(3)
+	if err := h.store.PutActivity(recent); err != nil {
+		t.Fatal(err)
+	}
+
+	h.start()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := h.store.Activity(sent.ID)
+		if errors.Is(err, storage.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the delivered Accept is still there after start: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, a := range []storage.Activity{queued, recent} {
+		if _, err := h.store.Activity(a.ID); err != nil {
+			t.Errorf("Accept %s dropped: %v", a.ObjectID, err)
+		}
+	}
+	if _, err := h.store.RemoteKey(keys["stranger"] + "#main-key"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("a stranger's key fetched %s ago is still cached: %v", keepStrangerKeys+time.Hour, err)
+	}
+	if _, err := h.store.RemoteKey(keys["follower"] + "#main-key"); err != nil {
+		t.Errorf("the follower's key was dropped: %v", err)
 	}
 }

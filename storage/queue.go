@@ -489,38 +489,3 @@ func (s *Store) RequeueFailed(ids []uint64, act Activity, jobs []Job) error {
 	}
 	return nil
 }
-
-// PruneFailed drops failed jobs whose last attempt was due before before
-// (a failed job keeps the NextAttempt of its final attempt), in one
-// transaction, and returns how many it dropped. Their activities' delivery
-// counts keep them as failed: only the records that `crieur queue retry`
-// could resend are gone.
-func (s *Store) PruneFailed(before time.Time) (int, error) {
-	n := 0
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		n = 0
-		c := tx.Bucket(bucketFailed).Cursor()
-		for k, v := c.First(); k != nil; {
-			j, err := decodeJob(v)
-			if err != nil {
-				return fmt.Errorf("job %x: %w", k, err)
-			}
-			if !j.NextAttempt.Before(before) {
-				k, v = c.Next()
-				continue
-			}
-			key := append([]byte(nil), k...)
-			if err := c.Delete(); err != nil {
-				return err
-			}
-			n++
-			// After Delete the cursor may skip the next key: seek it.
-			k, v = c.Seek(key)
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("storage: prune failed jobs: %w", err)
-	}
-	return n, nil
-}

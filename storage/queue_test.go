@@ -460,47 +460,6 @@ func TestRequeueFailed(t *testing.T) {
 	checkInvariants(t, s)
 }
 
-func TestPruneFailed(t *testing.T) {
-	s, clock, _ := newTestStore(t)
-	a := activity(1, clock.Now(), true)
-	start := clock.Now()
-	var jobs []Job
-	for i := range 6 {
-		jobs = append(jobs, Job{Inbox: fmt.Sprintf("https://h%d.example/inbox", i), NextAttempt: start.Add(time.Duration(i) * time.Hour)})
-	}
-	if err := s.Enqueue(a, jobs); err != nil {
-		t.Fatal(err)
-	}
-	pending, _ := s.PendingJobs()
-	for _, j := range pending[:5] { // the last one stays pending
-		if err := s.FailJob(j.ID, 503, "down"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Failed jobs whose last attempt was due before start+3h: h0, h1, h2.
-	n, err := s.PruneFailed(start.Add(3 * time.Hour))
-	if err != nil || n != 3 {
-		t.Fatalf("PruneFailed = %d, %v; want 3", n, err)
-	}
-	left, _ := s.FailedJobs()
-	if len(left) != 2 || left[0].Inbox != "https://h3.example/inbox" || left[1].Inbox != "https://h4.example/inbox" {
-		t.Errorf("failed after pruning: %+v", left)
-	}
-	if p, _ := s.PendingJobs(); len(p) != 1 {
-		t.Errorf("pending after pruning: %+v", p)
-	}
-	if c, _ := s.DeliveryCounts(a.ID); c != (DeliveryCounts{Pending: 1, Failed: 5}) {
-		t.Errorf("counts after pruning %+v: the article still had 5 failures", c)
-	}
-	if n, err := s.PruneFailed(start.Add(3 * time.Hour)); err != nil || n != 0 {
-		t.Errorf("second prune = %d, %v", n, err)
-	}
-	if n, err := s.PruneFailed(start.Add(24 * time.Hour)); err != nil || n != 2 {
-		t.Errorf("prune of the rest = %d, %v", n, err)
-	}
-	checkInvariants(t, s)
-}
-
 // TestFollowBurstSharesCommits: a burst of Follows from many servers, each
 // caching the sender's key then storing the follower with its Accept,
 // shares commits instead of paying an fsync per call, and every follower,

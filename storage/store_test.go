@@ -143,6 +143,10 @@ func checkInvariants(t testing.TB, s *Store) {
 			if tx.Bucket(bucketJobs).Get(k) != nil {
 				return fmt.Errorf("job %d both pending and failed", j.ID)
 			}
+			// `crieur queue retry` resends the failed job's activity.
+			if tx.Bucket(bucketActivities).Get([]byte(j.ActivityID)) == nil {
+				return fmt.Errorf("failed job %d: activity %q missing", j.ID, j.ActivityID)
+			}
 			failed[j.ActivityID]++
 			return nil
 		}); err != nil {
