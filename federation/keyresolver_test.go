@@ -1,17 +1,25 @@
 package federation
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/crieur/crieur/storage"
 )
 
 // docServer serves fixed documents by path; anything else is 404.
@@ -160,4 +168,77 @@ func TestResolveKeyCacheAndPKCS1(t *testing.T) {
 	if _, err := c.svc.resolveKey(protoCtx(t), keyID, true); !errors.Is(err, ErrUnauthorized) {
 		t.Errorf("forced refresh against a failing server: %v", err)
 	}
+}
+
+// FuzzFetchKey: whatever a remote server answers for a key and its owner,
+// fetchKey either refuses with ErrUnauthorized, or returns a key that
+// parses, is owned by an actor on the keyId's host that lists it, and
+// inbox URLs that are http(s). "{A}" in the documents stands for the
+// server's URL, so the fuzzer can reach the paths that need matching ids.
+func FuzzFetchKey(f *testing.F) {
+	goodPEM, _ := PublicKeyPEM(protoKey(f, 1))
+	pemJSON, _ := json.Marshal(goodPEM)
+	actor := `{"id":"{A}/u","type":"Person","inbox":"{A}/u/inbox","preferredUsername":"u",` +
+		`"endpoints":{"sharedInbox":"{A}/inbox"},"publicKey":{"id":"{A}/u#main-key","owner":"{A}/u","publicKeyPem":` + string(pemJSON) + `}}`
+	f.Add("u#main-key", actor, "")
+	f.Add("k", `{"id":"{A}/k","owner":"{A}/u","publicKeyPem":`+string(pemJSON)+`}`,
+		strings.ReplaceAll(actor, "{A}/u#main-key", "{A}/k"))
+	f.Add("u/main-key", `{"id":"{A}/u","publicKey":[{"id":"{A}/x"},{"id":"{A}/u/main-key","owner":"{A}/u","publicKeyPem":`+string(pemJSON)+`}]}`,
+		strings.ReplaceAll(actor, "{A}/u#main-key", "{A}/u/main-key"))
+	f.Add("u#main-key", `{"id":"{A}/u","publicKey":{"id":"{A}/u#main-key","owner":"http://evil.example/u","publicKeyPem":"x"}}`, "[]")
+
+	st, err := storage.Open(filepath.Join(f.TempDir(), "crieur.db"), storage.Options{Timeout: time.Second})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { st.Close() })
+	var docs atomic.Pointer[[2]string] // key document, owner document
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d := docs.Load()
+		switch {
+		case r.URL.Path == "/u" && d[1] != "":
+			w.Write([]byte(d[1]))
+		case r.URL.Path == "/u" || strings.HasPrefix(r.URL.Path, "/u/") || r.URL.Path == "/k":
+			w.Write([]byte(d[0]))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	f.Cleanup(srv.Close)
+	client := NewClient(ClientConfig{UserAgent: "crieur-fuzz", AllowPrefixes: loopbackOnly, Timeout: 5 * time.Second})
+	f.Cleanup(client.CloseIdleConnections)
+	svc, err := New(Config{BaseURL: "https://crieur.example", Handle: "reports"}, Deps{
+		Store: st, Key: protoKey(f, 0), Client: client,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	A := srv.URL
+
+	f.Fuzz(func(t *testing.T, keyPath, keyDoc, ownerDoc string) {
+		docs.Store(&[2]string{strings.ReplaceAll(keyDoc, "{A}", A), strings.ReplaceAll(ownerDoc, "{A}", A)})
+		keyID := A + "/" + keyPath
+		rec, pub, err := svc.fetchKey(context.Background(), keyID)
+		if err != nil {
+			if !errors.Is(err, ErrUnauthorized) {
+				t.Fatalf("refusal %v does not wrap ErrUnauthorized", err)
+			}
+			return
+		}
+		if rec.KeyID != keyID || pub == nil {
+			t.Fatalf("accepted %+v for %s (public key %v)", rec, keyID, pub)
+		}
+		if p, perr := parseRemotePublicKey(rec.PublicKeyPEM); perr != nil || !p.Equal(pub) {
+			t.Fatalf("the stored PEM is not the key returned: %v", perr)
+		}
+		if !strings.EqualFold(urlHost(rec.Owner), urlHost(keyID)) {
+			t.Fatalf("owner %q is not on the key's host", rec.Owner)
+		}
+		for _, u := range []string{rec.Inbox, rec.SharedInbox} {
+			if u != "" && !isHTTPURL(u) {
+				t.Fatalf("inbox %q kept", u)
+			}
+		}
+	})
 }
