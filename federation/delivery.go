@@ -676,6 +676,9 @@ func (d *Deliverer) record(res DeliveryResult) {
 	switch res.Outcome {
 	case OutcomeDelivered:
 		err = d.store.CompleteJob(j.ID)
+		if err == nil {
+			d.log.Debug("delivery: delivered", "inbox", j.Inbox, "activity", j.ActivityID, "status", res.Status, "attempt", j.Attempts+1)
+		}
 	case OutcomeGone:
 		if err = d.store.CompleteJob(j.ID); err == nil {
 			var n int

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -303,8 +304,32 @@ func status(code int) func(http.ResponseWriter, *http.Request, int) {
 	return func(w http.ResponseWriter, _ *http.Request, _ int) { w.WriteHeader(code) }
 }
 
+// debugLog is a logger at debug level that tests can read while the
+// Deliverer writes to it.
+type debugLog struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *debugLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *debugLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func (l *debugLog) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
 func TestDeliverySignedAndCompleted(t *testing.T) {
-	h := newDLHarness(t, DeliveryOptions{}, false)
+	logs := &debugLog{}
+	h := newDLHarness(t, DeliveryOptions{Logger: logs.logger()}, false)
 	in := newDLInbox(t, h, nil)
 	h.start()
 	act := h.enqueue("Create", "https://crieur.example/posts/a/en", in.url("/inbox"))
@@ -321,6 +346,11 @@ func TestDeliverySignedAndCompleted(t *testing.T) {
 	c, err := h.store.DeliveryCounts(act.ID)
 	if err != nil || c != (storage.DeliveryCounts{Delivered: 1}) {
 		t.Fatalf("counts %+v %v", c, err)
+	}
+	// An admin who runs crieur at -log-level debug sees each delivery.
+	want := `msg="delivery: delivered" inbox=` + in.url("/inbox") + " activity=" + act.ID + " status=202 attempt=1"
+	if !strings.Contains(logs.String(), want) {
+		t.Errorf("debug log lacks %q:\n%s", want, logs.String())
 	}
 }
 

@@ -62,6 +62,7 @@ func (s *Service) Inbox(ctx context.Context, r *http.Request, body []byte) error
 	if v.Owner != actorID {
 		return fmt.Errorf("%w: inbox: %s signed by %s, not by its actor %s", ErrForbidden, typ, v.Owner, actorID)
 	}
+	s.log.Debug("federation: inbox received", "type", typ, "actor", actorID, "key_id", v.KeyID)
 
 	switch typ {
 	case "Follow":

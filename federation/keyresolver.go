@@ -51,6 +51,7 @@ func (s *Service) resolveKey(ctx context.Context, keyID string, refresh bool) (r
 	if err != nil {
 		return resolvedKey{}, err
 	}
+	s.log.Debug("federation: fetched remote key", "key_id", keyID, "owner", rec.Owner, "inbox", rec.Inbox)
 	if err := s.store.PutRemoteKey(rec); err != nil {
 		// Verification can go on; the next request fetches again.
 		s.log.Warn("federation: cache remote key", "key_id", keyID, "err", err)
