@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,6 +39,15 @@ const (
 	stateImporting    = "importing"
 	stateReady        = "ready"
 )
+
+// profileStateKey is the storage meta key of the profile last announced:
+// a hash of the actor document and of the pinned posts, what followers'
+// servers show of the bot.
+const profileStateKey = "publisher.profile"
+
+// ProfileKey stands for the bot's profile in a plan, where a post key
+// would be: its Update is about the actor, not an article.
+const ProfileKey = "(profile)"
 
 // Action types of a plan.
 const (
@@ -95,6 +105,7 @@ type plannedAction struct {
 	post    *posts.Post         // nil for Delete
 	entry   storage.LedgerEntry // the ledger entry to write
 	inboxes []string            // delivery inboxes (none for Import)
+	profile string              // for the profile's Update: the hash it announces
 }
 
 // snapshot is what one reconcile works from.
@@ -108,6 +119,10 @@ type snapshot struct {
 	importing bool
 	// firstStart is true when the marker must be written.
 	firstStart bool
+	// profile is the hash of the profile now (profileHash), announced the
+	// one last sent; profileKnown is false until one was recorded.
+	profile, announced string
+	profileKnown       bool
 }
 
 func (p *Publisher) snapshot() (*snapshot, error) {
@@ -130,6 +145,12 @@ func (p *Publisher) snapshot() (*snapshot, error) {
 	s := &snapshot{lib: lib, now: p.now(), ledger: make(map[string]storage.LedgerEntry, len(entries)), inboxes: inboxes}
 	for _, e := range entries {
 		s.ledger[e.Key] = e
+	}
+	if s.profile, err = p.profileHash(lib, s.now); err != nil {
+		return nil, err
+	}
+	if s.announced, s.profileKnown, err = p.store.Meta(profileStateKey); err != nil {
+		return nil, fmt.Errorf("federation: publisher: %w", err)
 	}
 	// The back catalogue: on the very first start over an existing folder
 	// every visible post is taken into the ledger and the outbox, and
@@ -180,6 +201,25 @@ func noteHash(lib *posts.Library, p *posts.Post, now time.Time) string {
 		h.Write([]byte(k))
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// profileHash sums up what servers show of the bot and learn only by
+// fetching the actor again: the actor document (name, bio, avatar, header,
+// fields, key…) and which articles are pinned, in order. Mastodon and
+// GoToSocial fetch it again when they receive an Update of the actor;
+// otherwise only after hours or days.
+func (p *Publisher) profileHash(lib *posts.Library, now time.Time) (string, error) {
+	actor, err := p.svc.ActorJSON()
+	if err != nil {
+		return "", fmt.Errorf("federation: publisher: %w", err)
+	}
+	h := sha256.New()
+	h.Write(actor)
+	for _, post := range lib.Pinned(now) {
+		h.Write([]byte{0})
+		h.Write([]byte(post.Key()))
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // plan compares the library with the ledger.
@@ -246,6 +286,13 @@ func (p *Publisher) plan(s *snapshot) []plannedAction {
 		a.Type, a.Key, a.Reason, a.Inboxes = ActionDelete, key, "removed or turned into a draft", len(s.inboxes)
 		a.entry = e
 		a.entry.Deleted = s.now.UTC().Truncate(time.Second)
+		out = append(out, a)
+	}
+	// The profile goes last: a newly pinned article is announced before
+	// the Update that makes servers fetch the pinned list again.
+	if s.profileKnown && s.profile != s.announced && !s.importing && len(s.inboxes) > 0 {
+		a := plannedAction{inboxes: s.inboxes, profile: s.profile}
+		a.Type, a.Key, a.Reason, a.Inboxes = ActionUpdate, ProfileKey, "profile or pinned articles changed", len(s.inboxes)
 		out = append(out, a)
 	}
 	return out
@@ -321,6 +368,13 @@ func (p *Publisher) Reconcile(ctx context.Context) error {
 			p.log.Info("publisher: announced", "type", a.Type, "post", a.Key, "inboxes", n, "reason", a.Reason)
 		}
 	}
+	// A profile nobody needs to hear about (the first start, no followers
+	// yet) is recorded as it is, so that only later changes are sent.
+	if s.profile != s.announced && (!s.profileKnown || s.importing || len(s.inboxes) == 0) {
+		if err := p.store.SetMeta(profileStateKey, s.profile); err != nil {
+			errs = append(errs, fmt.Errorf("federation: publisher: %w", err))
+		}
+	}
 	if len(errs) == 0 && (s.importing || s.firstStart) {
 		if s.importing {
 			p.log.Info("publisher: back catalogue taken in without delivery", "posts", len(plan))
@@ -337,6 +391,9 @@ func (p *Publisher) Reconcile(ctx context.Context) error {
 
 // carryOut records one planned action and returns how many jobs it queued.
 func (p *Publisher) carryOut(s *snapshot, a plannedAction) (int, error) {
+	if a.profile != "" {
+		return p.announceProfile(a)
+	}
 	var (
 		act storage.Activity
 		err error
@@ -357,6 +414,26 @@ func (p *Publisher) carryOut(s *snapshot, a plannedAction) (int, error) {
 	jobs := p.jobs(act, a.entry.NoteID, a.inboxes)
 	if err := p.store.Publish(a.entry, act, jobs); err != nil {
 		return 0, fmt.Errorf("federation: publish %s %s: %w", a.Type, a.Key, err)
+	}
+	return len(jobs), nil
+}
+
+// announceProfile queues an Update of the actor to every follower inbox and
+// records the profile as announced, in one transaction. Its jobs are
+// ordered by the actor id: successive profile changes reach each server in
+// order.
+func (p *Publisher) announceProfile(a plannedAction) (int, error) {
+	actor, err := p.svc.ActorJSON()
+	if err != nil {
+		return 0, fmt.Errorf("federation: publish the profile: %w", err)
+	}
+	act, err := p.svc.NewActivity(ActionUpdate, json.RawMessage(actor))
+	if err != nil {
+		return 0, fmt.Errorf("federation: publish the profile: %w", err)
+	}
+	jobs := p.jobs(act, p.svc.cfg.ActorID(), a.inboxes)
+	if err := p.store.EnqueueWithMeta(profileStateKey, a.profile, act, jobs); err != nil {
+		return 0, fmt.Errorf("federation: publish the profile: %w", err)
 	}
 	return len(jobs), nil
 }

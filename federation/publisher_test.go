@@ -551,3 +551,115 @@ func TestPublisherRunReactsToEventsAndSchedule(t *testing.T) {
 		t.Fatalf("queued %v", got)
 	}
 }
+
+// TestPublisherAnnouncesProfileChanges: what servers show of the bot (the
+// actor document, the pinned articles) reaches followers as an Update of
+// the actor when it changes, after the articles' own activities, and only
+// then: not on the first start, not when nothing changed.
+func TestPublisherAnnouncesProfileChanges(t *testing.T) {
+	f := newPubFixture(t)
+	in := newDLInbox(t, f.dlHarness, nil)
+	f.follow(in, "a", "/inbox")
+	f.follow(in, "b", "/inbox")
+	f.startEmpty()
+	f.reconcile()
+	if p := f.pending(); len(p) != 0 {
+		t.Fatalf("first starts queued %d jobs", len(p))
+	}
+	actorID := f.svc.cfg.ActorID()
+	// queued returns the pending activities in queue order, and clears
+	// the queue for the next step.
+	queued := func() []storage.Activity {
+		t.Helper()
+		var out []storage.Activity
+		for _, j := range f.pending() {
+			act, err := f.store.Activity(j.ActivityID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j.Inbox != in.url("/inbox") {
+				t.Errorf("%s queued for %s", act.Type, j.Inbox)
+			}
+			out = append(out, act)
+			if err := f.store.CompleteJob(j.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return out
+	}
+	summary := func(acts []storage.Activity) []string {
+		var s []string
+		for _, a := range acts {
+			s = append(s, a.Type+" "+a.ObjectID)
+		}
+		return s
+	}
+
+	f.article("pinned.en.md", "Pinned", -time.Minute, "pinned: true")
+	f.reconcile()
+	acts := queued()
+	want := []string{"Create https://crieur.example/posts/pinned/en", "Update " + actorID}
+	if !slices.Equal(summary(acts), want) {
+		t.Fatalf("pinning a new article queued %v, want %v", summary(acts), want)
+	}
+	var upd struct {
+		Actor  string         `json:"actor"`
+		To     []string       `json:"to"`
+		Object map[string]any `json:"object"`
+	}
+	if err := json.Unmarshal(acts[1].JSON, &upd); err != nil {
+		t.Fatal(err)
+	}
+	if upd.Actor != actorID || upd.Object["id"] != actorID || upd.Object["type"] != "Service" ||
+		upd.Object["featured"] != f.svc.cfg.FeaturedURL() || !slices.Contains(upd.To, Public) {
+		t.Errorf("profile Update %s", acts[1].JSON)
+	}
+
+	f.reconcile()
+	if acts := queued(); len(acts) != 0 {
+		t.Errorf("nothing changed, yet %v queued", summary(acts))
+	}
+
+	// A restart with a new bio: the Update carries it, dry-run shows it.
+	svc, err := New(Config{BaseURL: "https://crieur.example", Handle: "reports", Bio: "Now with a new bio."}, Deps{
+		Store: f.store, Key: dlKey(), Client: NewClient(ClientConfig{UserAgent: "crieur-test"}), Now: f.clock.Now, Posts: f.lib.Load,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.pub = NewPublisher(svc, f.d, PublisherOptions{})
+	plan, err := f.pub.DryRun()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan) != 1 || plan[0] != (PlannedAction{Type: ActionUpdate, Key: ProfileKey, Inboxes: 1, Reason: "profile or pinned articles changed"}) {
+		t.Fatalf("dry run after a new bio: %+v", plan)
+	}
+	f.reconcile()
+	acts = queued()
+	if !slices.Equal(summary(acts), []string{"Update " + actorID}) || !strings.Contains(string(acts[0].JSON), "Now with a new bio.") {
+		t.Fatalf("after a new bio: %v", summary(acts))
+	}
+
+	// Unpinned: the Note changes (its file did) and so does the profile.
+	f.article("pinned.en.md", "Pinned", -time.Minute)
+	f.reconcile()
+	want = []string{"Update https://crieur.example/posts/pinned/en", "Update " + actorID}
+	if acts := queued(); !slices.Equal(summary(acts), want) {
+		t.Errorf("unpinning queued %v, want %v", summary(acts), want)
+	}
+
+	// Without followers the change is recorded, and not sent later.
+	for _, u := range []string{"a", "b"} {
+		if _, err := f.store.DeleteFollower(in.url("/users/" + u)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.article("pinned.en.md", "Pinned", -time.Minute, "pinned: true")
+	f.reconcile()
+	f.follow(in, "c", "/inbox")
+	f.reconcile()
+	if acts := queued(); len(acts) != 0 {
+		t.Errorf("a change made with no follower was sent later: %v", summary(acts))
+	}
+}

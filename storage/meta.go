@@ -35,3 +35,23 @@ func (s *Store) SetMeta(key, value string) error {
 	}
 	return nil
 }
+
+// EnqueueWithMeta stores act, queues jobs and sets the meta value key, in
+// one transaction: an announcement that is not about a post (a changed
+// profile) is recorded as sent exactly when its deliveries are queued, so
+// a crash neither loses it nor sends it twice.
+func (s *Store) EnqueueWithMeta(key, value string, act Activity, jobs []Job) error {
+	if key == "" {
+		return fmt.Errorf("storage: enqueue with meta: empty key")
+	}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(bucketMeta).Put([]byte(key), []byte(value)); err != nil {
+			return err
+		}
+		return s.storeAndEnqueue(tx, act, jobs)
+	})
+	if err != nil {
+		return fmt.Errorf("storage: enqueue %s with meta %s: %w", act.ID, key, err)
+	}
+	return nil
+}
