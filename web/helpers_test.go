@@ -2,6 +2,8 @@ package web
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -141,4 +143,47 @@ func TestConfigMediaHelpers(t *testing.T) {
 		c.HeaderURL() != "https://crieur.example/header.webp" || c.HeaderType() != "image/webp" {
 		t.Errorf("configured: %q %q %q %q", c.AvatarURL(), c.AvatarType(), c.HeaderURL(), c.HeaderType())
 	}
+}
+
+// TestImageVersionFollowsTheContent: a replaced avatar gets a new URL (so
+// Mastodon, which keeps remote avatars by URL, fetches it again), the same
+// content keeps its URL, and the versioned URL serves the image.
+func TestImageVersionFollowsTheContent(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "me.png")
+	write := func(b []byte) string {
+		t.Helper()
+		if err := os.WriteFile(file, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return ImageVersion(file)
+	}
+	png, err := os.ReadFile("testdata/posts/bundle/pic.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := write(png)
+	v2 := write(append(png, 0))
+	if v1 == "" || v1 == v2 {
+		t.Fatalf("versions %q and %q for different images", v1, v2)
+	}
+	if v := write(png); v != v1 {
+		t.Errorf("same image, version %q then %q", v1, v)
+	}
+	if v := ImageVersion(filepath.Join(dir, "missing.png")); v != "" {
+		t.Errorf("missing file has version %q", v)
+	}
+	e := newTestEnv(t, func(c *Config) {
+		c.AvatarPath, c.AvatarVersion = file, v1
+		c.HeaderPath, c.HeaderVersion = file, v1
+	})
+	if got, want := e.cfg.AvatarURL(), testBase+"/avatar.png?v="+v1; got != want {
+		t.Errorf("avatar URL %q, want %q", got, want)
+	}
+	if got, want := e.cfg.HeaderURL(), testBase+"/header.png?v="+v1; got != want {
+		t.Errorf("header URL %q, want %q", got, want)
+	}
+	av := e.get(t, strings.TrimPrefix(e.cfg.AvatarURL(), testBase))
+	expect(t, av, http.StatusOK, "image/png")
+	contains(t, e.get(t, "/"), `src="/header?v=`+v1+`"`, `src="/avatar?v=`+v1+`"`)
 }

@@ -152,14 +152,14 @@ func (s *server) site() *site {
 		Acct:      "@" + s.acct,
 		ActorURL:  s.actorID,
 		HomeURL:   s.base + "/",
-		AvatarURL: "/avatar",
+		AvatarURL: versioned("/avatar", s.cfg.AvatarVersion),
 		CSSURL:    s.cssURL,
 		Software:  s.cfg.Software,
 		Version:   s.cfg.Version,
 		Lang:      s.cfg.SiteLanguage,
 	}
 	if s.cfg.HeaderPath != "" {
-		st.HeaderURL = "/header"
+		st.HeaderURL = versioned("/header", s.cfg.HeaderVersion)
 	}
 	return st
 }

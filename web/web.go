@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"strings"
 	"time"
@@ -78,13 +79,41 @@ type Config struct {
 	AvatarPath string
 	// HeaderPath is an image file served at /header; empty means no header.
 	HeaderPath string
+	// AvatarVersion and HeaderVersion name the images' current content
+	// (ImageVersion) and go into their URLs as ?v=: Mastodon keeps a copy
+	// of a remote avatar by its URL and never fetches the same URL again,
+	// so a replaced image must come with a new URL.
+	AvatarVersion, HeaderVersion string
+}
+
+// ImageVersion is a short digest of an image file's content, for
+// Config.AvatarVersion and HeaderVersion; "" when it cannot be read (the
+// image is then not served either).
+func ImageVersion(file string) string {
+	if file == "" {
+		return ""
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:6])
+}
+
+// versioned adds ?v=version to an image URL.
+func versioned(u, version string) string {
+	if version == "" {
+		return u
+	}
+	return u + "?v=" + version
 }
 
 // AvatarURL is the absolute URL of the avatar, for federation.Config:
 // BASE/avatar.<ext> for a configured image (some clients guess the type from
 // the extension), BASE/avatar for the placeholder.
 func (c Config) AvatarURL() string {
-	return strings.TrimRight(c.BaseURL, "/") + "/avatar" + imageExt(c.AvatarPath)
+	return versioned(strings.TrimRight(c.BaseURL, "/")+"/avatar"+imageExt(c.AvatarPath), c.AvatarVersion)
 }
 
 // AvatarType is the media type served at AvatarURL, for federation.Config.
@@ -100,7 +129,7 @@ func (c Config) HeaderURL() string {
 	if c.HeaderPath == "" {
 		return ""
 	}
-	return strings.TrimRight(c.BaseURL, "/") + "/header" + imageExt(c.HeaderPath)
+	return versioned(strings.TrimRight(c.BaseURL, "/")+"/header"+imageExt(c.HeaderPath), c.HeaderVersion)
 }
 
 // imageExt is the lower-case extension of a configured image file, empty

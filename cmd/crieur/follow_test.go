@@ -2,6 +2,8 @@ package main
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -125,4 +127,87 @@ func TestInboxRefusesBadRequests(t *testing.T) {
 	if len(r.deliveries()) != 0 {
 		t.Errorf("crieur answered a refused Follow: %v", summarize(r.deliveries()))
 	}
+}
+
+// A new bio, avatar or pinned article reaches followers as a signed Update
+// of the actor (Mastodon and GoToSocial fetch the actor again on it); a
+// restart with nothing changed sends nothing.
+func TestProfileChangeReachesFollowers(t *testing.T) {
+	in := newInstance(t, map[string]string{"hello.en.md": post("hello", "en", "Hello", "2023-01-02", "First.")})
+	in.start()
+	r := newRemote(t)
+	if resp := r.send(in.actorID()+"/inbox", "alice", follow(r, in, "alice"), nil); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("Follow answered %d", resp.StatusCode)
+	}
+	r.waitFor(10*time.Second, "Accept", ofType("Accept"))
+
+	// Restart with a new bio and an avatar.
+	in.stop()
+	avatar := filepath.Join(t.TempDir(), "logo.png")
+	png, err := os.ReadFile("../../web/testdata/posts/bundle/pic.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(avatar, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in.extraEnv["CRIEUR_BIO"] = "Reports of the association, now weekly."
+	in.extraEnv["CRIEUR_AVATAR"] = avatar
+	in.start()
+	isProfile := func(d delivery) bool {
+		obj, _ := d.Activity["object"].(map[string]any)
+		return d.Activity["type"] == "Update" && obj["type"] == "Service"
+	}
+	upd := r.waitFor(10*time.Second, "Update of the actor", isProfile)
+	obj := upd.Activity["object"].(map[string]any)
+	if obj["id"] != in.actorID() || upd.Activity["actor"] != in.actorID() || upd.KeyID != in.actorID()+"#main-key" {
+		t.Errorf("Update of %v by %v signed with %q", obj["id"], upd.Activity["actor"], upd.KeyID)
+	}
+	if s, _ := obj["summary"].(string); !strings.Contains(s, "now weekly") {
+		t.Errorf("Update carries the summary %q", s)
+	}
+	icon, _ := obj["icon"].(map[string]any)
+	if u, _ := icon["url"].(string); !strings.HasPrefix(u, in.base+"/avatar.png?v=") {
+		t.Errorf("avatar URL %q has no content version", icon["url"])
+	} else if code, _ := getStatus(u); code != http.StatusOK {
+		t.Errorf("GET %s: %d", u, code)
+	}
+
+	// Pinning an article while running: its Update, then the profile's.
+	in.writePost("hello.en.md", strings.Replace(post("hello", "en", "Hello", "2023-01-02", "First."), "---\n\n", "pinned: true\n---\n\n", 1))
+	deadline := time.Now().Add(10 * time.Second)
+	for countProfileUpdates(r, isProfile) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no second Update of the actor after pinning; got %v", summarize(r.deliveries()))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Nothing changed: a restart sends nothing more.
+	in.stop()
+	in.start()
+	in.waitQueueEmpty(10*time.Second, "the restart")
+	time.Sleep(300 * time.Millisecond)
+	if n := countProfileUpdates(r, isProfile); n != 2 {
+		t.Errorf("%d Updates of the actor after an unchanged restart, want 2", n)
+	}
+}
+
+func countProfileUpdates(r *remote, match func(delivery) bool) int {
+	n := 0
+	for _, d := range r.deliveries() {
+		if match(d) {
+			n++
+		}
+	}
+	return n
+}
+
+func getStatus(url string) (int, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }

@@ -161,6 +161,10 @@ func webConfig(cfg config) web.Config {
 		InboxMaxBody: inboxMaxBody,
 		AvatarPath:   cfg.Avatar,
 		HeaderPath:   cfg.Header,
+		// Read at start: a replaced image reaches followers' servers
+		// with the next start, which also sends them the new profile.
+		AvatarVersion: web.ImageVersion(cfg.Avatar),
+		HeaderVersion: web.ImageVersion(cfg.Header),
 	}
 }
 
