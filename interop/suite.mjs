@@ -811,6 +811,28 @@ async function main() {
     must(obj.updated != null, "the updated Note has no `updated`");
   });
 
+  const pinAt = Date.now();
+  await check("profile: pinning the article sends a signed Update of the actor, whose featured collection lists the Note", async () => {
+    must(noteId, "no Note to pin");
+    await writeFile(file, article(slug, "Interop check", `${marker2} (edited)`, ["pinned: true"]));
+    const upd = await waitFor("an Update of the actor", PUBLISH_WAIT_MS, () =>
+      deliveries((e) => e.at >= pinAt && e.inbox !== "victim" && e.json?.type === "Update" &&
+        e.json?.object?.id === ctx.actorId)[0]);
+    note(`Update of the actor arrived at ${upd.path} after ${((upd.at - pinAt) / 1000).toFixed(1)}s`);
+    must(!upd.verifyError, upd.verifyError);
+    must(!upd.parseError, upd.parseError);
+    must(upd.ownerOk === true, "Fedify's doesActorOwnKey refused the key for the Update's actor");
+    must(upd.activity instanceof Update, `parsed as ${upd.type}`);
+    const actor = await upd.activity.getObject(loaders);
+    must(isActor(actor), `the Update's object is a ${actor?.constructor.name}`);
+    must(actor.id?.href === ctx.actorId, `the Update's object is ${actor.id?.href}`);
+    const featured = await actor.getFeatured(loaders);
+    must(featured, "the updated actor has no featured collection");
+    const ids = [];
+    for await (const it of featured.getItems(loaders)) ids.push(it.id?.href);
+    must(ids.includes(noteId), `featured lists ${ids.join(", ") || "nothing"}, not ${noteId}`);
+  });
+
   if (!accept) {
     const late = deliveries((e) => e.at >= sentAt && e.inbox !== "victim" && e.json?.type === "Accept")[0];
     note(late
@@ -879,7 +901,7 @@ async function main() {
 
 /** A new article in crieur's posts format (posts/parse.go): the language
  * comes from the file name ("<slug>.en.md"), title and date are required. */
-function article(slug, title, text) {
+function article(slug, title, text, extra = []) {
   const date = new Date(Date.now() - 60_000).toISOString().replace(/\.\d{3}Z$/, "Z");
   return [
     "---",
@@ -887,6 +909,7 @@ function article(slug, title, text) {
     `slug: ${slug}`,
     `date: ${date}`,
     "tags: [interop]",
+    ...extra,
     "---",
     "",
     `This article was dropped by the interop suite. ${text}`,

@@ -24,7 +24,10 @@ const PUBLIC = "https://www.w3.org/ns/activitystreams#Public";
 const CTX = [
   "https://www.w3.org/ns/activitystreams",
   "https://w3id.org/security/v1",
-  { manuallyApprovesFollowers: "as:manuallyApprovesFollowers", toot: "http://joinmastodon.org/ns#", discoverable: "toot:discoverable" },
+  {
+    manuallyApprovesFollowers: "as:manuallyApprovesFollowers", toot: "http://joinmastodon.org/ns#", discoverable: "toot:discoverable",
+    featured: { "@id": "toot:featured", "@type": "@id" },
+  },
 ];
 const PAGE_SIZE = 3;
 
@@ -41,6 +44,7 @@ const activities = new Map(); // id -> activity JSON
 const outbox = []; // Create activity ids, newest first
 const notes = new Map(); // note id -> note JSON
 const files = new Map(); // file -> {mtime, noteId}
+const pinned = new Set(); // note ids
 
 function actorDoc() {
   return {
@@ -56,6 +60,7 @@ function actorDoc() {
     followers: `${ACTOR}/followers`,
     following: `${ACTOR}/following`,
     endpoints: { sharedInbox: `${BASE}/inbox` },
+    featured: `${ACTOR}/featured`,
     manuallyApprovesFollowers: false,
     discoverable: true,
     publicKey: { id: KEY_ID, owner: bug === "wrong-owner" ? `${BASE}/@someone` : ACTOR, publicKeyPem: pem },
@@ -131,9 +136,17 @@ async function scan(announce) {
     files.set(f, { mtime: st.mtimeMs, noteId: n.id });
     const act = newActivity(prev ? "Update" : "Create", n, { to: [PUBLIC], cc: [`${ACTOR}/followers`] });
     if (!prev) outbox.unshift(act.id);
+    const wasPinned = pinned.has(n.id);
+    if (p.pinned === "true") pinned.add(n.id);
+    else pinned.delete(n.id);
+    const acts = [act];
+    if (wasPinned !== pinned.has(n.id)) {
+      const { "@context": _, ...actor } = actorDoc();
+      acts.push(newActivity("Update", actor, { to: [PUBLIC] }));
+    }
     if (announce) {
       const inboxes = new Set(followers.values());
-      for (const inbox of inboxes) await deliver(inbox, act);
+      for (const a of acts) for (const inbox of inboxes) await deliver(inbox, a);
     }
   }
 }
@@ -201,6 +214,10 @@ async function handle(req, res) {
     return send(res, 200, collection(`${ACTOR}/outbox`, outbox.length, page, outbox.map((id) => activities.get(id)).map(({ "@context": _, ...a }) => a)));
   }
   if (path === `/@${HANDLE}/followers`) return send(res, 200, collection(`${ACTOR}/followers`, followers.size, page, []));
+  if (path === `/@${HANDLE}/featured`) {
+    const items = [...pinned].map((id) => notes.get(id)).map(({ "@context": _, ...n }) => n);
+    return send(res, 200, { "@context": CTX, id: `${ACTOR}/featured`, type: "OrderedCollection", totalItems: items.length, orderedItems: items });
+  }
   if (path.startsWith("/activities/")) {
     const a = activities.get(`${BASE}${path}`);
     return a ? send(res, 200, a) : send(res, 404, {});
