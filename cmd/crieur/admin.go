@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -113,6 +114,13 @@ func runAdmin(ctx context.Context, cfg config, op string, args []string, stdout,
 		}
 		_, err = stdout.Write(out)
 		return err
+	}
+	// Without a server, the command reads the data folder itself. It must
+	// not make the folder: a mistyped one would get a new actor key and an
+	// empty database, and the command would report "0 in all". An empty
+	// folder made on purpose is fine (a dry run before the first start).
+	if _, err := os.Stat(cfg.DataDir); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no data folder %s, and no server answers there: give -data or CRIEUR_DATA as crieur serve has them", cfg.DataDir)
 	}
 	a, err := openApp(cfg, newLogger(cfg, stderr))
 	if err != nil {

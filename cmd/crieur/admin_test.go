@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -220,4 +223,25 @@ func TestStatusFollowsTheLastActivity(t *testing.T) {
 	}
 	r.waitFor(10*time.Second, "Delete", ofType("Delete"))
 	statusShows("deleted", "delete")
+}
+
+// An admin command pointed at a folder that does not exist (a typo, a flag
+// forgotten) says so and creates nothing, instead of making a new actor key
+// and reporting an empty database; flags after the command's words count.
+func TestAdminCommandNamesAMissingDataFolder(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nowhere")
+	env := func(k string) string {
+		if k == "CRIEUR_POSTS" {
+			return t.TempDir()
+		}
+		return ""
+	}
+	var out syncBuffer
+	err := run(context.Background(), []string{"followers", "pending", "-data", missing}, env, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("followers pending -data %s: %v\n%s", missing, err, out.String())
+	}
+	if _, serr := os.Stat(missing); !errors.Is(serr, fs.ErrNotExist) {
+		t.Errorf("the command created %s: %v", missing, serr)
+	}
 }

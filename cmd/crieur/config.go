@@ -125,9 +125,25 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		}
 		values[s.flag] = v
 	}
-	if err := fs.Parse(args); err != nil {
-		// The flag package has printed the problem and the usage.
-		return c, nil, fmt.Errorf("%w: %v", errUsage, err)
+	// Flags may come after the words too (`crieur followers pending -data
+	// DIR`): the flag package stops at the first word, and a flag left
+	// unparsed there would silently point the command at ./data.
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			// The flag package has printed the problem and the usage.
+			return c, nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		if args[0] == "--" {
+			rest = append(rest, args[1:]...)
+			break
+		}
+		rest = append(rest, args[0])
+		args = args[1:]
 	}
 	if len(fields) == 0 {
 		if e := getenv("CRIEUR_FIELDS"); e != "" {
@@ -191,7 +207,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	if err := errors.Join(errs...); err != nil {
 		return c, nil, fmt.Errorf("configuration: %w", err)
 	}
-	return c, fs.Args(), nil
+	return c, rest, nil
 }
 
 func (c config) validate() []error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -120,5 +121,18 @@ func TestRunRefusesBadCommandLines(t *testing.T) {
 	}
 	if _, err := os.Stat(dir + "/data"); !os.IsNotExist(err) {
 		t.Errorf("a refused command line created the data folder")
+	}
+}
+
+// Flags after a command's words are read like the ones before; "--" ends
+// them.
+func TestFlagsAfterWords(t *testing.T) {
+	env := func(string) string { return "" }
+	c, rest, err := parseConfig("followers", []string{"remove", "https://h.example/u/a", "-data", "/srv/crieur", "--", "-x"}, env, io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "/srv/crieur" || !slices.Equal(rest, []string{"remove", "https://h.example/u/a", "-x"}) {
+		t.Errorf("data %q, words %q", c.DataDir, rest)
 	}
 }
