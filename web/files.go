@@ -113,6 +113,13 @@ func (s *server) avatar(c *gin.Context) {
 	writeBody(c, http.StatusOK, "image/svg+xml", avatarSVG)
 }
 
+// defaultAvatarPNG serves the placeholder avatar as a PNG, for other
+// servers (Config.AvatarURL).
+func (s *server) defaultAvatarPNG(c *gin.Context) {
+	c.Header("Cache-Control", cacheStatic)
+	writeBody(c, http.StatusOK, "image/png", avatarPNG)
+}
+
 // header serves the configured header image; 404 when there is none.
 func (s *server) header(c *gin.Context) {
 	p := s.cfg.HeaderPath

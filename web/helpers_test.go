@@ -134,7 +134,7 @@ func TestRecoveryAnswers500AndLogs(t *testing.T) {
 
 func TestConfigMediaHelpers(t *testing.T) {
 	c := Config{BaseURL: "https://crieur.example/"}
-	if c.AvatarURL() != "https://crieur.example/avatar" || c.AvatarType() != "image/svg+xml" ||
+	if c.AvatarURL() != "https://crieur.example/avatar.png" || c.AvatarType() != "image/png" ||
 		c.HeaderURL() != "" || c.HeaderType() != "" {
 		t.Errorf("defaults: %q %q %q %q", c.AvatarURL(), c.AvatarType(), c.HeaderURL(), c.HeaderType())
 	}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	imgpng "image/png"
 	"net/http"
 	"os"
 	"regexp"
@@ -267,6 +268,12 @@ func TestMediaAvatarStatic(t *testing.T) {
 	av := e.get(t, "/avatar")
 	expect(t, av, http.StatusOK, "image/svg+xml")
 	contains(t, av, "<svg")
+	// Servers get the placeholder as a PNG: Mastodon refuses SVG avatars.
+	av = e.get(t, strings.TrimPrefix(e.cfg.AvatarURL(), testBase))
+	expect(t, av, http.StatusOK, "image/png")
+	if img, err := imgpng.Decode(strings.NewReader(av.body)); err != nil || img.Bounds().Dx() < 400 || img.Bounds().Dx() != img.Bounds().Dy() {
+		t.Errorf("placeholder avatar for servers: %v", err)
+	}
 
 	custom := newTestEnv(t, func(c *Config) { c.AvatarPath = "testdata/posts/bundle/pic.png" })
 	av = custom.get(t, "/avatar")

@@ -27,6 +27,12 @@ var styleCSS []byte
 //go:embed static/avatar.svg
 var avatarSVG []byte
 
+// avatarPNG is avatar.svg drawn at 400×400 (rsvg-convert -w 400 -h 400),
+// the placeholder other servers get.
+//
+//go:embed static/avatar.png
+var avatarPNG []byte
+
 // pageNames are the page templates; each is parsed together with base.html
 // (the one layout) and partials.html.
 var pageNames = []string{"home", "article", "tag", "tags", "error", "interact"}

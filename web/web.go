@@ -111,15 +111,21 @@ func versioned(u, version string) string {
 
 // AvatarURL is the absolute URL of the avatar, for federation.Config:
 // BASE/avatar.<ext> for a configured image (some clients guess the type from
-// the extension), BASE/avatar for the placeholder.
+// the extension), BASE/avatar.png for the placeholder: servers take no SVG
+// avatar (Mastodon refuses it, GoToSocial cannot decode it), so they get a
+// PNG of it; browsers get the SVG at BASE/avatar.
 func (c Config) AvatarURL() string {
-	return versioned(strings.TrimRight(c.BaseURL, "/")+"/avatar"+imageExt(c.AvatarPath), c.AvatarVersion)
+	base := strings.TrimRight(c.BaseURL, "/")
+	if c.AvatarPath == "" {
+		return base + "/avatar.png"
+	}
+	return versioned(base+"/avatar"+imageExt(c.AvatarPath), c.AvatarVersion)
 }
 
 // AvatarType is the media type served at AvatarURL, for federation.Config.
 func (c Config) AvatarType() string {
 	if c.AvatarPath == "" {
-		return "image/svg+xml"
+		return "image/png"
 	}
 	return imageType(c.AvatarPath)
 }
@@ -276,6 +282,8 @@ func (s *server) routes(e *gin.Engine) {
 	// The same images under their extension (Config.AvatarURL/HeaderURL).
 	if ext := imageExt(s.cfg.AvatarPath); ext != "" {
 		get("/avatar"+ext, s.avatar)
+	} else if s.cfg.AvatarPath == "" {
+		get("/avatar.png", s.defaultAvatarPNG)
 	}
 	if ext := imageExt(s.cfg.HeaderPath); ext != "" {
 		get("/header"+ext, s.header)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -278,6 +279,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		log.Info("signing with Go's RSA: OpenSSL is not available", "engine", engine, "reason", why)
 	} else {
 		log.Info("signing", "engine", engine)
+	}
+	for _, img := range []struct{ name, file string }{{"avatar", cfg.Avatar}, {"header", cfg.Header}} {
+		if strings.EqualFold(filepath.Ext(img.file), ".svg") {
+			// Mastodon refuses SVG for both, GoToSocial cannot decode it.
+			log.Warn("an SVG "+img.name+" shows on the web pages only: fediverse servers take PNG, JPEG, GIF or WebP", "file", img.file)
+		}
 	}
 
 	var runErr error
