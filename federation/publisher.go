@@ -120,9 +120,8 @@ type snapshot struct {
 	// firstStart is true when the marker must be written.
 	firstStart bool
 	// profile is the hash of the profile now (profileHash), announced the
-	// one last sent; profileKnown is false until one was recorded.
+	// one last recorded ("" before the first).
 	profile, announced string
-	profileKnown       bool
 }
 
 func (p *Publisher) snapshot() (*snapshot, error) {
@@ -149,7 +148,7 @@ func (p *Publisher) snapshot() (*snapshot, error) {
 	if s.profile, err = p.profileHash(lib, s.now); err != nil {
 		return nil, err
 	}
-	if s.announced, s.profileKnown, err = p.store.Meta(profileStateKey); err != nil {
+	if s.announced, _, err = p.store.Meta(profileStateKey); err != nil {
 		return nil, fmt.Errorf("federation: publisher: %w", err)
 	}
 	// The back catalogue: on the very first start over an existing folder
@@ -289,8 +288,10 @@ func (p *Publisher) plan(s *snapshot) []plannedAction {
 		out = append(out, a)
 	}
 	// The profile goes last: a newly pinned article is announced before
-	// the Update that makes servers fetch the pinned list again.
-	if s.profileKnown && s.profile != s.announced && !s.importing && len(s.inboxes) > 0 {
+	// the Update that makes servers fetch the pinned list again. A
+	// database from before profiles were recorded has followers who may
+	// show an older profile: they get one Update too.
+	if s.profile != s.announced && !s.importing && len(s.inboxes) > 0 {
 		a := plannedAction{inboxes: s.inboxes, profile: s.profile}
 		a.Type, a.Key, a.Reason, a.Inboxes = ActionUpdate, ProfileKey, "profile or pinned articles changed", len(s.inboxes)
 		out = append(out, a)
@@ -370,7 +371,7 @@ func (p *Publisher) Reconcile(ctx context.Context) error {
 	}
 	// A profile nobody needs to hear about (the first start, no followers
 	// yet) is recorded as it is, so that only later changes are sent.
-	if s.profile != s.announced && (!s.profileKnown || s.importing || len(s.inboxes) == 0) {
+	if s.profile != s.announced && (s.importing || len(s.inboxes) == 0) {
 		if err := p.store.SetMeta(profileStateKey, s.profile); err != nil {
 			errs = append(errs, fmt.Errorf("federation: publisher: %w", err))
 		}

@@ -339,7 +339,8 @@ func TestPublisherLedgerWithoutMarkerIsReady(t *testing.T) {
 	f.reconcile()
 	got := f.jobsByInbox()[in.url("/inbox")]
 	slices.Sort(got)
-	if !slices.Equal(got, []string{"Create", "Delete"}) {
+	// The Update is the profile's: such an old database recorded none.
+	if !slices.Equal(got, []string{"Create", "Delete", "Update"}) {
 		t.Fatalf("queued %v", got)
 	}
 	if v, _, _ := f.store.Meta(publisherStateKey); v != stateReady {
@@ -647,6 +648,20 @@ func TestPublisherAnnouncesProfileChanges(t *testing.T) {
 	want = []string{"Update https://crieur.example/posts/pinned/en", "Update " + actorID}
 	if acts := queued(); !slices.Equal(summary(acts), want) {
 		t.Errorf("unpinning queued %v, want %v", summary(acts), want)
+	}
+
+	// A database from before profiles were recorded: its followers get
+	// one Update, since they may show an older profile.
+	if err := f.store.SetMeta(profileStateKey, ""); err != nil {
+		t.Fatal(err)
+	}
+	f.reconcile()
+	if acts := queued(); !slices.Equal(summary(acts), []string{"Update " + actorID}) {
+		t.Errorf("after an upgrade: %v", summary(acts))
+	}
+	f.reconcile()
+	if acts := queued(); len(acts) != 0 {
+		t.Errorf("after an upgrade, twice: %v", summary(acts))
 	}
 
 	// Without followers the change is recorded, and not sent later.
