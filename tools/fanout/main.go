@@ -190,18 +190,24 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 	// measureOnCrieurCPUs measures both reference rates on the CPUs crieur
 	// gets (openssl speed's only when there is an openssl command, else
 	// 0), then gives the harness back its own.
-	measureOnCrieurCPUs := func(after cpuSet) (goRate signRate, others, opensslRate float64, err error) {
+	// With more than one CPU for crieur it also measures one openssl
+	// speed process: the plain `openssl speed rsa2048` figure.
+	measureOnCrieurCPUs := func(after cpuSet) (goRate signRate, others, opensslRate, opensslOne float64, err error) {
 		if plan.pinned {
 			if err := pinProcess(plan.crieur); err != nil {
-				return signRate{}, 0, 0, err
+				return signRate{}, 0, 0, 0, err
 			}
 			defer func() { _ = pinProcess(after) }()
 		}
 		if goRate, others, err = measureQuietly(ctx, key, o.signFor); err != nil || opensslBin == "" {
-			return goRate, others, 0, err
+			return goRate, others, 0, 0, err
 		}
-		opensslRate, err = measureOpenSSLSpeed(ctx, opensslBin, plan.crieur.count(), int((o.signFor/2).Round(time.Second)/time.Second))
-		return goRate, others, opensslRate, err
+		secs := int((o.signFor / 2).Round(time.Second) / time.Second)
+		if opensslRate, err = measureOpenSSLSpeed(ctx, opensslBin, plan.crieur.count(), secs); err != nil || plan.crieur.count() < 2 {
+			return goRate, others, opensslRate, 0, err
+		}
+		opensslOne, err = measureOpenSSLSpeed(ctx, opensslBin, 1, secs)
+		return goRate, others, opensslRate, opensslOne, err
 	}
 
 	fd, err := raiseFileLimit(uint64(2*o.servers + fdMargin))
@@ -293,12 +299,12 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 	// minute, so a measurement made before seeding and start-up (10 s
 	// earlier) compared the fan-out with another machine.
 	progress("measuring the RSA-%d signing rate for %s on CPUs %s (crieur idle)", rsaBits, o.signFor, plan.crieur)
-	before, others, opensslBefore, err := measureOnCrieurCPUs(plan.receivers)
+	before, others, opensslBefore, opensslOneBefore, err := measureOnCrieurCPUs(plan.receivers)
 	if err != nil {
 		return nil, err
 	}
 	rep.SignBefore, rep.SignBeforeOthers, rep.SignGoroutines = before.PerSec, others, before.Goroutines
-	rep.OpenSSLBefore = opensslBefore
+	rep.OpenSSLBefore, rep.OpenSSLOneBefore = opensslBefore, opensslOneBefore
 
 	cpu0, err := procCPU(c.pid())
 	if err != nil {
@@ -370,12 +376,12 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 
 	if ctx.Err() == nil {
 		progress("measuring the signing rate again (crieur stopped)")
-		after, others, opensslAfter, err := measureOnCrieurCPUs(plan.all)
+		after, others, opensslAfter, opensslOneAfter, err := measureOnCrieurCPUs(plan.all)
 		if err != nil {
 			return rep, err
 		}
 		rep.SignAfter, rep.SignAfterOthers = after.PerSec, others
-		rep.OpenSSLAfter = opensslAfter
+		rep.OpenSSLAfter, rep.OpenSSLOneAfter = opensslAfter, opensslOneAfter
 	}
 	rep.rates()
 	if o.baseline != "" {

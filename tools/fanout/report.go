@@ -51,6 +51,11 @@ type report struct {
 	OpenSSLBefore float64 `json:"openssl_rate_before,omitempty"`
 	OpenSSLAfter  float64 `json:"openssl_rate_after,omitempty"`
 	OpenSSLRate   float64 `json:"openssl_rate,omitempty"`
+	// The same for one process (plain `openssl speed rsa2048`, what one
+	// core signs), measured only when crieur has more than one CPU.
+	OpenSSLOneBefore float64 `json:"openssl_one_rate_before,omitempty"`
+	OpenSSLOneAfter  float64 `json:"openssl_one_rate_after,omitempty"`
+	OpenSSLOneRate   float64 `json:"openssl_one_rate,omitempty"`
 	// Share of the machine other processes took while each was measured.
 	SignBeforeOthers float64 `json:"sign_before_others"`
 	SignAfterOthers  float64 `json:"sign_after_others"`
@@ -77,8 +82,9 @@ type report struct {
 	RateDropToLast   float64 `json:"rate_drop_to_last"`
 	RatioFirstToLast float64 `json:"ratio_first_to_last"`
 	RatioDropToLast  float64 `json:"ratio_drop_to_last"`
-	// RateDropToLast as a fraction of OpenSSLRate.
-	RatioOpenSSL float64 `json:"ratio_openssl,omitempty"`
+	// RateDropToLast as a fraction of OpenSSLRate and of OpenSSLOneRate.
+	RatioOpenSSL    float64 `json:"ratio_openssl,omitempty"`
+	RatioOpenSSLOne float64 `json:"ratio_openssl_one,omitempty"`
 
 	PeakRSSMiB float64 `json:"crieur_peak_rss_mib"`
 	// crieur's resident memory at the end of the fan-out, split into its
@@ -278,6 +284,12 @@ func (r *report) rates() {
 	default:
 		r.OpenSSLRate = max(r.OpenSSLBefore, r.OpenSSLAfter)
 	}
+	switch {
+	case r.OpenSSLOneBefore > 0 && r.OpenSSLOneAfter > 0:
+		r.OpenSSLOneRate = (r.OpenSSLOneBefore + r.OpenSSLOneAfter) / 2
+	default:
+		r.OpenSSLOneRate = max(r.OpenSSLOneBefore, r.OpenSSLOneAfter)
+	}
 	n := float64(r.HealthyReached)
 	if d := r.last.Sub(r.first).Seconds(); d > 0 {
 		r.RateFirstToLast = n / d
@@ -296,6 +308,9 @@ func (r *report) rates() {
 	}
 	if r.OpenSSLRate > 0 {
 		r.RatioOpenSSL = r.RateDropToLast / r.OpenSSLRate
+	}
+	if r.OpenSSLOneRate > 0 {
+		r.RatioOpenSSLOne = r.RateDropToLast / r.OpenSSLOneRate
 	}
 	if r.Posts > 0 {
 		r.CrieurCPUPerPostMs = 1000 * r.CrieurCPUSeconds / float64(r.Posts)
@@ -394,6 +409,10 @@ func (r *report) write(w io.Writer) {
 		fmt.Fprintf(w, "  openssl speed:  %.0f/s before, %.0f/s after, mean %.0f/s (%.2f ms of one core each)\n",
 			r.OpenSSLBefore, r.OpenSSLAfter, r.OpenSSLRate, 1000*float64(max(r.CrieurCores, 1))/r.OpenSSLRate)
 	}
+	if r.OpenSSLOneRate > 0 {
+		fmt.Fprintf(w, "  one process:    openssl speed without -multi: %.0f/s before, %.0f/s after, mean %.0f/s\n",
+			r.OpenSSLOneBefore, r.OpenSSLOneAfter, r.OpenSSLOneRate)
+	}
 	fmt.Fprintf(w, "  healthy:        %d of %d servers got the Create; %d duplicates; %d verification failures; %d unexpected activities\n",
 		r.HealthyReached, r.Healthy, r.Duplicates, r.VerifyFailures, r.Unexpected)
 	if r.Failing500+r.Hanging > 0 {
@@ -404,6 +423,9 @@ func (r *report) write(w io.Writer) {
 		r.RateFirstToLast, 100*r.RatioFirstToLast, r.RateDropToLast, 100*r.RatioDropToLast)
 	if r.OpenSSLRate > 0 {
 		fmt.Fprintf(w, "  vs OpenSSL:     %.0f%% of openssl speed's rate, drop → last\n", 100*r.RatioOpenSSL)
+	}
+	if r.OpenSSLOneRate > 0 {
+		fmt.Fprintf(w, "  vs one process: %.0f%% of one openssl speed process's rate, drop → last\n", 100*r.RatioOpenSSLOne)
 	}
 	if r.BaselineRate > 0 {
 		fmt.Fprintf(w, "  vs baseline:    healthy servers at %.0f%% of the all-healthy run's %.0f/s first → last; drop → last took %.2f× as long (in signatures)\n",
