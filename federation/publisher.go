@@ -182,11 +182,23 @@ func (p *Publisher) followerInboxes() ([]string, error) {
 	return inboxes, nil
 }
 
-// noteHash is the ledger hash of a post: its file hash and the keys of the
-// sibling translations visible at now, because the Note links to them
-// ("Also in …"): a translation added to or removed from the group changes
-// every sibling's Note, and each of them gets an Update.
+// noteHash is the ledger hash of a post: its file hash without the pinned
+// flag (posts.Post.NoteHash: a pin changes the profile, not the Note) and
+// the keys of the sibling translations visible at now, because the Note
+// links to them ("Also in …"): a translation added to or removed from the
+// group changes every sibling's Note, and each of them gets an Update.
 func noteHash(lib *posts.Library, p *posts.Post, now time.Time) string {
+	return siblingHash(lib, p, p.NoteHash, now)
+}
+
+// legacyNoteHash is noteHash as ledgers written before NoteHash have it,
+// from the whole file's hash. Such an entry is unchanged while the file
+// is; the first real change (a pin included) records noteHash.
+func legacyNoteHash(lib *posts.Library, p *posts.Post, now time.Time) string {
+	return siblingHash(lib, p, p.Hash, now)
+}
+
+func siblingHash(lib *posts.Library, p *posts.Post, fileHash string, now time.Time) string {
 	sib := lib.TranslationsAt(p, now)
 	keys := make([]string, 0, len(sib))
 	for _, s := range sib {
@@ -194,7 +206,7 @@ func noteHash(lib *posts.Library, p *posts.Post, now time.Time) string {
 	}
 	slices.Sort(keys)
 	h := sha256.New()
-	h.Write([]byte(p.Hash))
+	h.Write([]byte(fileHash))
 	for _, k := range keys {
 		h.Write([]byte{0})
 		h.Write([]byte(k))
@@ -251,7 +263,7 @@ func (p *Publisher) plan(s *snapshot) []plannedAction {
 			// the folder. A new slug is the way to reach Mastodon.
 			a.Type, a.Reason = ActionCreate, "back after its removal (Mastodon keeps refusing a deleted id: use a new slug to reach it)"
 			a.entry = storage.LedgerEntry{Key: key, NoteID: e.NoteID, Hash: hash, Published: post.Date, Pushed: true}
-		case e.Hash != hash:
+		case e.Hash != hash && e.Hash != legacyNoteHash(s.lib, post, s.now):
 			a.Type, a.Reason = ActionUpdate, "edited, or its translations changed"
 			a.entry = e
 			a.entry.Hash = hash

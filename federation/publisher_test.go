@@ -642,13 +642,47 @@ func TestPublisherAnnouncesProfileChanges(t *testing.T) {
 		t.Fatalf("after a new bio: %v", summary(acts))
 	}
 
-	// Unpinned: the Note changes (its file did) and so does the profile.
+	// Unpinned: the profile changes, the Note does not (followers'
+	// servers would show the article as edited).
+	f.article("pinned.en.md", "Pinned", -time.Minute)
+	f.reconcile()
+	if acts := queued(); !slices.Equal(summary(acts), []string{"Update " + actorID}) {
+		t.Errorf("unpinning queued %v, want the profile's Update only", summary(acts))
+	}
+
+	// A ledger written before pins were left out of the Note's hash: the
+	// file as it was is no change; the first change is one, and from then
+	// on pins are not.
+	f.article("pinned.en.md", "Pinned", -time.Minute, "pinned: true")
+	f.reload()
+	lib := f.lib.Load()
+	post, _ := lib.GetKey("pinned/en")
+	e := f.ledger()["pinned/en"]
+	e.Hash = legacyNoteHash(lib, post, f.clock.Now())
+	if err := f.store.Publish(e, storage.Activity{ID: f.svc.NewActivityID(), Type: "Update"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.SetMeta(profileStateKey, ""); err != nil { // the profile is not what this step checks
+		t.Fatal(err)
+	}
+	f.reconcile()
+	if acts := queued(); !slices.Equal(summary(acts), []string{"Update " + actorID}) {
+		t.Errorf("an old ledger over an unchanged pinned file queued %v, want the profile's Update only", summary(acts))
+	}
 	f.article("pinned.en.md", "Pinned", -time.Minute)
 	f.reconcile()
 	want = []string{"Update https://crieur.example/posts/pinned/en", "Update " + actorID}
 	if acts := queued(); !slices.Equal(summary(acts), want) {
-		t.Errorf("unpinning queued %v, want %v", summary(acts), want)
+		t.Errorf("first unpin over an old ledger queued %v, want %v", summary(acts), want)
 	}
+	f.article("pinned.en.md", "Pinned", -time.Minute, "pinned: true")
+	f.reconcile()
+	if acts := queued(); !slices.Equal(summary(acts), []string{"Update " + actorID}) {
+		t.Errorf("pinning again queued %v, want the profile's Update only", summary(acts))
+	}
+	f.article("pinned.en.md", "Pinned", -time.Minute)
+	f.reconcile()
+	queued()
 
 	// A database from before profiles were recorded: its followers get
 	// one Update, since they may show an older profile.

@@ -336,7 +336,41 @@ func Parse(file string, data []byte, opts Options) (*Post, error) {
 
 	sum := sha256.Sum256(data)
 	p.Hash = hex.EncodeToString(sum[:])
+	p.NoteHash = p.Hash
+	if rest, cut := withoutPinned(data); cut {
+		sum = sha256.Sum256(rest)
+		p.NoteHash = hex.EncodeToString(sum[:])
+	}
 	return p, nil
+}
+
+// pinnedLine is a top-level "pinned:" key of the front matter.
+var pinnedLine = regexp.MustCompile(`^pinned[ \t]*:`)
+
+// withoutPinned returns data without the "pinned:" lines of its front
+// matter (between the first two "---" lines), and whether it cut any.
+func withoutPinned(data []byte) ([]byte, bool) {
+	var out []byte
+	cut, inside := false, false
+	for n, rest := 0, data; len(rest) > 0; n++ {
+		line, tail, found := bytes.Cut(rest, []byte("\n"))
+		if found {
+			line = rest[:len(line)+1]
+		}
+		rest = tail
+		trimmed := string(bytes.TrimRight(bytes.TrimPrefix(line, []byte("\xef\xbb\xbf")), " \t\r\n"))
+		switch {
+		case n == 0:
+			inside = trimmed == "---"
+		case inside && trimmed == "---":
+			inside = false
+		case inside && pinnedLine.Match(line):
+			cut = true
+			continue
+		}
+		out = append(out, line...)
+	}
+	return out, cut
 }
 
 // checkNesting refuses lines nested deeper than maxNesting quotes or list

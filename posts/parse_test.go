@@ -447,3 +447,38 @@ func TestRenderWithinTimeout(t *testing.T) {
 		t.Errorf("renderWithin = %q, %v", r.html, err)
 	}
 }
+
+// TestNoteHashIgnoresPinned: pinning or unpinning changes the file, not the
+// article, so the Note's hash stays; any other change moves it. Only the
+// front matter's top-level key counts.
+func TestNoteHashIgnoresPinned(t *testing.T) {
+	parse := func(fm, body string) *Post {
+		t.Helper()
+		p, err := Parse("a.en.md", []byte("---\ntitle: A\ndate: 2024-01-02\n"+fm+"---\n\n"+body+"\n"), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	plain := parse("", "Text.")
+	if plain.NoteHash != plain.Hash {
+		t.Errorf("without a pinned line NoteHash %s differs from Hash %s", plain.NoteHash, plain.Hash)
+	}
+	for _, fm := range []string{"pinned: true\n", "pinned: false\n", "pinned : true\r\n"} {
+		p := parse(fm, "Text.")
+		if p.Hash == plain.Hash || p.NoteHash != plain.NoteHash {
+			t.Errorf("%q: Hash changed %v, NoteHash changed %v; want true, false", fm, p.Hash != plain.Hash, p.NoteHash != plain.NoteHash)
+		}
+	}
+	if p := parse("pinned: true\n", "Other text."); p.NoteHash == plain.NoteHash {
+		t.Error("an edit of a pinned article kept its NoteHash")
+	}
+	// The same words in the body, or nested in the front matter, are part
+	// of the article.
+	if p := parse("", "pinned: true"); p.NoteHash == parse("", "").NoteHash {
+		t.Error("a body line reading pinned: was cut")
+	}
+	if p := parse("extra:\n  pinned: true\n", "Text."); p.NoteHash != p.Hash {
+		t.Error("a nested pinned key was cut")
+	}
+}

@@ -47,6 +47,11 @@ type Post struct {
 	HTML string
 	// Hash is the hex SHA-256 of the file's bytes: a changed hash is an edit.
 	Hash string
+	// NoteHash is Hash without the front matter's top-level "pinned:"
+	// lines: pinning changes the profile's featured list, not the article,
+	// so it must not make the article look edited. It equals Hash when the
+	// file has no such line.
+	NoteHash string
 }
 
 // Key identifies one language version: "slug/lang". It is the ledger key and

@@ -173,7 +173,8 @@ func TestProfileChangeReachesFollowers(t *testing.T) {
 		t.Errorf("GET %s: %d", u, code)
 	}
 
-	// Pinning an article while running: its Update, then the profile's.
+	// Pinning an article while running: an Update of the profile (not of
+	// the article, which did not change).
 	in.writePost("hello.en.md", strings.Replace(post("hello", "en", "Hello", "2023-01-02", "First."), "---\n\n", "pinned: true\n---\n\n", 1))
 	deadline := time.Now().Add(10 * time.Second)
 	for countProfileUpdates(r, isProfile) < 2 {
@@ -181,6 +182,11 @@ func TestProfileChangeReachesFollowers(t *testing.T) {
 			t.Fatalf("no second Update of the actor after pinning; got %v", summarize(r.deliveries()))
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	for _, d := range r.deliveries() {
+		if obj, _ := d.Activity["object"].(map[string]any); d.Activity["type"] == "Update" && obj["type"] == "Note" {
+			t.Errorf("pinning sent an Update of the Note %v: servers would show it as edited", obj["id"])
+		}
 	}
 
 	// Nothing changed: a restart sends nothing more.
