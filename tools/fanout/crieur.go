@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,6 +59,10 @@ type crieurRun struct {
 	listen  string
 	env     []string
 	hold    net.Listener // crieur's port, until start
+	// actor and inboxURL are what discover found by WebFinger; empty, the
+	// harness uses crieur's layout (/@handle, /@handle/inbox).
+	actor    string
+	inboxURL string
 
 	cmd    *exec.Cmd
 	log    *os.File
@@ -94,9 +99,74 @@ func newCrieurRun(bin, parent string, extraEnv []string) (*crieurRun, error) {
 	return c, nil
 }
 
-func (c *crieurRun) actorID() string { return c.base + "/@" + handle }
-func (c *crieurRun) inbox() string   { return c.actorID() + "/inbox" }
-func (c *crieurRun) noteID() string  { return c.base + "/posts/" + newSlug + "/" + lang }
+func (c *crieurRun) crieurActor() string { return c.base + "/@" + handle }
+func (c *crieurRun) noteID() string      { return c.base + "/posts/" + newSlug + "/" + lang }
+
+func (c *crieurRun) actorID() string {
+	if c.actor != "" {
+		return c.actor
+	}
+	return c.crieurActor()
+}
+
+func (c *crieurRun) inbox() string {
+	if c.inboxURL != "" {
+		return c.inboxURL
+	}
+	return c.actorID() + "/inbox"
+}
+
+// discover asks WebFinger for acct:handle@host and the actor document for
+// its inbox, so that a stand-in with another URL layout than crieur's (a
+// bot framework) can be measured. A sender without WebFinger (idealsender)
+// keeps crieur's layout. It reports whether the actor is crieur's.
+func (c *crieurRun) discover(ctx context.Context) (bool, error) {
+	client := &http.Client{Timeout: probeTimeout}
+	get := func(u, accept string, v any) (int, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Accept", accept)
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return resp.StatusCode, fmt.Errorf("GET %s: status %d", u, resp.StatusCode)
+		}
+		return resp.StatusCode, json.NewDecoder(io.LimitReader(resp.Body, maxActorBody)).Decode(v)
+	}
+	var jrd struct {
+		Links []struct{ Rel, Type, Href string }
+	}
+	wf := c.base + "/.well-known/webfinger?resource=" + url.QueryEscape("acct:"+handle+"@"+c.listen)
+	if code, err := get(wf, "application/jrd+json", &jrd); code == http.StatusNotFound {
+		return true, nil
+	} else if err != nil {
+		return false, fmt.Errorf("fanout: webfinger: %w", err)
+	}
+	actor := ""
+	for _, l := range jrd.Links {
+		if l.Rel == "self" && (strings.HasPrefix(l.Type, "application/activity+json") || strings.HasPrefix(l.Type, "application/ld+json")) {
+			actor = l.Href
+			break
+		}
+	}
+	if !strings.HasPrefix(actor, c.base+"/") {
+		return false, fmt.Errorf("fanout: webfinger names no actor under %s: %q", c.base, actor)
+	}
+	var doc struct{ ID, Inbox string }
+	if _, err := get(actor, "application/activity+json", &doc); err != nil {
+		return false, fmt.Errorf("fanout: actor: %w", err)
+	}
+	if doc.ID != actor || !strings.HasPrefix(doc.Inbox, c.base+"/") {
+		return false, fmt.Errorf("fanout: actor %s has id %q and inbox %q", actor, doc.ID, doc.Inbox)
+	}
+	c.actor, c.inboxURL = doc.ID, doc.Inbox
+	return doc.ID == c.crieurActor(), nil
+}
 
 // seed writes the followers straight into crieur's database before its
 // first start. This stands in for 10,000 Follow → Accept round trips:
@@ -240,7 +310,9 @@ func parseEngine(out string) string {
 		v, ok := strings.CutPrefix(line, "RSA signatures: ")
 		switch {
 		case !ok:
-		case strings.HasPrefix(v, "OpenSSL") && strings.HasSuffix(strings.TrimSpace(v), "(libcrypto.so.3)"):
+		case strings.HasPrefix(v, "OpenSSL "):
+			// libcrypto.so.3 for crieur; a stand-in may have its own
+			// OpenSSL (Node's is built into its binary).
 			return "openssl"
 		case strings.HasPrefix(v, "Go crypto/rsa"):
 			return "go"

@@ -650,6 +650,7 @@ func TestParseEngine(t *testing.T) {
 		"crieur 0.1.0-dev\nRSA signatures: OpenSSL 3.0.19 27 Jan 2026 (libcrypto.so.3)\n":                           "openssl",
 		"crieur 0.1.0-dev\nRSA signatures: Go crypto/rsa (CRIEUR_RSA=go)\n":                                         "go",
 		"crieur 0.1.0-dev\nRSA signatures: Go crypto/rsa (no OpenSSL: libcrypto.so.3: cannot open shared object)\n": "go",
+		"botkit-fanout: BotKit 0.4.1\nRSA signatures: OpenSSL 3.5.8 (built into Node v22.23.3)\n":                   "openssl",
 		"crieur 0.1.0-dev\n": "",
 		"crieur 0.1.0-dev\nRSA signatures: none: CRIEUR_RSA=openssl, and OpenSSL cannot load (libcrypto.so.3: cannot open shared object file); crieur serve will not start\n": "",
 		"crieur 0.1.0-dev\nRSA signatures: CRIEUR_RSA: unknown RSA engine \"x\"\n":                                                                                            "",
@@ -689,5 +690,59 @@ func TestIdealSender(t *testing.T) {
 	}
 	if r.CrieurSigns == "" {
 		t.Errorf("idealsender version was not understood")
+	}
+}
+
+// TestFleetLearnsNote: with no Note id known (a sender that names its
+// Notes itself), the first Create after the drop is the article, and a
+// Create of another Note is unexpected.
+func TestFleetLearnsNote(t *testing.T) {
+	fl := &fleet{
+		servers:    []*inboxServer{{idx: 0, base: "http://127.0.0.1:1"}, {idx: 1, base: "http://127.0.0.1:2"}},
+		stats:      make([]serverStats, 2),
+		allHealthy: make(chan struct{}),
+	}
+	fl.healthyTotal = 2
+	fl.discovered("http://127.0.0.1:9/ap/actor/bot", "")
+	now := time.Now()
+	fl.arm()
+	fl.record(fl.servers[0], now, 0, activity{ID: "c1", Type: "Create", Object: "http://127.0.0.1:9/ap/note/1"})
+	fl.record(fl.servers[1], now, 0, activity{ID: "c2", Type: "Create", Object: "http://127.0.0.1:9/ap/note/2"})
+	fl.record(fl.servers[1], now, 0, activity{ID: "c1", Type: "Create", Object: "http://127.0.0.1:9/ap/note/1"})
+	tl := fl.tally()
+	if tl.HealthyReached != 2 || tl.Unexpected != 1 || tl.Duplicates != 0 || fl.noteID != "http://127.0.0.1:9/ap/note/1" {
+		t.Errorf("reached %d, unexpected %d, duplicates %d, note %q; want 2, 1, 0, note/1", tl.HealthyReached, tl.Unexpected, tl.Duplicates, fl.noteID)
+	}
+}
+
+// TestDiscover finds a bot framework's actor and inbox by WebFinger, and
+// keeps crieur's layout for a sender without WebFinger.
+func TestDiscover(t *testing.T) {
+	var srvURL string
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/webfinger", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("resource") != "acct:"+handle+"@"+strings.TrimPrefix(srvURL, "http://") {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprintf(w, `{"links":[{"rel":"self","type":"application/activity+json","href":%q}]}`, srvURL+"/ap/actor/bot")
+	})
+	mux.HandleFunc("GET /ap/actor/bot", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, `{"id":%q,"inbox":%q}`, srvURL+"/ap/actor/bot", srvURL+"/ap/actor/bot/inbox")
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	srvURL = srv.URL
+	c := &crieurRun{base: srv.URL, listen: strings.TrimPrefix(srv.URL, "http://")}
+	isCrieur, err := c.discover(context.Background())
+	if err != nil || isCrieur || c.actorID() != srv.URL+"/ap/actor/bot" || c.inbox() != srv.URL+"/ap/actor/bot/inbox" {
+		t.Errorf("bot: crieur %v, actor %q, inbox %q, err %v", isCrieur, c.actorID(), c.inbox(), err)
+	}
+	none := httptest.NewServer(http.NotFoundHandler())
+	defer none.Close()
+	c = &crieurRun{base: none.URL, listen: strings.TrimPrefix(none.URL, "http://")}
+	isCrieur, err = c.discover(context.Background())
+	if err != nil || !isCrieur || c.actorID() != none.URL+"/@"+handle || c.inbox() != none.URL+"/@"+handle+"/inbox" {
+		t.Errorf("no WebFinger: crieur %v, actor %q, inbox %q, err %v", isCrieur, c.actorID(), c.inbox(), err)
 	}
 }

@@ -100,7 +100,7 @@ type fleet struct {
 	servers  []*inboxServer
 	keys     *keyCache   // shared by every server, unless perServerKeys
 	ownKeys  []*keyCache // with -key-per-server, one per server
-	noteID   string      // the Note whose Create is expected
+	noteID   string      // the Note whose Create is expected; "": the first Create after the drop names it
 	actorID  string      // crieur's actor: every activity's actor
 	errorLog *log.Logger
 	// followers is set with -follow: the actors then publish this key and
@@ -302,8 +302,8 @@ func (s *inboxServer) inbox(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad activity", http.StatusBadRequest)
 		return
 	}
-	if act.Actor != owner || owner != f.actorID {
-		f.fail(s, fmt.Errorf("activity actor %q, key owner %q, crieur %q", act.Actor, owner, f.actorID))
+	if act.Actor != owner || owner != f.actor() {
+		f.fail(s, fmt.Errorf("activity actor %q, key owner %q, crieur %q", act.Actor, owner, f.actor()))
 		http.Error(w, "actor", http.StatusUnauthorized)
 		return
 	}
@@ -322,6 +322,21 @@ func (s *inboxServer) inbox(w http.ResponseWriter, r *http.Request) {
 		// the connection closes) or the harness closes the server.
 		<-r.Context().Done()
 	}
+}
+
+func (f *fleet) actor() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.actorID
+}
+
+// discovered sets the actor and the expected Note once the harness has
+// asked the sender (WebFinger); noteID "" takes the first Create after the
+// drop.
+func (f *fleet) discovered(actorID, noteID string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.actorID, f.noteID = actorID, noteID
 }
 
 // keyFetches is how many times the servers fetched crieur's key, and the
@@ -383,6 +398,11 @@ func (f *fleet) record(s *inboxServer, arrived time.Time, age time.Duration, act
 		f.firstAny = arrived
 	}
 	st := &f.stats[s.idx]
+	if f.noteID == "" && act.Type == "Create" && f.armed.Load() {
+		// A sender that names its Notes itself (a bot framework): the
+		// one it creates after the drop is the article.
+		f.noteID = string(act.Object)
+	}
 	if act.Type != "Create" || string(act.Object) != f.noteID {
 		st.other++
 		if st.otherSample == "" {

@@ -281,6 +281,12 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 	if err := c.waitReady(ctx); err != nil {
 		return nil, err
 	}
+	if isCrieur, err := c.discover(ctx); err != nil {
+		return nil, err
+	} else if !isCrieur {
+		progress("the actor is %s (inbox %s): not crieur's layout, the first Create after the drop is the article", c.actorID(), c.inbox())
+		fl.discovered(c.actorID(), "")
+	}
 	if err := c.waitOutbox(ctx, 1); err != nil {
 		return nil, err
 	}
