@@ -551,8 +551,17 @@ func readDate(d dateValue) (time.Time, error) {
 	if !ok {
 		return time.Time{}, fmt.Errorf("%q is not a date: use 2006-01-02, 2006-01-02 15:04 or RFC 3339 (2006-01-02T15:04:05+01:00)", d.text)
 	}
+	// Year 1 parses, and is Go's zero time: the article would count as
+	// undated, and servers would show it as published two thousand years
+	// ago. No association archive starts before 1900.
+	if t.UTC().Year() < minYear {
+		return time.Time{}, fmt.Errorf("%q is before %d: give the article's real date", d.text, minYear)
+	}
 	return t, nil
 }
+
+// minYear is the earliest year an article's date may have.
+const minYear = 1900
 
 func cleanTags(in []string) []string {
 	var out []string

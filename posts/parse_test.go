@@ -258,6 +258,8 @@ func TestParseProblems(t *testing.T) {
 		{"missing date", "---\ntitle: T\n---\nBody\n", 0, "missing date"},
 		{"bad date", "---\ntitle: T\n\ndate: 28/12/2023\n---\n", 4, `date: "28/12/2023" is not a date`},
 		{"bad lastmod", "---\ntitle: T\ndate: 2023-01-01\nlastmod: soon\n---\n", 4, `lastmod: "soon" is not a date`},
+		{"year one", "---\ntitle: T\ndate: 0001-01-01\n---\n", 3, `date: "0001-01-01" is before 1900`},
+		{"lastmod in 1899", "---\ntitle: T\ndate: 2023-01-01\nlastmod: 1899-12-31\n---\n", 4, `lastmod: "1899-12-31" is before 1900`},
 		{"bad slug", "---\ntitle: T\ndate: 2023-01-01\nslug: ../etc/passwd\n---\n", 4, `slug "../etc/passwd"`},
 		{"bad image", "---\ntitle: T\ndate: 2023-01-01\nimages:\n  - javascript:alert(1)\n---\n", 5, `image "javascript:alert(1)"`},
 		{"not utf-8", "---\ntitle: \xff\ndate: 2023-01-01\n---\n", 0, "not valid UTF-8"},
