@@ -1,11 +1,13 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -136,6 +138,14 @@ func (s *server) inbox(c *gin.Context) {
 		s.jsonError(c, errNoFederation)
 		return
 	}
+	// The slot is taken before the body is read: a request waiting for
+	// one holds only its connection.
+	if !s.takeInboxSlot(c.Request.Context()) {
+		c.Header("Retry-After", inboxRetryAfter)
+		s.jsonStatus(c, http.StatusServiceUnavailable, "busy: retry later", nil)
+		return
+	}
+	defer func() { <-s.inboxSlots }()
 	limit := s.cfg.InboxMaxBody
 	if c.Request.ContentLength > limit {
 		s.jsonError(c, fmt.Errorf("web: inbox: declared body of %d bytes: %w", c.Request.ContentLength, federation.ErrTooLarge))
@@ -158,6 +168,25 @@ func (s *server) inbox(c *gin.Context) {
 	}
 	c.Status(http.StatusAccepted)
 	c.Writer.WriteHeaderNow()
+}
+
+// takeInboxSlot waits up to InboxWait for one of the inbox's slots.
+func (s *server) takeInboxSlot(ctx context.Context) bool {
+	select {
+	case s.inboxSlots <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(s.cfg.InboxWait)
+	defer t.Stop()
+	select {
+	case s.inboxSlots <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // inboxGet answers GET on an inbox: crieur keeps no readable inbox.

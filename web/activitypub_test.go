@@ -3,10 +3,13 @@ package web
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // acceptCase is one row of the content negotiation matrix.
@@ -249,4 +252,50 @@ func TestUnknownRouteAnswersInKind(t *testing.T) {
 	expect(t, h, http.StatusNotFound, "text/html")
 	m := e.do(t, http.MethodDelete, "/@reports", bytes.NewReader(nil))
 	expect(t, m, http.StatusMethodNotAllowed, "")
+}
+
+// TestInboxConcurrencyIsBounded: inbox POSTs beyond the bound wait for a
+// slot, then get 503 with Retry-After (servers retry those) instead of all
+// holding memory at once; a slot freed serves the next one. Other routes
+// are not held up.
+func TestInboxConcurrencyIsBounded(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.InboxConcurrency, c.InboxWait = 2, 200*time.Millisecond })
+	// Two senders announce a body and never send it: each holds a slot.
+	var stalled []net.Conn
+	for range 2 {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST /inbox HTTP/1.1\r\nHost: %s\r\nContent-Type: application/activity+json\r\nContent-Length: 100\r\n\r\n{", strings.TrimPrefix(e.url, "http://"))
+		stalled = append(stalled, conn)
+	}
+	// Until the server has taken both in, a third request may still find
+	// a slot (and get 400 for its broken body): ask until it does not.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		start := time.Now()
+		r := e.do(t, http.MethodPost, "/inbox", strings.NewReader(`{"type":"Follow",`), "Content-Type", "application/activity+json")
+		if r.StatusCode == http.StatusServiceUnavailable {
+			if r.Header.Get("Retry-After") == "" {
+				t.Errorf("503 without Retry-After")
+			}
+			if waited := time.Since(start); waited < 200*time.Millisecond {
+				t.Errorf("answered 503 after %s, before waiting for a slot", waited)
+			}
+			break
+		}
+		if r.StatusCode != http.StatusBadRequest || time.Now().After(deadline) {
+			t.Fatalf("third inbox POST with two slots held: %d (%s)", r.StatusCode, r.body)
+		}
+	}
+	expect(t, e.get(t, "/@reports", "Accept", "application/activity+json"), http.StatusOK, "application/activity+json")
+
+	// One sender gives up: its slot serves the next request.
+	stalled[0].Close()
+	r := e.do(t, http.MethodPost, "/inbox", strings.NewReader(`{"type":"Follow",`), "Content-Type", "application/activity+json")
+	if r.StatusCode != http.StatusBadRequest {
+		t.Errorf("inbox POST after a slot was freed: %d (%s)", r.StatusCode, r.body)
+	}
 }
