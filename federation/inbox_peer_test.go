@@ -281,6 +281,7 @@ type protoOptions struct {
 	manual  bool
 	allow   []netip.Prefix // nil: loopback allowed
 	noAllow bool           // true: nothing allowed (the production guard)
+	log     io.Writer      // where the service logs at debug level (nil: nowhere)
 }
 
 func newProtoCrieur(t *testing.T, opts protoOptions) *protoCrieur {
@@ -307,7 +308,7 @@ func newProtoCrieur(t *testing.T, opts protoOptions) *protoCrieur {
 		Store:  st,
 		Key:    c.key,
 		Client: client,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: protoLogger(opts.log),
 		Now:    func() time.Time { return c.now() },
 	})
 	if err != nil {
@@ -454,4 +455,11 @@ func protoCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+func protoLogger(w io.Writer) *slog.Logger {
+	if w == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -143,8 +143,16 @@ func (s *Service) fetchKey(ctx context.Context, keyID string) (storage.RemoteKey
 func (s *Service) fetchObject(ctx context.Context, rawURL string) (map[string]any, error) {
 	data, err := s.client.GetActivity(ctx, rawURL, s.signer)
 	if err != nil {
-		if st := HTTPStatus(err); st == http.StatusGone || st == http.StatusNotFound {
+		switch st := HTTPStatus(err); st {
+		case http.StatusGone, http.StatusNotFound:
 			return nil, fmt.Errorf("%w: %w", errKeyGone, err)
+		case http.StatusUnauthorized, http.StatusForbidden:
+			// Servers that check signed GETs (GoToSocial, Mastodon in
+			// secure mode) refuse ours when they know crieur by another
+			// key, for good: every Follow from there is then refused.
+			// That is the admin's to see, not a debug detail.
+			s.log.Warn("federation: a server refused crieur's signed GET: it may know crieur by another key (a lost or replaced actor.pem), or block it",
+				"url", rawURL, "status", st)
 		}
 		return nil, err
 	}

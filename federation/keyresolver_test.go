@@ -242,3 +242,27 @@ func FuzzFetchKey(f *testing.F) {
 		}
 	})
 }
+
+// TestKeyFetchRefusedIsAWarning: a server that answers crieur's signed GET
+// with 401 (it knows crieur by another key, GoToSocial after a lost
+// actor.pem) refuses every Follow from there; the admin sees it at warn,
+// not only as a debug line per refused request.
+func TestKeyFetchRefusedIsAWarning(t *testing.T) {
+	var logs debugLog
+	c := newProtoCrieur(t, protoOptions{log: &logs})
+	a := newDocServer(t)
+	a.set("/users/alice", http.StatusUnauthorized, `{"error":"signature"}`)
+	if _, err := c.svc.resolveKey(protoCtx(t), a.srv.URL+"/users/alice#main-key", false); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("resolve a key behind a 401: %v", err)
+	}
+	if !strings.Contains(logs.String(), `level=WARN msg="federation: a server refused crieur's signed GET`) ||
+		!strings.Contains(logs.String(), "status=401") {
+		t.Errorf("no warning for the refused GET:\n%s", logs.String())
+	}
+	a.set("/users/bob", http.StatusInternalServerError, "")
+	before := strings.Count(logs.String(), "level=WARN")
+	_, _ = c.svc.resolveKey(protoCtx(t), a.srv.URL+"/users/bob#main-key", false)
+	if strings.Count(logs.String(), "level=WARN") != before {
+		t.Errorf("a 500 is not a refusal of crieur's key, yet it was warned about:\n%s", logs.String())
+	}
+}
