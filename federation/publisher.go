@@ -436,11 +436,7 @@ func (p *Publisher) carryOut(s *snapshot, a plannedAction) (int, error) {
 // ordered by the actor id: successive profile changes reach each server in
 // order.
 func (p *Publisher) announceProfile(a plannedAction) (int, error) {
-	actor, err := p.svc.ActorJSON()
-	if err != nil {
-		return 0, fmt.Errorf("federation: publish the profile: %w", err)
-	}
-	act, err := p.svc.NewActivity(ActionUpdate, json.RawMessage(actor))
+	act, err := p.profileUpdate()
 	if err != nil {
 		return 0, fmt.Errorf("federation: publish the profile: %w", err)
 	}
@@ -449,6 +445,15 @@ func (p *Publisher) announceProfile(a plannedAction) (int, error) {
 		return 0, fmt.Errorf("federation: publish the profile: %w", err)
 	}
 	return len(jobs), nil
+}
+
+// profileUpdate is an Update of the actor as it is now.
+func (p *Publisher) profileUpdate() (storage.Activity, error) {
+	actor, err := p.svc.ActorJSON()
+	if err != nil {
+		return storage.Activity{}, err
+	}
+	return p.svc.NewActivity(ActionUpdate, json.RawMessage(actor))
 }
 
 // createActivity is a Create of the post's Note. It is listed in the outbox

@@ -36,6 +36,8 @@ type retryChain struct{ inbox, topic string }
 //   - a deleted article gets its failed Delete again, and nothing if the
 //     Delete was not among the failures (the server has the Tombstone, or
 //     never had the Note);
+//   - the profile gets an Update of the actor as it is now: an older one,
+//     resent after a newer went through, would bring back an old bio;
 //   - anything else (Accept, Reject) gets the last failed activity again.
 //
 // The current version is the article's last announcement (Create or
@@ -123,6 +125,18 @@ func (p *Publisher) RetryFailed(ctx context.Context, host string) (RetryReport, 
 		last := js[len(js)-1]
 		e, isNote := byNote[k.topic]
 		switch {
+		case k.topic == p.svc.cfg.ActorID():
+			const key = "profile"
+			if id, ok := fresh[key]; ok {
+				add(byActivity[id].act, id, k, js)
+				continue
+			}
+			act, err := p.profileUpdate()
+			if err != nil {
+				return rep, fmt.Errorf("federation: retry failed deliveries to %s: %w", k.inbox, err)
+			}
+			fresh[key] = act.ID
+			add(act, act.ID, k, js)
 		case !isNote:
 			add(storage.Activity{}, last.ActivityID, k, js)
 		case !e.Deleted.IsZero():

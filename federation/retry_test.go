@@ -268,3 +268,50 @@ func TestDelivererTrimsTheStore(t *testing.T) {
 		t.Errorf("the follower's key was dropped: %v", err)
 	}
 }
+
+// TestRetryFailedSendsTheCurrentProfile: a server that refused a profile
+// change, then took the next one, gets the profile as it is now when its
+// failures are retried, not the refused Update, which would bring back the
+// older bio.
+func TestRetryFailedSendsTheCurrentProfile(t *testing.T) {
+	f := newPubFixture(t)
+	var up atomic.Bool
+	x := newDLInbox(t, f.dlHarness, func(w http.ResponseWriter, _ *http.Request, _ int) {
+		if !up.Load() {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	f.follow(x, "u", "/inbox")
+	f.startEmpty()
+	f.start()
+	for i, bio := range []string{"First new bio.", "Second new bio."} {
+		up.Store(i == 1)
+		svc, err := New(Config{BaseURL: "https://crieur.example", Handle: "reports", Bio: bio}, Deps{
+			Store: f.store, Key: dlKey(), Client: NewClient(ClientConfig{UserAgent: "crieur-test"}), Now: f.clock.Now, Posts: f.lib.Load,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.pub = NewPublisher(svc, f.d, PublisherOptions{})
+		f.reconcile()
+		want := []Outcome{OutcomeFailed, OutcomeDelivered}[i]
+		if r := f.next(); r.Outcome != want {
+			t.Fatalf("profile Update with %q: %s, want %s", bio, r.Outcome, want)
+		}
+	}
+	rep, err := f.pub.RetryFailed(context.Background(), "")
+	if err != nil || rep.Requeued != 1 {
+		t.Fatalf("retry: %+v, %v; want 1 requeued", rep, err)
+	}
+	if r := f.next(); r.Outcome != OutcomeDelivered {
+		t.Fatalf("retried profile: %s", r.Outcome)
+	}
+	f.quiet()
+	bodies := x.bodiesOf("/inbox")
+	last := string(bodies[len(bodies)-1])
+	if !strings.Contains(last, "Second new bio.") || strings.Contains(last, "First new bio.") {
+		t.Errorf("the retry sent %s", last)
+	}
+}

@@ -217,3 +217,21 @@ func getStatus(url string) (int, error) {
 	resp.Body.Close()
 	return resp.StatusCode, nil
 }
+
+// An SVG avatar shows on the web pages, but fediverse servers refuse it:
+// serve says so at start.
+func TestSVGAvatarIsWarnedAbout(t *testing.T) {
+	in := newInstance(t, nil)
+	svg := filepath.Join(t.TempDir(), "logo.svg")
+	if err := os.WriteFile(svg, []byte(`<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in.extraEnv["CRIEUR_AVATAR"] = svg
+	in.start()
+	if !strings.Contains(in.out.String(), "level=WARN msg=\"an SVG avatar shows on the web pages only") {
+		t.Errorf("no warning about the SVG avatar:\n%s", in.out.String())
+	}
+	if strings.Contains(in.out.String(), "an SVG header") {
+		t.Errorf("warned about a header that is not set:\n%s", in.out.String())
+	}
+}
