@@ -14,8 +14,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/fsnotify/fsnotify"
 )
 
 const (
@@ -25,10 +23,12 @@ const (
 	// file, rename, chmod), and one reload per save is enough.
 	DefaultDebounce = 200 * time.Millisecond
 	// DefaultSettle is the quiet time before a reload when no file is being
-	// written (only creations, removals and renames): a file moved into
-	// place is complete, so waiting the whole Debounce only delays the
-	// post, while a few milliseconds still merge an editor's rename and
-	// remove steps into one reload.
+	// written but some were removed or renamed away (or, where the system
+	// cannot tell a file moved in from one created in place, created): a
+	// few milliseconds merge an editor's remove and rename steps into one
+	// reload, so a save never looks like a deletion. An article moved into
+	// place or closed by its writer needs no wait where the system reports
+	// it (Linux).
 	DefaultSettle = 20 * time.Millisecond
 	// maxDebounceWaits bounds the wait of a burst to this many Debounce
 	// periods, so that a file rewritten without pause is still picked up.
@@ -93,6 +93,8 @@ type WatchOptions struct {
 	// Settle is the quiet time before a reload when files were only
 	// created, removed or renamed (DefaultSettle if 0; at most Debounce).
 	Settle time.Duration
+	// notifier replaces the platform's notifier (tests).
+	notifier func() (notifier, error)
 	// Now is the clock for schedules (time.Now if nil). It also becomes
 	// Options.Now when that is nil.
 	Now func() time.Time
@@ -111,6 +113,7 @@ type Watcher struct {
 	opts     Options
 	debounce time.Duration
 	settle   time.Duration
+	notifier func() (notifier, error)
 	now      func() time.Time
 	log      *slog.Logger
 	buffer   int
@@ -147,6 +150,7 @@ func NewWatcher(dir string, opts WatchOptions) (*Watcher, error) {
 		opts:     opts.Options,
 		debounce: opts.Debounce,
 		settle:   opts.Settle,
+		notifier: opts.notifier,
 		now:      opts.Now,
 		log:      opts.Logger,
 		buffer:   opts.EventBuffer,
@@ -157,6 +161,9 @@ func NewWatcher(dir string, opts WatchOptions) (*Watcher, error) {
 	}
 	if w.settle <= 0 {
 		w.settle = DefaultSettle
+	}
+	if w.notifier == nil {
+		w.notifier = newNotifier
 	}
 	w.settle = min(w.settle, w.debounce)
 	if w.now == nil {
@@ -225,8 +232,16 @@ func (w *Watcher) closeSubscribers() {
 
 // burst is what the watcher knows of the changes since the last reload.
 type burst struct {
-	start   time.Time // first relevant event, zero when there is none
-	writing bool      // a file may still be being written: wait Debounce
+	start time.Time // first relevant event, zero when there is none
+	// writing: a file may still be being written and nothing will say
+	// when it is done: wait Debounce.
+	writing bool
+	// open holds the articles being written whose close will be reported:
+	// wait Debounce while any is open (a writer that never closes).
+	open map[string]bool
+	// settle: something was removed, renamed away or created without a
+	// close to come: wait Settle.
+	settle bool
 }
 
 // Run watches the folder until ctx ends, reloading it after changes and
@@ -242,11 +257,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	defer w.closeSubscribers()
 
-	fsw, err := fsnotify.NewWatcher()
+	fsw, err := w.notifier()
 	if err != nil {
 		return fmt.Errorf("posts: watch: %w", err)
 	}
-	defer fsw.Close()
+	defer fsw.close()
 	if err := w.watchTree(fsw, w.dir); err != nil {
 		return err
 	}
@@ -268,17 +283,17 @@ func (w *Watcher) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 
-		case ev, ok := <-fsw.Events:
+		case ev, ok := <-fsw.events():
 			if !ok {
-				return errors.New("posts: watch: fsnotify closed its event channel")
+				return errors.New("posts: watch: the notifier closed its event channel")
 			}
 			if w.note(fsw, ev, &b) {
 				debounce.Reset(w.wait(b, time.Now()))
 			}
 
-		case err, ok := <-fsw.Errors:
+		case err, ok := <-fsw.errors():
 			if !ok {
-				return errors.New("posts: watch: fsnotify closed its error channel")
+				return errors.New("posts: watch: the notifier closed its error channel")
 			}
 			w.log.Warn("posts: watch error", "dir", w.dir, "err", err)
 			// After an overflow events were lost, writes maybe among them:
@@ -291,7 +306,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			// have picked the timer: an event already sent goes first, as
 			// it may be the Write that follows a Create. Once a burst is
 			// writing, or past its cap, the reload does not wait.
-			if !b.writing && w.wait(b, time.Now()) > 0 && w.drain(fsw, &b) {
+			if !b.writing && len(b.open) == 0 && w.wait(b, time.Now()) > 0 && w.drain(fsw, &b) {
 				debounce.Reset(w.wait(b, time.Now()))
 				continue
 			}
@@ -314,25 +329,23 @@ func (w *Watcher) Run(ctx context.Context) error {
 
 // note adds a filesystem event to the burst, and tells whether it can
 // change the library.
-func (w *Watcher) note(fsw *fsnotify.Watcher, ev fsnotify.Event, b *burst) bool {
-	ok, writing := w.relevant(fsw, ev)
-	if !ok {
+func (w *Watcher) note(fsw notifier, ev change, b *burst) bool {
+	if !w.relevant(fsw, ev, b) {
 		return false
 	}
 	if b.start.IsZero() {
 		b.start = time.Now()
 	}
-	b.writing = b.writing || writing
 	return true
 }
 
 // drain notes the events fsnotify has already sent, without waiting, and
 // tells whether one of them was relevant. A closed channel is left to Run.
-func (w *Watcher) drain(fsw *fsnotify.Watcher, b *burst) bool {
+func (w *Watcher) drain(fsw notifier, b *burst) bool {
 	got := false
 	for {
 		select {
-		case ev, ok := <-fsw.Events:
+		case ev, ok := <-fsw.events():
 			if !ok {
 				return got
 			}
@@ -346,56 +359,99 @@ func (w *Watcher) drain(fsw *fsnotify.Watcher, b *burst) bool {
 }
 
 // wait returns how long the folder must now stay quiet before the burst is
-// reloaded: Settle, or Debounce while a file may be being written, within
-// the burst's cap.
+// reloaded, within the burst's cap: Debounce while a file may be being
+// written, else Settle after removals, renames and creations the system
+// says nothing more about, else nothing: every article in the burst is
+// known to be complete.
 func (w *Watcher) wait(b burst, now time.Time) time.Duration {
-	d := w.settle
-	if b.writing {
+	var d time.Duration
+	switch {
+	case b.writing || len(b.open) > 0:
 		d = w.debounce
+	case b.settle:
+		d = w.settle
 	}
 	left := b.start.Add(maxDebounceWaits * w.debounce).Sub(now)
 	return max(min(d, left), 0)
 }
 
 // relevant tells whether a filesystem event can change the library, and
-// whether a file it names may still be being written (then the reload
-// waits Debounce rather than Settle). It starts watching new subfolders.
-func (w *Watcher) relevant(fsw *fsnotify.Watcher, ev fsnotify.Event) (ok, writing bool) {
-	name := filepath.Base(ev.Name)
-	if ev.Op == fsnotify.Chmod {
-		return false, false
+// records in the burst what it says of the wait: whether a file named may
+// still be being written (Debounce), or whether editors' steps may follow
+// (Settle). It starts watching new subfolders.
+func (w *Watcher) relevant(fsw notifier, ev change, b *burst) bool {
+	name := filepath.Base(ev.name)
+	if ev.op == opChmod {
+		return false
 	}
 	var st fs.FileInfo
-	if ev.Has(fsnotify.Create) {
-		if fi, err := os.Stat(ev.Name); err == nil {
+	if ev.op.has(opCreate | opMovedIn | opClose) {
+		if fi, err := os.Stat(ev.name); err == nil {
 			st = fi
 		}
 	}
 	if st != nil && st.IsDir() {
 		if skipDir(name) {
-			return false, false
+			return false
 		}
-		if err := w.watchTree(fsw, ev.Name); err != nil {
-			w.log.Warn("posts: watch new folder", "dir", ev.Name, "err", err)
+		if err := w.watchTree(fsw, ev.name); err != nil {
+			w.log.Warn("posts: watch new folder", "dir", ev.name, "err", err)
 		}
 		// Files made in it before its watch was added sent no event: one
 		// still empty is being written (later writes do send events).
-		return true, hasEmptyArticle(ev.Name)
+		b.settle = true
+		b.writing = b.writing || hasEmptyArticle(ev.name)
+		return true
 	}
 	// Editors' temporary files only matter once renamed to the article's
 	// name, which is an event of its own.
 	if isArticleName(name) {
-		// A file moved into place is complete. One being written may not
-		// be, and an article created empty (open with O_CREAT) is about to
-		// get its bytes.
-		return true, ev.Has(fsnotify.Write) || st != nil && st.Mode().IsRegular() && st.Size() == 0
+		// An article created empty (open with O_CREAT, or touch) is about
+		// to get its bytes, whatever else is known.
+		empty := st != nil && st.Mode().IsRegular() && st.Size() == 0
+		if fsw.reportsCloses() {
+			w.noteWithCloses(ev, empty, b)
+		} else {
+			// A file moved into place is complete. One being written may
+			// not be, and nothing will say when it is.
+			b.settle = true
+			b.writing = b.writing || ev.op.has(opWrite) || empty
+		}
+		return true
 	}
 	if isTempName(name) {
-		return false, false
+		return false
 	}
 	// A removed or renamed folder (a page bundle) has no ".md" but matters;
 	// it can no longer be told from a file, so reload to be sure.
-	return ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename), false
+	if ev.op.has(opRemove | opRename) {
+		b.settle = true
+		return true
+	}
+	return false
+}
+
+// noteWithCloses records an article's event from a notifier that reports
+// closes and moves in: a file is complete once its writer closed it or
+// once it was moved into place, and the reload need not wait for more.
+func (w *Watcher) noteWithCloses(ev change, empty bool, b *burst) {
+	if b.open == nil {
+		b.open = map[string]bool{}
+	}
+	switch {
+	case ev.op.has(opRemove | opRename):
+		// Removed or moved away: an editor's save may put it back next.
+		delete(b.open, ev.name)
+		b.settle = true
+	case ev.op.has(opClose):
+		delete(b.open, ev.name)
+		b.writing = b.writing || empty
+	case ev.op.has(opMovedIn):
+		b.writing = b.writing || empty
+	case ev.op.has(opCreate | opWrite):
+		// Created in place or written: complete at its close.
+		b.open[ev.name] = true
+	}
 }
 
 // hasEmptyArticle tells whether root holds an empty article file, in the
@@ -422,7 +478,7 @@ func hasEmptyArticle(root string) bool {
 }
 
 // watchTree adds root and every subfolder that may hold articles.
-func (w *Watcher) watchTree(fsw *fsnotify.Watcher, root string) error {
+func (w *Watcher) watchTree(fsw notifier, root string) error {
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if p == root && root == w.dir {
@@ -436,7 +492,7 @@ func (w *Watcher) watchTree(fsw *fsnotify.Watcher, root string) error {
 		if p != w.dir && skipDir(d.Name()) {
 			return fs.SkipDir
 		}
-		if err := fsw.Add(p); err != nil {
+		if err := fsw.add(p); err != nil {
 			if p == w.dir {
 				return fmt.Errorf("posts: watch %s: %w", p, err)
 			}

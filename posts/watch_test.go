@@ -19,6 +19,23 @@ import (
 // eventTimeout is how long a test waits for an event that must come.
 const eventTimeout = 5 * time.Second
 
+// forNotifiers runs a watcher test with the platform's notifier and, where
+// that is not fsnotify, with fsnotify's portable one as well.
+func forNotifiers(t *testing.T, test func(*testing.T, func() (notifier, error))) {
+	n, err := newNotifier()
+	if err != nil {
+		t.Fatal(err)
+	}
+	closes := n.reportsCloses()
+	if err := n.close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("platform", func(t *testing.T) { test(t, newNotifier) })
+	if closes {
+		t.Run("fsnotify", func(t *testing.T) { test(t, newFSNotify) })
+	}
+}
+
 // syncBuffer collects log output written by the watcher's goroutine.
 type syncBuffer struct {
 	mu  sync.Mutex
@@ -127,10 +144,12 @@ func (h *harness) expect(want string) []Event {
 	return evs
 }
 
-func TestWatcherAddChangeRemove(t *testing.T) {
+func TestWatcherAddChangeRemove(t *testing.T) { forNotifiers(t, testWatcherAddChangeRemove) }
+
+func testWatcherAddChangeRemove(t *testing.T, n func() (notifier, error)) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"first.en.md": article("First", "2023-01-01")})
-	h := startWatcher(t, dir, WatchOptions{})
+	h := startWatcher(t, dir, WatchOptions{notifier: n})
 	if _, ok := h.w.Library().Get("first", "en"); !ok {
 		t.Fatal("initial load lacks first/en")
 	}
@@ -177,10 +196,12 @@ func TestWatcherAddChangeRemove(t *testing.T) {
 	h.expect("added moved/en")
 }
 
-func TestWatcherTempFileRename(t *testing.T) {
+func TestWatcherTempFileRename(t *testing.T) { forNotifiers(t, testWatcherTempFileRename) }
+
+func testWatcherTempFileRename(t *testing.T, n func() (notifier, error)) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"post.fr.md": article("Avant", "2023-01-01")})
-	h := startWatcher(t, dir, WatchOptions{})
+	h := startWatcher(t, dir, WatchOptions{notifier: n})
 
 	// Atomic save (most editors, and tools such as rsync): write a hidden
 	// temporary file, then rename it over the article.
@@ -215,12 +236,33 @@ func TestWatcherTempFileRename(t *testing.T) {
 	if len(evs) == 1 && evs[0].Post.Title != "Encore après" {
 		t.Errorf("Changed carries %q", evs[0].Post.Title)
 	}
+
+	// Remove, then rename the new version in: for a moment the article is
+	// gone, and a reload then would send a Delete that Mastodon never
+	// undoes.
+	if err := os.WriteFile(tmp, []byte(article("Toujours après", "2023-01-01")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(h.path("post.fr.md")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, h.path("post.fr.md")); err != nil {
+		t.Fatal(err)
+	}
+	evs = h.expect("changed post/fr")
+	if len(evs) == 1 && evs[0].Post.Title != "Toujours après" {
+		t.Errorf("Changed carries %q", evs[0].Post.Title)
+	}
 }
 
 func TestWatcherHalfWrittenKeepsLastGood(t *testing.T) {
+	forNotifiers(t, testWatcherHalfWrittenKeepsLastGood)
+}
+
+func testWatcherHalfWrittenKeepsLastGood(t *testing.T, n func() (notifier, error)) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"post.en.md": article("Good", "2023-01-01")})
-	h := startWatcher(t, dir, WatchOptions{})
+	h := startWatcher(t, dir, WatchOptions{notifier: n})
 
 	// The editor's save is caught in the middle: front matter not closed.
 	h.write("post.en.md", "---\ntitle: Better\ndate: 2023-01-01\n")
@@ -277,9 +319,11 @@ func TestWatcherHalfWrittenKeepsLastGood(t *testing.T) {
 	h.expect("removed post/en")
 }
 
-func TestWatcherPageBundleSubfolder(t *testing.T) {
+func TestWatcherPageBundleSubfolder(t *testing.T) { forNotifiers(t, testWatcherPageBundleSubfolder) }
+
+func testWatcherPageBundleSubfolder(t *testing.T, n func() (notifier, error)) {
 	dir := t.TempDir()
-	h := startWatcher(t, dir, WatchOptions{})
+	h := startWatcher(t, dir, WatchOptions{notifier: n})
 
 	if err := os.Mkdir(h.path("brussels"), 0o755); err != nil {
 		t.Fatal(err)
@@ -318,10 +362,12 @@ func TestWatcherPageBundleSubfolder(t *testing.T) {
 	h.expect("removed brussels/fr")
 }
 
-func TestWatcherDuplicateAppearing(t *testing.T) {
+func TestWatcherDuplicateAppearing(t *testing.T) { forNotifiers(t, testWatcherDuplicateAppearing) }
+
+func testWatcherDuplicateAppearing(t *testing.T, n func() (notifier, error)) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"b-post.en.md": article("Post", "2023-01-01", "slug: post")})
-	h := startWatcher(t, dir, WatchOptions{})
+	h := startWatcher(t, dir, WatchOptions{notifier: n})
 	// A file that sorts first takes the slug over: the post changes file.
 	h.write("a-post.en.md", article("Other", "2023-01-01", "slug: post"))
 	h.expect("changed post/en")
@@ -498,10 +544,12 @@ func (h *harness) within(d time.Duration) Event {
 
 // TestWatcherDroppedFileSettles: a file moved into place is complete, so it
 // is published after Settle (DefaultSettle here), long before Debounce.
-func TestWatcherDroppedFileSettles(t *testing.T) {
+func TestWatcherDroppedFileSettles(t *testing.T) { forNotifiers(t, testWatcherDroppedFileSettles) }
+
+func testWatcherDroppedFileSettles(t *testing.T, n func() (notifier, error)) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"old.en.md": article("Old", "2023-01-01")})
-	h := startWatcher(t, dir, WatchOptions{Debounce: 5 * time.Second})
+	h := startWatcher(t, dir, WatchOptions{Debounce: 5 * time.Second, notifier: n})
 	h.ready()
 
 	// 2 s leaves room for a loaded machine, and is far below the 5 s
@@ -524,11 +572,12 @@ func TestWatcherDroppedFileSettles(t *testing.T) {
 	}
 }
 
-// TestWatcherWrittenFileDebounces: a file written in place (Create, then
-// Write) may be incomplete, so the reload waits the full Debounce.
+// TestWatcherWrittenFileDebounces: with a notifier that does not report
+// closes, a file written in place (Create, then Write) may be incomplete,
+// so the reload waits the full Debounce.
 func TestWatcherWrittenFileDebounces(t *testing.T) {
 	dir := t.TempDir()
-	h := startWatcher(t, dir, WatchOptions{Debounce: 600 * time.Millisecond, Settle: 10 * time.Millisecond})
+	h := startWatcher(t, dir, WatchOptions{Debounce: 600 * time.Millisecond, Settle: 10 * time.Millisecond, notifier: newFSNotify})
 	h.ready()
 
 	start := time.Now()
@@ -548,9 +597,11 @@ func TestWatcherWrittenFileDebounces(t *testing.T) {
 
 // TestWatcherEmptyCreateDebounces: an article created empty gets its bytes
 // next; it is published once, complete, not first as a broken file.
-func TestWatcherEmptyCreateDebounces(t *testing.T) {
+func TestWatcherEmptyCreateDebounces(t *testing.T) { forNotifiers(t, testWatcherEmptyCreateDebounces) }
+
+func testWatcherEmptyCreateDebounces(t *testing.T, n func() (notifier, error)) {
 	dir := t.TempDir()
-	h := startWatcher(t, dir, WatchOptions{Debounce: 400 * time.Millisecond, Settle: 10 * time.Millisecond})
+	h := startWatcher(t, dir, WatchOptions{Debounce: 400 * time.Millisecond, Settle: 10 * time.Millisecond, notifier: n})
 	h.ready()
 
 	f, err := os.Create(h.path("post.en.md"))
@@ -574,5 +625,73 @@ func TestWatcherEmptyCreateDebounces(t *testing.T) {
 	h.expect("")
 	if strings.Contains(h.logs.String(), "article problem") {
 		t.Errorf("the empty file was loaded:\n%s", h.logs)
+	}
+}
+
+// closesReported skips a test that needs a notifier reporting closes and
+// moves in (inotify); elsewhere the watcher waits for quiet instead.
+func closesReported(t *testing.T) {
+	t.Helper()
+	n, err := newNotifier()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.close()
+	if !n.reportsCloses() {
+		t.Skip("this platform's notifier does not report closes")
+	}
+}
+
+// TestWatcherCompleteFileNeedsNoWait: an article moved into place, or
+// closed by the program that wrote it, is complete, and is reloaded at
+// once: Settle and Debounce here are far longer than the test waits.
+func TestWatcherCompleteFileNeedsNoWait(t *testing.T) {
+	closesReported(t)
+	dir := t.TempDir()
+	h := startWatcher(t, dir, WatchOptions{Debounce: time.Minute, Settle: time.Minute})
+	h.ready()
+
+	h.drop("moved.en.md", article("Moved in", "2023-01-02"))
+	if ev := h.next(); ev.Type != Added || ev.Key != "moved/en" || ev.Post.Title != "Moved in" {
+		t.Fatalf("event = %s %s, want added moved/en", ev.Type, ev.Key)
+	}
+
+	// Written in place in two steps, with a pause between them: nothing
+	// is reported before the close, and then the whole article.
+	f, err := os.OpenFile(h.path("written.en.md"), os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := article("Written in place", "2023-01-03")
+	if _, err := f.WriteString(text[:len(text)/2]); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-h.events:
+		t.Fatalf("%s %s reported while its writer still had it open", ev.Type, ev.Key)
+	case <-time.After(200 * time.Millisecond): // the writer is slow, not the test
+	}
+	if _, err := f.WriteString(text[len(text)/2:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ev := h.next()
+	if ev.Type != Added || ev.Key != "written/en" {
+		t.Fatalf("event = %s %s, want added written/en", ev.Type, ev.Key)
+	}
+	if sum := sha256.Sum256([]byte(text)); ev.Post.Hash != hex.EncodeToString(sum[:]) {
+		t.Errorf("Added carries %q with hash %s, not the complete file", ev.Post.Title, ev.Post.Hash)
+	}
+
+	// A removal still waits Settle, in case the file comes back.
+	if err := os.Remove(h.path("moved.en.md")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-h.events:
+		t.Fatalf("%s %s reported before Settle", ev.Type, ev.Key)
+	case <-time.After(200 * time.Millisecond):
 	}
 }
