@@ -220,7 +220,12 @@ const timeKeyLen = 12
 // bit flipped, then nanoseconds.
 func timeKey(t time.Time) []byte {
 	b := make([]byte, timeKeyLen, timeKeyLen+64)
-	binary.BigEndian.PutUint64(b[:8], uint64(t.Unix())^(1<<63))
-	binary.BigEndian.PutUint32(b[8:], uint32(t.Nanosecond()))
+	putTimeKey(b, t)
 	return b
+}
+
+// putTimeKey writes timeKey(t) into b[:timeKeyLen].
+func putTimeKey(b []byte, t time.Time) {
+	binary.BigEndian.PutUint64(b[:8], uint64(t.Unix())^(1<<63))
+	binary.BigEndian.PutUint32(b[8:timeKeyLen], uint32(t.Nanosecond()))
 }
