@@ -130,7 +130,7 @@ func NewClient(cfg ClientConfig) *Client {
 	postDialer := *dialer
 	postDialer.KeepAlive = -1
 	c.postDialer = &postDialer
-	c.dials = newDialGate(dialGatePerCPU * runtime.GOMAXPROCS(0))
+	c.dials = newDialGate(runtime.GOMAXPROCS(0))
 	c.tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
 	c.transport = &http.Transport{
 		// No proxy from the environment: the guard must see the real

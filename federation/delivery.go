@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +59,16 @@ const (
 	// without a limit every signer would stay in the data file for good.
 	// One who comes back costs one fetch.
 	keepStrangerKeys = 30 * 24 * time.Hour
+	// startPerCPU is how many requests per CPU a burst of deliveries
+	// starts with, from idle; it may run all Workers after startRamp,
+	// growing every startStep. Started all at once, the 2,000 goroutines
+	// of a fan-out each ran up to the dial gate before Go looked at the
+	// network again, and the first connection made waited 10–25 ms for
+	// them before its signature could start. A remote server takes longer
+	// than startRamp to answer a connection anyway.
+	startPerCPU = 8
+	startRamp   = 20 * time.Millisecond
+	startStep   = time.Millisecond
 	// minScanGap coalesces the queue scans triggered by completions.
 	minScanGap = 10 * time.Millisecond
 	// errorPause is how long the loop waits after a storage error.
@@ -153,9 +164,14 @@ type Deliverer struct {
 	hosts    map[string]*hostQueue // hosts with jobs waiting or running
 	ready    []*hostQueue          // hosts that may start a request, round robin
 	running  int                   // requests in flight
-	br       *breaker
-	stopping bool
-	reqCtx   context.Context // requests' parent: outlives Run's ctx by Grace
+	// burstSince is when requests last started from idle (real time: the
+	// ramp is about CPUs, not the queue's clock); ramp is set while
+	// requests wait for it to grow.
+	burstSince time.Time
+	ramp       *time.Timer
+	br         *breaker
+	stopping   bool
+	reqCtx     context.Context // requests' parent: outlives Run's ctx by Grace
 	// Refill accounting: a scan is worth doing once half of what the
 	// last one saw in flight has finished.
 	doneSinceScan  int
@@ -435,7 +451,11 @@ func (d *Deliverer) dropIfIdleLocked(hq *hostQueue) {
 // A host at its limit is skipped (it is readied again when one of its
 // requests ends), so a hanging host holds at most PerHost slots.
 func (d *Deliverer) scheduleLocked(now time.Time) {
-	for d.running < d.opts.Workers && len(d.ready) > 0 && !d.stopping {
+	if d.running == 0 {
+		d.burstSince = time.Now()
+	}
+	slots := d.slotsLocked()
+	for d.running < slots && len(d.ready) > 0 && !d.stopping {
 		hq := d.ready[0]
 		d.ready[0] = nil
 		d.ready = d.ready[1:]
@@ -470,6 +490,22 @@ func (d *Deliverer) scheduleLocked(now time.Time) {
 			d.markReadyLocked(hq)
 		}
 	}
+	if len(d.ready) > 0 && d.running >= slots && slots < d.opts.Workers && d.ramp == nil && !d.stopping {
+		d.ramp = time.AfterFunc(startStep, func() {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			d.ramp = nil
+			d.scheduleLocked(d.now())
+		})
+	}
+}
+
+// slotsLocked is how many requests may run now: Workers, or fewer in the
+// first startRamp of a burst.
+func (d *Deliverer) slotsLocked() int {
+	start := min(startPerCPU*runtime.GOMAXPROCS(0), d.opts.Workers)
+	grown := start + int(int64(d.opts.Workers-start)*int64(time.Since(d.burstSince))/int64(startRamp))
+	return min(max(grown, start), d.opts.Workers)
 }
 
 // startLocked gives t to an idle worker, or to a new one when all are
@@ -746,6 +782,10 @@ func (d *Deliverer) report(res DeliveryResult) {
 func (d *Deliverer) shutdown(cancelReqs context.CancelFunc) {
 	d.mu.Lock()
 	d.stopping = true
+	if d.ramp != nil {
+		d.ramp.Stop()
+		d.ramp = nil
+	}
 	for _, hq := range d.hosts {
 		for _, j := range hq.queue {
 			delete(d.inflight, j.ID)

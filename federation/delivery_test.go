@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -918,4 +920,57 @@ func TestSignRequestDigestIsVerified(t *testing.T) {
 	if err := s.SignRequestDigest(req, ""); err == nil {
 		t.Fatal("empty digest accepted")
 	}
+}
+
+// TestDeliveryStartRamps: a burst starts a few requests per CPU and grows
+// to Workers with time alone, even when none of them ends.
+func TestDeliveryStartRamps(t *testing.T) {
+	const workers = 100
+	d := &Deliverer{opts: DeliveryOptions{Workers: workers}}
+	start := min(startPerCPU*runtime.GOMAXPROCS(0), workers)
+	d.burstSince = time.Now()
+	if got := d.slotsLocked(); got != start {
+		t.Errorf("slots at the start of a burst = %d, want %d", got, start)
+	}
+	d.burstSince = time.Now().Add(-startRamp)
+	if got := d.slotsLocked(); got != workers {
+		t.Errorf("slots after the ramp = %d, want %d", got, workers)
+	}
+
+	h := newDLHarness(t, DeliveryOptions{Workers: workers, PerHost: workers, Timeout: 30 * time.Second}, false)
+	release := make(chan struct{})
+	all := make(chan struct{})
+	var once sync.Once
+	var in *dlInbox
+	in = newDLInbox(t, h, func(w http.ResponseWriter, r *http.Request, _ int) {
+		in.mu.Lock()
+		active := in.active
+		in.mu.Unlock()
+		if active == workers {
+			once.Do(func() { close(all) })
+		}
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	var inboxes []string
+	for i := range workers {
+		inboxes = append(inboxes, in.url(fmt.Sprintf("/users/u%d/inbox", i)))
+	}
+	h.enqueue("Create", "https://crieur.example/posts/a/en", inboxes...)
+	h.start()
+	// Without its own timer the ramp would grow only at the queue's next
+	// poll (pollInterval), as nothing ends; with it, in startRamp.
+	select {
+	case <-all:
+	case <-time.After(pollInterval * 3 / 4):
+		in.mu.Lock()
+		peak := in.peak
+		in.mu.Unlock()
+		t.Fatalf("at most %d of %d hanging requests in flight: the start did not grow", peak, workers)
+	}
+	close(release)
+	h.nextN(workers)
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"sync"
 	"time"
 )
@@ -185,8 +186,23 @@ func (p *connPool) closeAll() {
 // the request's signature starts, and given back after dialGateHold in any
 // case, so hosts that never answer a SYN cannot hold the gate for the dial
 // timeout.
+//
+// The gate opens gradually: from idle it admits dialGateStartPerCPU
+// attempts, and grows to its full size over dialGateRamp. Where servers
+// are near (a LAN, loopback) a connection costs CPU rather than waiting,
+// and the full 256 at once kept the first signature waiting 12–28 ms behind
+// them; where they are far, the ramp is shorter than one round trip and
+// changes nothing.
 type dialGate struct {
-	slots chan struct{}
+	start, size int
+	ramp        time.Duration
+	now         func() time.Time
+
+	mu      sync.Mutex
+	held    int
+	since   time.Time // when the gate last left idle
+	waiting []chan struct{}
+	tick    *time.Timer // while attempts wait for the gate to grow
 }
 
 // dialGateHold is the longest a connection attempt holds its slot: longer
@@ -199,23 +215,111 @@ const dialGateHold = 300 * time.Millisecond
 // half of what one CPU can sign, and a real connection is much faster.
 const dialGatePerCPU = 128
 
-func newDialGate(n int) *dialGate { return &dialGate{slots: make(chan struct{}, n)} }
+// dialGateStartPerCPU is the gate's size per CPU when a burst begins:
+// enough for the first signatures, few enough that they start at once.
+const dialGateStartPerCPU = 4
+
+// dialGateRamp is how long the gate takes to grow to its full size, and
+// dialGateStep how often it admits more while it grows.
+const (
+	dialGateRamp = 10 * time.Millisecond
+	dialGateStep = time.Millisecond
+)
+
+func newDialGate(cpus int) *dialGate {
+	cpus = max(cpus, 1)
+	return &dialGate{start: dialGateStartPerCPU * cpus, size: dialGatePerCPU * cpus, ramp: dialGateRamp, now: time.Now}
+}
+
+// limitLocked is how many attempts the gate admits at now.
+func (g *dialGate) limitLocked(now time.Time) int {
+	if g.ramp <= 0 || g.start >= g.size {
+		return g.size
+	}
+	grown := g.start + int(int64(g.size-g.start)*int64(now.Sub(g.since))/int64(g.ramp))
+	return min(max(grown, g.start), g.size)
+}
 
 // enter waits for a slot; leave, which may be called more than once, gives
 // it back (it is given back by itself after dialGateHold).
 func (g *dialGate) enter(ctx context.Context) (leave func(), err error) {
+	g.mu.Lock()
+	now := g.now()
+	if g.held == 0 && len(g.waiting) == 0 {
+		g.since = now // idle until now: the ramp starts again
+	}
+	if len(g.waiting) == 0 && g.held < g.limitLocked(now) {
+		g.held++
+		g.mu.Unlock()
+		return g.leaveFunc(), nil
+	}
+	admitted := make(chan struct{}, 1)
+	g.waiting = append(g.waiting, admitted)
+	g.armLocked(now)
+	g.mu.Unlock()
 	select {
-	case g.slots <- struct{}{}:
+	case <-admitted:
+		return g.leaveFunc(), nil
 	case <-ctx.Done():
+		g.mu.Lock()
+		if i := slices.Index(g.waiting, admitted); i >= 0 {
+			g.waiting = slices.Delete(g.waiting, i, i+1)
+			g.mu.Unlock()
+		} else {
+			// Admitted meanwhile: the slot is ours to give back.
+			g.mu.Unlock()
+			g.release()
+		}
 		return nil, ctx.Err()
 	}
+}
+
+// leaveFunc gives the slot back once, when called or after dialGateHold.
+func (g *dialGate) leaveFunc() func() {
 	var once sync.Once
-	release := func() { once.Do(func() { <-g.slots }) }
+	release := func() { once.Do(g.release) }
 	t := time.AfterFunc(dialGateHold, release)
 	return func() {
 		t.Stop()
 		release()
-	}, nil
+	}
+}
+
+func (g *dialGate) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.held--
+	g.admitLocked(g.now())
+}
+
+// admitLocked lets waiting attempts in, first come first served, up to the
+// limit at now.
+func (g *dialGate) admitLocked(now time.Time) {
+	limit := g.limitLocked(now)
+	for len(g.waiting) > 0 && g.held < limit {
+		g.waiting[0] <- struct{}{}
+		g.waiting[0] = nil
+		g.waiting = g.waiting[1:]
+		g.held++
+	}
+}
+
+// armLocked makes sure the waiting attempts are let in as the gate grows,
+// even when no slot is given back meanwhile.
+func (g *dialGate) armLocked(now time.Time) {
+	if g.tick != nil || g.limitLocked(now) >= g.size {
+		return
+	}
+	g.tick = time.AfterFunc(dialGateStep, func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		g.tick = nil
+		now := g.now()
+		g.admitLocked(now)
+		if len(g.waiting) > 0 {
+			g.armLocked(now)
+		}
+	})
 }
 
 var postBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}

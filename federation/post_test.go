@@ -336,7 +336,7 @@ func TestPostReadsAnAnswerSentBeforeTheBodyWasRead(t *testing.T) {
 }
 
 func TestDialGate(t *testing.T) {
-	g := newDialGate(2)
+	g := &dialGate{start: 2, size: 2, now: time.Now}
 	ctx := context.Background()
 	leave1, err := g.enter(ctx)
 	if err != nil {
@@ -356,8 +356,8 @@ func TestDialGate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(g.slots) != 2 {
-		t.Fatalf("%d slots taken after leave twice and one enter, want 2", len(g.slots))
+	if held := gateHeld(g); held != 2 {
+		t.Fatalf("%d slots taken after leave twice and one enter, want 2", held)
 	}
 	// A slot never left (a host that never answers the SYN) comes back by
 	// itself after dialGateHold.
@@ -372,8 +372,83 @@ func TestDialGate(t *testing.T) {
 	leave2()
 	leave3()
 	leave4()
-	if len(g.slots) != 0 {
-		t.Errorf("%d slots still taken after everybody left", len(g.slots))
+	if held := gateHeld(g); held != 0 {
+		t.Errorf("%d slots still taken after everybody left", held)
+	}
+}
+
+func gateHeld(g *dialGate) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.held
+}
+
+// TestDialGateRamps: a burst first gets the gate's start size, and the
+// rest as time passes, without any slot given back; an idle gate starts
+// small again.
+func TestDialGateRamps(t *testing.T) {
+	var mu sync.Mutex
+	clock := time.Unix(1000, 0)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+	g := &dialGate{start: 1, size: 3, ramp: 10 * time.Second, now: now}
+	ctx := context.Background()
+
+	burst := func() (admitted chan func()) {
+		admitted = make(chan func(), 3)
+		for range 3 {
+			go func() {
+				leave, err := g.enter(ctx)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				admitted <- leave
+			}()
+		}
+		return admitted
+	}
+	expect := func(admitted chan func(), n int, when string) []func() {
+		t.Helper()
+		var leaves []func()
+		for range n {
+			select {
+			case leave := <-admitted:
+				leaves = append(leaves, leave)
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s: %d of %d attempts admitted", when, len(leaves), n)
+			}
+		}
+		select {
+		case leave := <-admitted:
+			t.Fatalf("%s: more than %d attempts admitted", when, n)
+			leave()
+		case <-time.After(50 * time.Millisecond):
+		}
+		return leaves
+	}
+
+	admitted := burst()
+	leaves := expect(admitted, 1, "at the start of a burst")
+	advance(5 * time.Second) // half the ramp: 1 + (3-1)/2
+	leaves = append(leaves, expect(admitted, 1, "half way through the ramp")...)
+	advance(5 * time.Second)
+	leaves = append(leaves, expect(admitted, 1, "at the end of the ramp")...)
+	for _, leave := range leaves {
+		leave()
+	}
+
+	// Idle again: the next burst starts from the start size.
+	advance(time.Hour)
+	admitted = burst()
+	leaves = expect(admitted, 1, "after the gate was idle")
+	// A slot given back admits the next attempt at once.
+	leaves[0]()
+	leaves = expect(admitted, 1, "after a slot was given back")
+	advance(10 * time.Second)
+	leaves = append(leaves, expect(admitted, 1, "after the second ramp")...)
+	for _, leave := range leaves {
+		leave()
 	}
 }
 

@@ -596,7 +596,7 @@ func (p *Publisher) Run(ctx context.Context, events <-chan posts.Event) error {
 
 // coalesce takes the events already waiting, so that one reload's events
 // (a git pull, an editor saving several files) make one reconcile. It does
-// not wait for more: the watcher already waited for the folder to settle,
+// not wait for more: the watcher already waited until its files were whole,
 // and it stores the new library before it sends the first event, so the
 // reconcile sees every change of that reload. An event that comes later
 // makes one more reconcile, which finds little or nothing to do.
