@@ -27,9 +27,16 @@ const (
 	// cannot tell a file moved in from one created in place, created): a
 	// few milliseconds merge an editor's remove and rename steps into one
 	// reload, so a save never looks like a deletion. An article moved into
-	// place or closed by its writer needs no wait where the system reports
-	// it (Linux).
+	// place or closed by its writer waits only quietWait where the system
+	// reports those moments (Linux).
 	DefaultSettle = 20 * time.Millisecond
+	// quietWait is the quiet time before a reload when every article of the
+	// burst is known to be complete (moved in, or closed by its writer):
+	// the files of one operation (a git checkout, a mv of several files)
+	// come microseconds apart, and a translation group dropped together
+	// must go out together, or its first article would be sent twice
+	// (Create, then Update to link the others).
+	quietWait = 5 * time.Millisecond
 	// maxDebounceWaits bounds the wait of a burst to this many Debounce
 	// periods, so that a file rewritten without pause is still picked up.
 	maxDebounceWaits = 10
@@ -93,8 +100,10 @@ type WatchOptions struct {
 	// Settle is the quiet time before a reload when files were only
 	// created, removed or renamed (DefaultSettle if 0; at most Debounce).
 	Settle time.Duration
-	// notifier replaces the platform's notifier (tests).
+	// notifier replaces the platform's notifier, and quiet quietWait
+	// (tests).
 	notifier func() (notifier, error)
+	quiet    time.Duration
 	// Now is the clock for schedules (time.Now if nil). It also becomes
 	// Options.Now when that is nil.
 	Now func() time.Time
@@ -113,6 +122,7 @@ type Watcher struct {
 	opts     Options
 	debounce time.Duration
 	settle   time.Duration
+	quiet    time.Duration
 	notifier func() (notifier, error)
 	now      func() time.Time
 	log      *slog.Logger
@@ -150,6 +160,7 @@ func NewWatcher(dir string, opts WatchOptions) (*Watcher, error) {
 		opts:     opts.Options,
 		debounce: opts.Debounce,
 		settle:   opts.Settle,
+		quiet:    opts.quiet,
 		notifier: opts.notifier,
 		now:      opts.Now,
 		log:      opts.Logger,
@@ -164,6 +175,9 @@ func NewWatcher(dir string, opts WatchOptions) (*Watcher, error) {
 	}
 	if w.notifier == nil {
 		w.notifier = newNotifier
+	}
+	if w.quiet <= 0 {
+		w.quiet = quietWait
 	}
 	w.settle = min(w.settle, w.debounce)
 	if w.now == nil {
@@ -361,10 +375,10 @@ func (w *Watcher) drain(fsw notifier, b *burst) bool {
 // wait returns how long the folder must now stay quiet before the burst is
 // reloaded, within the burst's cap: Debounce while a file may be being
 // written, else Settle after removals, renames and creations the system
-// says nothing more about, else nothing: every article in the burst is
+// says nothing more about, else quietWait: every article in the burst is
 // known to be complete.
 func (w *Watcher) wait(b burst, now time.Time) time.Duration {
-	var d time.Duration
+	d := min(w.quiet, w.settle)
 	switch {
 	case b.writing || len(b.open) > 0:
 		d = w.debounce

@@ -695,3 +695,28 @@ func TestWatcherCompleteFileNeedsNoWait(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 }
+
+// TestWatcherCompleteFilesTogether: complete articles arriving one after
+// the other (the languages of one article) come in one reload, so the
+// first is not announced alone and then updated to link the others. The
+// quiet time is longer here than the gaps, which are real pauses.
+func TestWatcherCompleteFilesTogether(t *testing.T) {
+	closesReported(t)
+	dir := t.TempDir()
+	h := startWatcher(t, dir, WatchOptions{Debounce: time.Minute, Settle: time.Minute, quiet: 500 * time.Millisecond})
+	h.ready()
+	for i, lang := range []string{"fr", "en", "it"} {
+		if i > 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		h.drop("trio."+lang+".md", article("Trio", "2023-01-04"))
+	}
+	if ev := h.next(); ev.Type != Added || !strings.HasPrefix(ev.Key, "trio/") {
+		t.Fatalf("event = %s %s, want added trio/…", ev.Type, ev.Key)
+	}
+	for _, lang := range []string{"fr", "en", "it"} {
+		if _, ok := h.w.Library().Get("trio", lang); !ok {
+			t.Errorf("trio/%s not in the library of the first reload", lang)
+		}
+	}
+}
