@@ -26,9 +26,10 @@ const (
 	// written but some were removed or renamed away (or, where the system
 	// cannot tell a file moved in from one created in place, created): a
 	// few milliseconds merge an editor's remove and rename steps into one
-	// reload, so a save never looks like a deletion. An article moved into
-	// place or closed by its writer waits only quietWait where the system
-	// reports those moments (Linux).
+	// reload, so a save never looks like a deletion. Where the system
+	// reports closes and moves in (Linux), an article written in place
+	// waits Settle after its close rather than Debounce after its last
+	// write, and one moved into place only quietWait.
 	DefaultSettle = 20 * time.Millisecond
 	// quietWait is the quiet time before a reload when every article of the
 	// burst is known to be complete (moved in, or closed by its writer):
@@ -446,8 +447,9 @@ func (w *Watcher) relevant(fsw notifier, ev change, b *burst) bool {
 }
 
 // noteWithCloses records an article's event from a notifier that reports
-// closes and moves in: a file is complete once its writer closed it or
-// once it was moved into place, and the reload need not wait for more.
+// closes and moves in: a file moved into place is complete, and one
+// written in place is once its writer closed it and Settle passed without
+// another session.
 func (w *Watcher) noteWithCloses(ev change, empty bool, b *burst) {
 	if b.open == nil {
 		b.open = map[string]bool{}
@@ -458,7 +460,10 @@ func (w *Watcher) noteWithCloses(ev change, empty bool, b *burst) {
 		delete(b.open, ev.name)
 		b.settle = true
 	case ev.op.has(opClose):
+		// Whole for now; a program may write it in several sessions
+		// (a script appending line by line), which Settle merges.
 		delete(b.open, ev.name)
+		b.settle = true
 		b.writing = b.writing || empty
 	case ev.op.has(opMovedIn):
 		b.writing = b.writing || empty

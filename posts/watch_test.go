@@ -642,10 +642,11 @@ func closesReported(t *testing.T) {
 	}
 }
 
-// TestWatcherCompleteFileNeedsNoWait: an article moved into place, or
-// closed by the program that wrote it, is complete, and is reloaded at
-// once: Settle and Debounce here are far longer than the test waits.
-func TestWatcherCompleteFileNeedsNoWait(t *testing.T) {
+// TestWatcherMovedInFileNeedsNoSettle: an article moved into place is
+// complete, and is reloaded at once: Settle and Debounce here are far
+// longer than the test waits. A removal still waits Settle, in case the
+// file comes back.
+func TestWatcherMovedInFileNeedsNoSettle(t *testing.T) {
 	closesReported(t)
 	dir := t.TempDir()
 	h := startWatcher(t, dir, WatchOptions{Debounce: time.Minute, Settle: time.Minute})
@@ -655,9 +656,27 @@ func TestWatcherCompleteFileNeedsNoWait(t *testing.T) {
 	if ev := h.next(); ev.Type != Added || ev.Key != "moved/en" || ev.Post.Title != "Moved in" {
 		t.Fatalf("event = %s %s, want added moved/en", ev.Type, ev.Key)
 	}
+	if err := os.Remove(h.path("moved.en.md")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-h.events:
+		t.Fatalf("%s %s reported before Settle", ev.Type, ev.Key)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
 
-	// Written in place in two steps, with a pause between them: nothing
-	// is reported before the close, and then the whole article.
+// TestWatcherClosedFileWaitsSettle: an article written in place is
+// reported once its writer closed it and Settle passed (another writing
+// session may follow at once), not after Debounce; never before the close.
+func TestWatcherClosedFileWaitsSettle(t *testing.T) {
+	closesReported(t)
+	dir := t.TempDir()
+	h := startWatcher(t, dir, WatchOptions{Debounce: time.Minute, Settle: 50 * time.Millisecond})
+	h.ready()
+
+	// Written in two steps, with a pause between them: nothing is
+	// reported before the close, and then the whole article.
 	f, err := os.OpenFile(h.path("written.en.md"), os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -684,16 +703,6 @@ func TestWatcherCompleteFileNeedsNoWait(t *testing.T) {
 	if sum := sha256.Sum256([]byte(text)); ev.Post.Hash != hex.EncodeToString(sum[:]) {
 		t.Errorf("Added carries %q with hash %s, not the complete file", ev.Post.Title, ev.Post.Hash)
 	}
-
-	// A removal still waits Settle, in case the file comes back.
-	if err := os.Remove(h.path("moved.en.md")); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case ev := <-h.events:
-		t.Fatalf("%s %s reported before Settle", ev.Type, ev.Key)
-	case <-time.After(200 * time.Millisecond):
-	}
 }
 
 // TestWatcherCompleteFilesTogether: complete articles arriving one after
@@ -719,4 +728,37 @@ func TestWatcherCompleteFilesTogether(t *testing.T) {
 			t.Errorf("trio/%s not in the library of the first reload", lang)
 		}
 	}
+}
+
+// TestWatcherWritingSessionsMerge: a program that writes an article in
+// several sessions (open, write, close, then append) within Settle gets
+// one report, with everything it wrote.
+func TestWatcherWritingSessionsMerge(t *testing.T) {
+	closesReported(t)
+	dir := t.TempDir()
+	h := startWatcher(t, dir, WatchOptions{Debounce: time.Minute, Settle: 500 * time.Millisecond})
+	h.ready()
+
+	first := article("Sessions", "2023-01-05")
+	h.write("sessions.en.md", first)
+	time.Sleep(20 * time.Millisecond) // the program's next step
+	f, err := os.OpenFile(h.path("sessions.en.md"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	more := "\nA paragraph appended by a second session.\n"
+	if _, err := f.WriteString(more); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ev := h.next()
+	if ev.Type != Added || ev.Key != "sessions/en" {
+		t.Fatalf("event = %s %s, want added sessions/en", ev.Type, ev.Key)
+	}
+	if sum := sha256.Sum256([]byte(first + more)); ev.Post.Hash != hex.EncodeToString(sum[:]) {
+		t.Errorf("Added carries hash %s, not the file both sessions wrote", ev.Post.Hash)
+	}
+	h.expect("")
 }
