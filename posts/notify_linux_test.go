@@ -4,7 +4,9 @@ package posts
 
 import (
 	"encoding/binary"
+	"errors"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -67,4 +69,80 @@ func FuzzParseInotify(f *testing.F) {
 			return true
 		})
 	})
+}
+
+// TestInotifyTranslate: each kind of record becomes the change the watcher
+// decides on, an overflow an error, and a watch the kernel dropped is
+// forgotten.
+func TestInotifyTranslate(t *testing.T) {
+	n, err := newInotify()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.close()
+	dir := t.TempDir()
+	if err := n.add(dir); err != nil {
+		t.Fatal(err)
+	}
+	n.mu.Lock()
+	var wd int32
+	for k := range n.dirs {
+		wd = k
+	}
+	n.mu.Unlock()
+
+	for _, tc := range []struct {
+		mask uint32
+		name string
+		want change
+	}{
+		{unix.IN_MOVED_TO, "a.en.md", change{name: dir + "/a.en.md", op: opMovedIn}},
+		{unix.IN_CREATE, "b.en.md", change{name: dir + "/b.en.md", op: opCreate}},
+		{unix.IN_MODIFY, "b.en.md", change{name: dir + "/b.en.md", op: opWrite}},
+		{unix.IN_CLOSE_WRITE, "b.en.md", change{name: dir + "/b.en.md", op: opClose}},
+		{unix.IN_MOVED_FROM, "a.en.md", change{name: dir + "/a.en.md", op: opRename}},
+		{unix.IN_DELETE, "b.en.md", change{name: dir + "/b.en.md", op: opRemove}},
+		{unix.IN_DELETE_SELF, "", change{name: dir, op: opRemove}},
+		{unix.IN_CREATE | unix.IN_ISDIR, "bundle", change{name: dir + "/bundle", op: opCreate}},
+	} {
+		go n.translate(wd, tc.mask, tc.name)
+		select {
+		case got := <-n.events():
+			if got != tc.want {
+				t.Errorf("mask %#x %q: %+v, want %+v", tc.mask, tc.name, got, tc.want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("mask %#x %q: no change", tc.mask, tc.name)
+		}
+	}
+
+	go n.translate(wd, unix.IN_Q_OVERFLOW, "")
+	select {
+	case err := <-n.errors():
+		if !errors.Is(err, errOverflow) {
+			t.Errorf("overflow: %v, want errOverflow", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("overflow: no error")
+	}
+
+	// IN_IGNORED: the kernel dropped the watch; later records naming it
+	// (none should come) are not reported.
+	if !n.translate(wd, unix.IN_IGNORED, "") {
+		t.Fatal("translate of IN_IGNORED asked to stop")
+	}
+	n.mu.Lock()
+	_, still := n.dirs[wd]
+	n.mu.Unlock()
+	if still {
+		t.Error("the dropped watch is still known")
+	}
+	if !n.translate(wd, unix.IN_CREATE, "late.md") {
+		t.Fatal("translate asked to stop")
+	}
+	select {
+	case got := <-n.events():
+		t.Errorf("a record of a dropped watch was reported: %+v", got)
+	case <-time.After(50 * time.Millisecond):
+	}
 }
