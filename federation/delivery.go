@@ -503,9 +503,17 @@ func (d *Deliverer) scheduleLocked(now time.Time) {
 // slotsLocked is how many requests may run now: Workers, or fewer in the
 // first startRamp of a burst.
 func (d *Deliverer) slotsLocked() int {
-	start := min(startPerCPU*runtime.GOMAXPROCS(0), d.opts.Workers)
-	grown := start + int(int64(d.opts.Workers-start)*int64(time.Since(d.burstSince))/int64(startRamp))
-	return min(max(grown, start), d.opts.Workers)
+	return rampUp(startPerCPU*runtime.GOMAXPROCS(0), d.opts.Workers, time.Since(d.burstSince), startRamp)
+}
+
+// rampUp grows linearly from start to full over the duration over, and is
+// full from then on (or at once when over is not positive).
+func rampUp(start, full int, elapsed, over time.Duration) int {
+	if over <= 0 || start >= full {
+		return full
+	}
+	grown := start + int(int64(full-start)*int64(elapsed)/int64(over))
+	return min(max(grown, start), full)
 }
 
 // startLocked gives t to an idle worker, or to a new one when all are

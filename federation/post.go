@@ -233,11 +233,7 @@ func newDialGate(cpus int) *dialGate {
 
 // limitLocked is how many attempts the gate admits at now.
 func (g *dialGate) limitLocked(now time.Time) int {
-	if g.ramp <= 0 || g.start >= g.size {
-		return g.size
-	}
-	grown := g.start + int(int64(g.size-g.start)*int64(now.Sub(g.since))/int64(g.ramp))
-	return min(max(grown, g.start), g.size)
+	return rampUp(g.start, g.size, now.Sub(g.since), g.ramp)
 }
 
 // enter waits for a slot; leave, which may be called more than once, gives

@@ -23,13 +23,7 @@ import (
 func TestRetryFailedSendsWhatTheInboxStillNeeds(t *testing.T) {
 	f := newPubFixture(t)
 	var up atomic.Bool
-	x := newDLInbox(t, f.dlHarness, func(w http.ResponseWriter, _ *http.Request, _ int) {
-		if !up.Load() {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		w.WriteHeader(http.StatusAccepted)
-	})
+	x := refusingInbox(t, f, &up)
 	other := newDLInbox(t, f.dlHarness, nil)
 	f.follow(x, "u", "/inbox")
 	f.follow(other, "o", "/inbox")
@@ -276,13 +270,7 @@ func TestDelivererTrimsTheStore(t *testing.T) {
 func TestRetryFailedSendsTheCurrentProfile(t *testing.T) {
 	f := newPubFixture(t)
 	var up atomic.Bool
-	x := newDLInbox(t, f.dlHarness, func(w http.ResponseWriter, _ *http.Request, _ int) {
-		if !up.Load() {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		w.WriteHeader(http.StatusAccepted)
-	})
+	x := refusingInbox(t, f, &up)
 	f.follow(x, "u", "/inbox")
 	f.startEmpty()
 	f.start()
@@ -314,4 +302,16 @@ func TestRetryFailedSendsTheCurrentProfile(t *testing.T) {
 	if !strings.Contains(last, "Second new bio.") || strings.Contains(last, "First new bio.") {
 		t.Errorf("the retry sent %s", last)
 	}
+}
+
+// refusingInbox is an inbox that answers 400 (a permanent failure) until up
+// is set, then 202.
+func refusingInbox(t *testing.T, f *pubFixture, up *atomic.Bool) *dlInbox {
+	return newDLInbox(t, f.dlHarness, func(w http.ResponseWriter, _ *http.Request, _ int) {
+		if !up.Load() {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
 }

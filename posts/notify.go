@@ -43,9 +43,9 @@ var errOverflow = errors.New("posts: watch: event queue overflowed, events were 
 // notifier reports changes in the folders it was asked to watch. The
 // watcher needs a seam here because platforms differ in what they can say:
 // Linux's inotify tells when a writer closes a file and when a file was
-// moved in, so a finished article is published at once; fsnotify's
-// portable events cannot tell a file still being written from a finished
-// one, so the watcher then waits for the folder to stay quiet.
+// moved in, so a finished article is published within milliseconds;
+// fsnotify's portable events cannot tell a file still being written from a
+// finished one, so the watcher then waits for the folder to stay quiet.
 type notifier interface {
 	// add watches one folder (not its subfolders); adding it again is
 	// harmless.

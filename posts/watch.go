@@ -354,7 +354,7 @@ func (w *Watcher) note(fsw notifier, ev change, b *burst) bool {
 	return true
 }
 
-// drain notes the events fsnotify has already sent, without waiting, and
+// drain notes the events the notifier has already sent, without waiting, and
 // tells whether one of them was relevant. A closed channel is left to Run.
 func (w *Watcher) drain(fsw notifier, b *burst) bool {
 	got := false
