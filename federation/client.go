@@ -321,7 +321,6 @@ type Response struct {
 	// RetryAfter is the wait asked for by Retry-After (seconds or an HTTP
 	// date), zero when absent or unparsable.
 	RetryAfter time.Duration
-	Header     http.Header
 	// Body holds the first bytes of a non-2xx response, for error
 	// messages (nil for a 2xx: nobody reads it).
 	Body []byte

@@ -478,3 +478,62 @@ func TestPostEndlessInformationalAnswers(t *testing.T) {
 		t.Errorf("endless 1xx took %s, want the error at once", d)
 	}
 }
+
+// A delivery that asked the server to close the connection takes a success
+// from the status line alone; anything else is read whole.
+func TestPostClosingAnswers(t *testing.T) {
+	type chunk struct {
+		text  string
+		pause time.Duration
+	}
+	cases := []struct {
+		name       string
+		answer     []chunk
+		status     int
+		retryAfter time.Duration
+	}{
+		// The body never ends: only the status line may be waited for.
+		{"success with an endless body", []chunk{{"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", 0}}, 202, 0},
+		{"success with a broken header", []chunk{{"HTTP/1.0 204\r\nnot a header line\r\n\r\n", 0}}, 204, 0},
+		{"status line in two reads", []chunk{{"HTTP/1.1 2", 50 * time.Millisecond}, {"01 Created\r\nContent-Length: 0\r\n\r\n", 0}}, 201, 0},
+		{"informational first", []chunk{{"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0}}, 200, 0},
+		{"failure headers are read", []chunk{{"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 9\r\nContent-Length: 4\r\n\r\nslow", 0}}, 429, 9 * time.Second},
+		{"a 2xx lookalike", []chunk{{"HTTP/1.1 2000 Odd\r\nContent-Length: 0\r\n\r\n", 0}}, 0, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			url := rawServer(t, func(conn net.Conn, br *bufio.Reader) {
+				r, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, r.Body)
+				for _, c := range tc.answer {
+					io.WriteString(conn, c.text)
+					time.Sleep(c.pause)
+				}
+				time.Sleep(3 * time.Second) // hold the connection open
+			})
+			c := NewClient(ClientConfig{AllowPrefixes: loopbackOnly})
+			t.Cleanup(c.CloseIdleConnections)
+			body := []byte(`{"type":"Create"}`)
+			start := time.Now()
+			resp, err := c.PostDigest(protoCtx(t), url+"/inbox", body, BodyDigest(body), nil, PostOptions{Timeout: 2 * time.Second, Last: true})
+			if tc.status == 0 {
+				if err == nil {
+					t.Fatalf("malformed status line accepted: %+v", resp)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Status != tc.status || resp.RetryAfter != tc.retryAfter {
+				t.Errorf("status %d, Retry-After %s; want %d, %s", resp.Status, resp.RetryAfter, tc.status, tc.retryAfter)
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("answer taken after %s, want it as soon as its status line came", d)
+			}
+		})
+	}
+}
