@@ -28,6 +28,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
@@ -36,6 +37,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -116,7 +118,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := waitForDrop(ctx, filepath.Join(postsDir, newFile)); err != nil {
 		return err
 	}
-	body, err := createJSON(actor, base+newPath)
+	body, err := createJSON(actor, base, base+newPath, filepath.Join(postsDir, newFile))
 	if err != nil {
 		return err
 	}
@@ -192,27 +194,60 @@ func waitForDrop(ctx context.Context, path string) error {
 	}
 }
 
-// createJSON is a Create of a Note of about the size crieur sends for the
-// harness's article.
-func createJSON(actor, note string) ([]byte, error) {
-	var content bytes.Buffer
-	for i := range 6 {
-		fmt.Fprintf(&content, "<p>Paragraph %d of the fan-out benchmark article, about as long as the one crieur sends.</p>", i+1)
+// createJSON is a Create of a Note shaped like the one crieur sends for
+// the article the harness dropped: the same @context, the article's
+// paragraphs as content and again as contentMap (crieur sends both, for
+// Mastodon's language), its hashtag, the same fields. The receivers share
+// the machine with the sender, and their work grows with the body: a
+// smaller body than crieur's would make this ceiling too high.
+func createJSON(actor, base, note, articlePath string) ([]byte, error) {
+	text, err := os.ReadFile(articlePath)
+	if err != nil {
+		return nil, err
 	}
+	var content strings.Builder
+	content.WriteString("<p><strong>The article that fans out</strong></p>")
+	// The paragraphs follow the front matter's closing "---".
+	_, rest, _ := strings.Cut(strings.TrimPrefix(string(text), "---\n"), "\n---\n")
+	for _, para := range strings.Split(strings.TrimSpace(rest), "\n\n") {
+		content.WriteString("<p>" + html.EscapeString(para) + "</p>")
+	}
+	tag := base + "/tags/benchmark"
+	content.WriteString(`<p><a href="` + tag + `" class="mention hashtag" rel="tag">#<span>benchmark</span></a></p>`)
 	public := "https://www.w3.org/ns/activitystreams#Public"
-	return json.Marshal(map[string]any{
-		"@context": "https://www.w3.org/ns/activitystreams",
-		"id":       note + "#create",
-		"type":     "Create",
-		"actor":    actor,
-		"to":       []string{public},
-		"cc":       []string{actor + "/followers"},
+	followers := actor + "/followers"
+	now := time.Now().UTC().Format(time.RFC3339)
+	create := map[string]any{
+		"@context":  json.RawMessage(ldContext),
+		"id":        base + "/activities/0123456789abcdef0123456789abcdef",
+		"type":      "Create",
+		"actor":     actor,
+		"to":        []string{public},
+		"cc":        []string{followers},
+		"published": now,
 		"object": map[string]any{
-			"id": note, "type": "Note", "attributedTo": actor, "content": content.String(),
-			"to": []string{public}, "cc": []string{actor + "/followers"}, "published": time.Now().UTC().Format(time.RFC3339),
+			"id": note, "type": "Note", "attributedTo": actor, "url": note,
+			"content": content.String(), "contentMap": map[string]string{"en": content.String()},
+			"to": []string{public}, "cc": []string{followers}, "published": now,
+			"tag":        []map[string]string{{"type": "Hashtag", "href": tag, "name": "#benchmark"}},
+			"attachment": []any{}, "sensitive": false,
 		},
-	})
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // as crieur: "<p>", not "\u003cp\u003e"
+	if err := enc.Encode(create); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
+
+// ldContext is the @context crieur gives its activities.
+const ldContext = `["https://www.w3.org/ns/activitystreams","https://w3id.org/security/v1",` +
+	`{"manuallyApprovesFollowers":"as:manuallyApprovesFollowers","toot":"http://joinmastodon.org/ns#",` +
+	`"discoverable":"toot:discoverable","indexable":"toot:indexable","featured":{"@id":"toot:featured","@type":"@id"},` +
+	`"schema":"http://schema.org#","PropertyValue":"schema:PropertyValue","value":"schema:value",` +
+	`"Hashtag":"as:Hashtag","sensitive":"as:sensitive"}]`
 
 // fanOut delivers body to every inbox once and returns how many failed.
 // Goroutines take inboxes in turn; the signer's pool makes one signature
