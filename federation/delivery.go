@@ -164,6 +164,15 @@ type Deliverer struct {
 	hosts    map[string]*hostQueue // hosts with jobs waiting or running
 	ready    []*hostQueue          // hosts that may start a request, round robin
 	running  int                   // requests in flight
+	// waiting counts the running requests not yet admitted by the client
+	// (PostOptions.Admitted): connecting, or waiting for the dial gate or
+	// a signature. At most the gate's size wait: a fan-out to 2,000
+	// servers otherwise started 2,000 goroutines at once, nearly all to
+	// park at the gate, and each grew a fresh stack when its turn came (a
+	// tenth of the first 100 ms's CPU, and a garbage collection). Held
+	// back, they stay jobs in the ready list, and the goroutines of
+	// finished requests take them.
+	waiting int
 	// burstSince is when requests last started from idle (real time: the
 	// ramp is about CPUs, not the queue's clock); ramp is set while
 	// requests wait for it to grow.
@@ -455,7 +464,7 @@ func (d *Deliverer) scheduleLocked(now time.Time) {
 		d.burstSince = time.Now()
 	}
 	slots := d.slotsLocked()
-	for d.running < slots && len(d.ready) > 0 && !d.stopping {
+	for d.running < slots && d.waiting < d.client.dialSlots() && len(d.ready) > 0 && !d.stopping {
 		hq := d.ready[0]
 		d.ready[0] = nil
 		d.ready = d.ready[1:]
@@ -484,6 +493,7 @@ func (d *Deliverer) scheduleLocked(now time.Time) {
 		hq.queue = hq.queue[1:]
 		hq.active++
 		d.running++
+		d.waiting++
 		d.wg.Add(1)
 		d.startLocked(deliveryTask{ctx: d.reqCtx, hq: hq, job: job, last: len(hq.queue) == 0})
 		if len(hq.queue) > 0 && hq.active < limit {
@@ -583,10 +593,22 @@ func (d *Deliverer) deferLocked(jobs []storage.Job, now time.Time) {
 func (d *Deliverer) deliver(t deliveryTask) {
 	defer d.wg.Done()
 	reqCtx, hq, job := t.ctx, t.hq, t.job
-	res, health, pauseUntil := d.attempt(reqCtx, job, t.last)
+	var admitted atomic.Bool
+	admit := func() {
+		if admitted.CompareAndSwap(false, true) {
+			d.mu.Lock()
+			d.waiting--
+			d.scheduleLocked(d.now())
+			d.mu.Unlock()
+		}
+	}
+	res, health, pauseUntil := d.attempt(reqCtx, job, t.last, admit)
 	now := d.now()
 
 	d.mu.Lock()
+	if admitted.CompareAndSwap(false, true) {
+		d.waiting-- // the attempt ended before its request was sent
+	}
 	switch {
 	case health > 0:
 		d.br.success(hq.name)
@@ -624,7 +646,7 @@ func (d *Deliverer) deliver(t deliveryTask) {
 // attempt posts the job and classifies the answer. health is +1 when the
 // host answered like a live server, -1 for failures that count toward its
 // circuit breaker, 0 when the answer says nothing about the host.
-func (d *Deliverer) attempt(reqCtx context.Context, job storage.Job, last bool) (res DeliveryResult, health int, pauseUntil time.Time) {
+func (d *Deliverer) attempt(reqCtx context.Context, job storage.Job, last bool, admitted func()) (res DeliveryResult, health int, pauseUntil time.Time) {
 	res.Job = job
 	body, digest, err := d.bodies.get(job.ActivityID, d.store)
 	if err != nil {
@@ -635,7 +657,7 @@ func (d *Deliverer) attempt(reqCtx context.Context, job storage.Job, last bool) 
 		// A storage hiccup: try again later without blaming the host.
 		return d.retry(job, 0, err.Error(), d.now()), 0, time.Time{}
 	}
-	resp, err := d.client.PostDigest(reqCtx, job.Inbox, body, digest, d.signer, PostOptions{Timeout: d.opts.Timeout, Last: last})
+	resp, err := d.client.PostDigest(reqCtx, job.Inbox, body, digest, d.signer, PostOptions{Timeout: d.opts.Timeout, Last: last, Admitted: admitted})
 	now := d.now()
 	if err != nil {
 		if IsRefused(err) {

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -973,4 +974,54 @@ func TestDeliveryStartRamps(t *testing.T) {
 	}
 	close(release)
 	h.nextN(workers)
+}
+
+// A fan-out starts no more requests than the dial gate admits: the others
+// wait as jobs in the ready list, not as goroutines parked at the gate.
+func TestDeliveryHoldsBackWhatTheGateWouldPark(t *testing.T) {
+	const jobs, gate = 300, 4
+	h := newDLHarness(t, DeliveryOptions{Workers: 4096, PerHost: jobs, Timeout: 30 * time.Second}, false)
+	h.d.client.dials = &dialGate{start: gate, size: gate, now: time.Now}
+	release := make(chan struct{})
+	var dialing atomic.Int32
+	guard := h.d.client.postDialer.Control
+	h.d.client.postDialer.Control = func(network, address string, c syscall.RawConn) error {
+		dialing.Add(1)
+		<-release
+		return guard(network, address, c)
+	}
+	in := newDLInbox(t, h, nil)
+	var inboxes []string
+	for i := range jobs {
+		inboxes = append(inboxes, in.url(fmt.Sprintf("/users/u%d/inbox", i)))
+	}
+	h.enqueue("Create", "https://crieur.example/posts/a/en", inboxes...)
+	before := runtime.NumGoroutine()
+	h.start()
+	// Runs before the harness stops (cleanups run last first), so that a
+	// failing test does not wait for the hung attempts forever.
+	unblock := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unblock)
+	for deadline := time.Now().Add(5 * time.Second); dialing.Load() < gate; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections attempted, want %d", dialing.Load(), gate)
+		}
+	}
+	// Past the start ramp, well before the gate's hold gives slots back.
+	time.Sleep(2 * startRamp)
+	if n := runtime.NumGoroutine() - before; n > gate+16 {
+		t.Errorf("%d more goroutines while %d connections hang, want at most about %d: requests were started to wait at the gate", n, gate, gate)
+	}
+	if n := dialing.Load(); n != gate {
+		t.Errorf("%d connection attempts, want the gate's %d", n, gate)
+	}
+	// Attempts that hang for dialGateHold give their turn away, so hosts
+	// that never answer cannot stall a fan-out.
+	for deadline := time.Now().Add(10 * dialGateHold); dialing.Load() < 2*gate; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connection attempts %s after the first ones hung, want %d", dialing.Load(), 10*dialGateHold, 2*gate)
+		}
+	}
+	unblock()
+	h.nextN(jobs)
 }

@@ -65,6 +65,13 @@ type PostOptions struct {
 	// leave thousands of idle sockets behind, and the server, closing
 	// first, keeps the TIME_WAIT state rather than our ports.
 	Last bool
+	// Admitted, when set, is called once, on the caller's goroutine or a
+	// timer's, when the request stops waiting to go out: it has a kept
+	// connection, or a new one and its signature, or its connection
+	// attempt has held a slot of the dial gate for dialGateHold, or it
+	// failed before. A caller starting many requests holds the others
+	// back until then, rather than parking them at the gate.
+	Admitted func()
 }
 
 // postConn is one HTTP/1.1 connection used for deliveries.
@@ -243,14 +250,19 @@ func newDialGate(cpus int) *dialGate {
 	return &dialGate{start: dialGateStartPerCPU * cpus, size: dialGatePerCPU * cpus, ramp: dialGateRamp, now: time.Now}
 }
 
+// dialSlots is the dial gate's full size: how many new connections may be
+// opened ahead of their signatures.
+func (c *Client) dialSlots() int { return c.dials.size }
+
 // limitLocked is how many attempts the gate admits at now.
 func (g *dialGate) limitLocked(now time.Time) int {
 	return rampUp(g.start, g.size, now.Sub(g.since), g.ramp)
 }
 
 // enter waits for a slot; leave, which may be called more than once, gives
-// it back (it is given back by itself after dialGateHold).
-func (g *dialGate) enter(ctx context.Context) (leave func(), err error) {
+// it back (it is given back by itself after dialGateHold, and then held is
+// called when not nil).
+func (g *dialGate) enter(ctx context.Context, held func()) (leave func(), err error) {
 	g.mu.Lock()
 	now := g.now()
 	if g.held == 0 && len(g.waiting) == 0 {
@@ -259,7 +271,7 @@ func (g *dialGate) enter(ctx context.Context) (leave func(), err error) {
 	if len(g.waiting) == 0 && g.held < g.limitLocked(now) {
 		g.held++
 		g.mu.Unlock()
-		return g.leaveFunc(), nil
+		return g.leaveFunc(held), nil
 	}
 	admitted := make(chan struct{}, 1)
 	g.waiting = append(g.waiting, admitted)
@@ -267,7 +279,7 @@ func (g *dialGate) enter(ctx context.Context) (leave func(), err error) {
 	g.mu.Unlock()
 	select {
 	case <-admitted:
-		return g.leaveFunc(), nil
+		return g.leaveFunc(held), nil
 	case <-ctx.Done():
 		g.mu.Lock()
 		if i := slices.Index(g.waiting, admitted); i >= 0 {
@@ -282,11 +294,17 @@ func (g *dialGate) enter(ctx context.Context) (leave func(), err error) {
 	}
 }
 
-// leaveFunc gives the slot back once, when called or after dialGateHold.
-func (g *dialGate) leaveFunc() func() {
+// leaveFunc gives the slot back once, when called or after dialGateHold
+// (then calling held, when not nil).
+func (g *dialGate) leaveFunc(held func()) func() {
 	var once sync.Once
 	release := func() { once.Do(g.release) }
-	t := time.AfterFunc(dialGateHold, release)
+	t := time.AfterFunc(dialGateHold, func() {
+		release()
+		if held != nil {
+			held()
+		}
+	})
 	return func() {
 		t.Stop()
 		release()
@@ -348,15 +366,16 @@ func postAddr(u *url.URL) (key, addr string) {
 // connect returns a kept connection for u or dials a new one (through the
 // guarded dialer, then TLS for https). reused tells which. A new
 // connection holds a slot of the dial gate until leave is called (once it
-// is being signed for) or dialGateHold has passed.
-func (c *Client) connect(ctx context.Context, u *url.URL, fresh bool) (pc *postConn, reused bool, leave func(), err error) {
+// is being signed for) or dialGateHold has passed; held is called (when
+// not nil) in the second case.
+func (c *Client) connect(ctx context.Context, u *url.URL, fresh bool, held func()) (pc *postConn, reused bool, leave func(), err error) {
 	key, addr := postAddr(u)
 	if !fresh {
 		if pc := c.pool.get(key, time.Now()); pc != nil {
 			return pc, true, func() {}, nil
 		}
 	}
-	leave, err = c.dials.enter(ctx)
+	leave, err = c.dials.enter(ctx, held)
 	if err != nil {
 		return nil, false, nil, err
 	}
@@ -411,7 +430,12 @@ func (c *Client) PostDigest(ctx context.Context, rawURL string, body []byte, dig
 		}
 		return nil, fmt.Errorf("federation: POST %s: %w", rawURL, err)
 	}
-	pc, reused, leave, err := c.connect(ctx, u, false)
+	admitted := func() {}
+	if opts.Admitted != nil {
+		admitted = sync.OnceFunc(opts.Admitted)
+	}
+	defer admitted()
+	pc, reused, leave, err := c.connect(ctx, u, false, admitted)
 	if err != nil {
 		return fail(err)
 	}
@@ -428,6 +452,9 @@ func (c *Client) PostDigest(ctx context.Context, rawURL string, body []byte, dig
 		}
 	}
 	leave()
+	// Not from leave, which the signing goroutine calls: whatever the
+	// caller does next stays off the signatures' path.
+	admitted()
 	buf := postBuffers.Get().(*bytes.Buffer)
 	defer func() {
 		buf.Reset()
@@ -442,7 +469,7 @@ func (c *Client) PostDigest(ctx context.Context, rawURL string, body []byte, dig
 		// request: send it again once on a new connection. At worst the
 		// inbox gets the activity twice; receivers deduplicate by id.
 		var again func()
-		pc, _, again, err = c.connect(ctx, u, true)
+		pc, _, again, err = c.connect(ctx, u, true, nil)
 		if err != nil {
 			return fail(err)
 		}

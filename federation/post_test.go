@@ -338,21 +338,21 @@ func TestPostReadsAnAnswerSentBeforeTheBodyWasRead(t *testing.T) {
 func TestDialGate(t *testing.T) {
 	g := &dialGate{start: 2, size: 2, now: time.Now}
 	ctx := context.Background()
-	leave1, err := g.enter(ctx)
+	leave1, err := g.enter(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	leave2, _ := g.enter(ctx)
+	leave2, _ := g.enter(ctx, nil)
 	// Full: a third attempt waits, and gives up with its context.
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
-	if _, err := g.enter(short); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := g.enter(short, nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("third attempt on a gate of 2: %v, want to wait until its context ends", err)
 	}
 	// Leaving twice gives back one slot, not two.
 	leave1()
 	leave1()
-	leave3, err := g.enter(ctx)
+	leave3, err := g.enter(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +362,7 @@ func TestDialGate(t *testing.T) {
 	// A slot never left (a host that never answers the SYN) comes back by
 	// itself after dialGateHold.
 	start := time.Now()
-	leave4, err := g.enter(ctx)
+	leave4, err := g.enter(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +398,7 @@ func TestDialGateRamps(t *testing.T) {
 		admitted = make(chan func(), 3)
 		for range 3 {
 			go func() {
-				leave, err := g.enter(ctx)
+				leave, err := g.enter(ctx, nil)
 				if err != nil {
 					t.Error(err)
 					return
