@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/url"
+	"slices"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -105,6 +106,7 @@ func (s *Store) enqueue(tx *bbolt.Tx, act Activity, jobs []Job) error {
 	// keys): the records and index values share one buffer, rather than
 	// 4,000 small allocations for a fan-out to 2,000 inboxes.
 	var arena []byte
+	chainKeys := make([][]byte, 0, len(jobs))
 	for _, j := range jobs {
 		if j.ActivityID == "" {
 			j.ActivityID = act.ID
@@ -136,19 +138,35 @@ func (s *Store) enqueue(tx *bbolt.Tx, act Activity, jobs []Job) error {
 		if j.NextAttempt.IsZero() {
 			j.NextAttempt = now
 		}
-		if need := 2 * (jobRecordMax + len(j.ActivityID) + len(j.Inbox) + len(j.Host) + len(j.Topic) + len(j.LastError)); cap(arena)-len(arena) < need {
+		if need := 3 * (jobRecordMax + len(j.ActivityID) + len(j.Inbox) + len(j.Host) + len(j.Topic) + len(j.LastError)); cap(arena)-len(arena) < need {
 			arena = make([]byte, 0, max(64<<10, 4*need))
 		}
-		var rec, prefix []byte
+		var rec, prefix, ck []byte
 		arena, rec = carve(arena, func(dst []byte) []byte { return appendJob(dst, j) })
 		arena, prefix = carve(arena, func(dst []byte) []byte { return appendChainPrefix(dst, j) })
+		arena, ck = carve(arena, func(dst []byte) []byte { return binary.BigEndian.AppendUint64(append(dst, prefix...), j.ID) })
 		if err := b.Put(u64(j.ID), rec); err != nil {
 			return err
 		}
-		if err := indexJob(due, chain, j, prefix); err != nil {
+		var dk [timeKeyLen + 8]byte // bbolt copies keys
+		putTimeKey(dk[:timeKeyLen], j.NextAttempt)
+		binary.BigEndian.PutUint64(dk[timeKeyLen:], j.ID)
+		if err := due.Put(dk[:], prefix); err != nil {
 			return err
 		}
+		chainKeys = append(chainKeys, ck)
 		pending[j.ActivityID]++
+	}
+	// Job ids and due times only grow, so the records and the due index
+	// are appended in order. Chain keys start with the inbox's length and
+	// URL: in the order of the jobs, each went into the middle of the
+	// bucket's node and moved everything after it, which made the
+	// transaction quadratic in the fan-out. Sorted, they are appended.
+	slices.SortFunc(chainKeys, bytes.Compare)
+	for _, ck := range chainKeys {
+		if err := chain.Put(ck, nil); err != nil {
+			return err
+		}
 	}
 	for actID, n := range pending {
 		if err := addCounts(tx, actID, DeliveryCounts{Pending: n}); err != nil {
