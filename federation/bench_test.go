@@ -175,34 +175,20 @@ func TestCompareHealthyUsesHealthyServersSpan(t *testing.T) {
 // new loopback connection, the request, a 202 answer, the close. It shows
 // what the client adds to the kernel's work (see -benchmem).
 func BenchmarkPostClosing(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
 	answer := []byte("HTTP/1.1 202 Accepted\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nConnection: close\r\nDate: Mon, 07 Dec 2026 06:00:00 GMT\r\n\r\n")
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				r, err := http.ReadRequest(bufio.NewReader(conn))
-				if err != nil {
-					return
-				}
-				io.Copy(io.Discard, r.Body)
-				conn.Write(answer)
-			}()
+	url := rawServer(b, func(conn net.Conn, br *bufio.Reader) {
+		r, err := http.ReadRequest(br)
+		if err != nil {
+			return
 		}
-	}()
+		io.Copy(io.Discard, r.Body)
+		conn.Write(answer)
+	})
 	c := NewClient(ClientConfig{AllowPrefixes: loopbackOnly})
 	defer c.CloseIdleConnections()
 	body := bytes.Repeat([]byte("x"), 4400)
 	digest := BodyDigest(body)
-	inbox := "http://" + ln.Addr().String() + "/inbox"
+	inbox := url + "/inbox"
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

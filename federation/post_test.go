@@ -152,7 +152,7 @@ func TestPostSendsAgainWhenTheKeptConnectionWasClosed(t *testing.T) {
 }
 
 // rawServer answers each connection with fn, on loopback.
-func rawServer(t *testing.T, fn func(conn net.Conn, br *bufio.Reader)) string {
+func rawServer(t testing.TB, fn func(conn net.Conn, br *bufio.Reader)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
