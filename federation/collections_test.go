@@ -296,7 +296,7 @@ func TestFeaturedJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.store.Publish(entry, act, nil); err != nil {
+	if _, err := s.store.Publish(entry, act, nil); err != nil {
 		t.Fatal(err)
 	}
 	b, err = s.FeaturedJSON()

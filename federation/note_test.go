@@ -112,7 +112,7 @@ func TestNoteJSONGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.store.Publish(entry, act, nil); err != nil {
+	if _, err := s.store.Publish(entry, act, nil); err != nil {
 		t.Fatal(err)
 	}
 	b, err := s.NoteJSON("sample", "en")
@@ -290,7 +290,7 @@ func TestNoteJSONNotFoundAndGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.store.Publish(entry, act, nil); err != nil {
+	if _, err := s.store.Publish(entry, act, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.NoteJSON("warning", "en"); !errors.Is(err, ErrGone) {

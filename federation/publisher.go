@@ -363,12 +363,19 @@ func (p *Publisher) Reconcile(ctx context.Context) error {
 	}
 	plan := p.plan(s)
 	queued := 0
-	var errs []error
+	var (
+		errs  []error
+		ready []storage.Job
+	)
+	// What was queued goes to the Deliverer even when a later action fails
+	// or ctx ends.
+	handOver := p.beginHandOver()
+	defer func() { handOver(queued, ready) }()
 	for _, a := range plan {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n, err := p.carryOut(s, a)
+		n, r, err := p.carryOut(s, a)
 		if err != nil {
 			// One post failing (a storage error, a post the Note builder
 			// refuses) must not hold back the others.
@@ -377,6 +384,7 @@ func (p *Publisher) Reconcile(ctx context.Context) error {
 			continue
 		}
 		queued += n
+		ready = append(ready, r...)
 		if a.Type != ActionImport {
 			p.log.Info("publisher: announced", "type", a.Type, "post", a.Key, "inboxes", n, "reason", a.Reason)
 		}
@@ -396,16 +404,32 @@ func (p *Publisher) Reconcile(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("federation: publisher: %w", err))
 		}
 	}
-	if queued > 0 && p.d != nil {
-		p.d.Wake()
-	}
 	return errors.Join(errs...)
 }
 
-// carryOut records one planned action and returns how many jobs it queued.
-func (p *Publisher) carryOut(s *snapshot, a plannedAction) (int, error) {
+// beginHandOver prepares to give the Deliverer the jobs about to be queued
+// (Deliverer.beginOffer): the returned function hands over those that may
+// start at once, and wakes the Deliverer to read the queue for the others
+// (a profile update, a job waiting for an earlier one of its chain).
+func (p *Publisher) beginHandOver() func(queued int, ready []storage.Job) {
+	if p.d == nil {
+		return func(int, []storage.Job) {}
+	}
+	offer := p.d.beginOffer()
+	return func(queued int, ready []storage.Job) {
+		offer(ready)
+		if len(ready) < queued {
+			p.d.Wake()
+		}
+	}
+}
+
+// carryOut records one planned action and returns how many jobs it queued
+// and which of them may start at once.
+func (p *Publisher) carryOut(s *snapshot, a plannedAction) (int, []storage.Job, error) {
 	if a.profile != "" {
-		return p.announceProfile(a)
+		n, err := p.announceProfile(a)
+		return n, nil, err
 	}
 	var (
 		act storage.Activity
@@ -422,13 +446,14 @@ func (p *Publisher) carryOut(s *snapshot, a plannedAction) (int, error) {
 		err = fmt.Errorf("unknown action %q", a.Type)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("federation: publish %s %s: %w", a.Type, a.Key, err)
+		return 0, nil, fmt.Errorf("federation: publish %s %s: %w", a.Type, a.Key, err)
 	}
 	jobs := p.jobs(act, a.entry.NoteID, a.inboxes)
-	if err := p.store.Publish(a.entry, act, jobs); err != nil {
-		return 0, fmt.Errorf("federation: publish %s %s: %w", a.Type, a.Key, err)
+	ready, err := p.store.Publish(a.entry, act, jobs)
+	if err != nil {
+		return 0, nil, fmt.Errorf("federation: publish %s %s: %w", a.Type, a.Key, err)
 	}
-	return len(jobs), nil
+	return len(jobs), ready, nil
 }
 
 // announceProfile queues an Update of the actor to every follower inbox and
@@ -545,14 +570,13 @@ func (p *Publisher) Republish(ctx context.Context, key string) (int, error) {
 		a.Type, a.Reason = ActionUpdate, "republished"
 		a.entry.Updated = nextUpdated(e, now)
 	}
-	n, err := p.carryOut(&snapshot{lib: lib, now: now}, a)
+	handOver := p.beginHandOver()
+	n, ready, err := p.carryOut(&snapshot{lib: lib, now: now}, a)
+	handOver(n, ready)
 	if err != nil {
 		return 0, err
 	}
 	p.log.Info("publisher: republished", "type", a.Type, "post", key, "inboxes", n)
-	if n > 0 && p.d != nil {
-		p.d.Wake()
-	}
 	return n, nil
 }
 

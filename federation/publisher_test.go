@@ -314,7 +314,7 @@ func TestPublisherImportResumesAfterACrash(t *testing.T) {
 	b, _ := f.lib.Load().GetKey("b/en")
 	imported := storage.LedgerEntry{Key: "b/en", NoteID: "https://crieur.example/posts/b/en",
 		Hash: noteHash(f.lib.Load(), b, f.clock.Now()), Published: b.Date}
-	if err := f.store.Publish(imported, storage.Activity{ID: f.svc.NewActivityID(), Type: "Create"}, nil); err != nil {
+	if _, err := f.store.Publish(imported, storage.Activity{ID: f.svc.NewActivityID(), Type: "Create"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	f.reconcile()
@@ -332,7 +332,7 @@ func TestPublisherLedgerWithoutMarkerIsReady(t *testing.T) {
 	f.follow(in, "u", "/inbox")
 	f.article("a.en.md", "A", -time.Hour)
 	// A database with a ledger from before the marker existed.
-	if err := f.store.Publish(storage.LedgerEntry{Key: "gone/en", NoteID: "https://crieur.example/posts/gone/en", Hash: "x"},
+	if _, err := f.store.Publish(storage.LedgerEntry{Key: "gone/en", NoteID: "https://crieur.example/posts/gone/en", Hash: "x"},
 		storage.Activity{ID: f.svc.NewActivityID(), Type: "Create"}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -659,7 +659,7 @@ func TestPublisherAnnouncesProfileChanges(t *testing.T) {
 	post, _ := lib.GetKey("pinned/en")
 	e := f.ledger()["pinned/en"]
 	e.Hash = legacyNoteHash(lib, post, f.clock.Now())
-	if err := f.store.Publish(e, storage.Activity{ID: f.svc.NewActivityID(), Type: "Update"}, nil); err != nil {
+	if _, err := f.store.Publish(e, storage.Activity{ID: f.svc.NewActivityID(), Type: "Update"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.store.SetMeta(profileStateKey, ""); err != nil { // the profile is not what this step checks

@@ -128,12 +128,14 @@ func (s *Store) Ledger() ([]LedgerEntry, error) {
 // Publish records an announcement in one transaction: the ledger entry, the
 // activity and its delivery jobs are all written, or none is. jobs may be
 // empty (back catalogue taken in without pushing). The entry's ActivityID
-// becomes act.ID.
-func (s *Store) Publish(entry LedgerEntry, act Activity, jobs []Job) error {
+// becomes act.ID. It returns the jobs a Deliverer may start at once (see
+// Deliverer.Offer): those due now and first in line for their inbox.
+func (s *Store) Publish(entry LedgerEntry, act Activity, jobs []Job) ([]Job, error) {
 	if entry.Key == "" {
-		return fmt.Errorf("storage: publish: ledger entry without key")
+		return nil, fmt.Errorf("storage: publish: ledger entry without key")
 	}
 	entry.ActivityID = act.ID
+	var ready []Job
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		if err := putJSON(tx.Bucket(bucketLedger), []byte(entry.Key), entry); err != nil {
 			return err
@@ -141,10 +143,12 @@ func (s *Store) Publish(entry LedgerEntry, act Activity, jobs []Job) error {
 		if err := putActivity(tx, act); err != nil {
 			return err
 		}
-		return s.enqueue(tx, act, jobs)
+		var err error
+		ready, err = s.enqueue(tx, act, jobs)
+		return err
 	})
 	if err != nil {
-		return fmt.Errorf("storage: publish %s: %w", entry.Key, err)
+		return nil, fmt.Errorf("storage: publish %s: %w", entry.Key, err)
 	}
-	return nil
+	return ready, nil
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -111,7 +113,7 @@ func TestLedgerAndPublish(t *testing.T) {
 		if e.Pushed {
 			jobs = []Job{{Inbox: "https://x.example/inbox"}, {Inbox: "https://y.example/inbox"}}
 		}
-		if err := s.Publish(e, a, jobs); err != nil {
+		if _, err := s.Publish(e, a, jobs); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -140,7 +142,7 @@ func TestLedgerAndPublish(t *testing.T) {
 	e.Hash, e.Updated = "h2", clock.Now().Add(time.Hour)
 	upd := activity(9, e.Updated, false)
 	upd.Type, upd.ObjectID = "Update", e.NoteID
-	if err := s.Publish(e, upd, nil); err != nil {
+	if _, err := s.Publish(e, upd, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := s.LedgerEntry("b/fr"); got.Hash != "h2" || !got.Updated.Equal(e.Updated) || got.ActivityID != upd.ID {
@@ -148,9 +150,78 @@ func TestLedgerAndPublish(t *testing.T) {
 	}
 	checkInvariants(t, s)
 
-	if err := s.Publish(LedgerEntry{}, activity(20, clock.Now(), true), nil); err == nil {
+	if _, err := s.Publish(LedgerEntry{}, activity(20, clock.Now(), true), nil); err == nil {
 		t.Error("Publish without a ledger key succeeded")
 	}
+}
+
+// TestPublishReturnsReadyJobs: Publish returns the jobs a Deliverer may
+// start at once, the same ones DueJobs would give it: a job queued behind
+// an earlier one of its (inbox, object) chain, or due later, is left out.
+func TestPublishReturnsReadyJobs(t *testing.T) {
+	s, clock, _ := newTestStore(t)
+	note := "https://b.example/posts/r/en"
+	e := LedgerEntry{Key: "r/en", NoteID: note, Hash: "h1", Published: clock.Now(), Pushed: true}
+	create := activity(1, clock.Now(), true)
+	create.ObjectID = note
+	inboxes := []string{"https://x.example/inbox", "https://y.example/inbox", "https://z.example/inbox"}
+	var jobs []Job
+	for _, in := range inboxes {
+		jobs = append(jobs, Job{Inbox: in})
+	}
+	ready, err := s.Publish(e, create, jobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ready) != 3 {
+		t.Fatalf("a new Note: %d ready jobs, want 3", len(ready))
+	}
+	for i, j := range ready {
+		if j.ID == 0 || j.Inbox != inboxes[i] || j.Host != strings.TrimSuffix(strings.TrimPrefix(inboxes[i], "https://"), "/inbox") ||
+			j.Topic != note || j.ActivityID != create.ID || j.State != JobPending || !j.NextAttempt.Equal(clock.Now()) {
+			t.Errorf("ready job %d = %+v, want it as stored", i, j)
+		}
+	}
+	due, err := s.DueJobs(clock.Now(), 0)
+	if err != nil || !sameJobIDs(due, ready) {
+		t.Errorf("DueJobs = %v, %v; Publish said %v", due, err, ready)
+	}
+
+	// x.example got the Create; y and z have not yet. The Update is ready
+	// only for x, and a job due later is not ready either.
+	if err := s.CompleteJob(ready[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute)
+	e.Hash, e.Updated = "h2", clock.Now()
+	update := activity(2, clock.Now(), false)
+	update.Type, update.ObjectID = "Update", note
+	jobs = []Job{{Inbox: inboxes[0]}, {Inbox: inboxes[1]}, {Inbox: inboxes[2]}, {Inbox: "https://w.example/inbox", NextAttempt: clock.Now().Add(time.Hour)}}
+	ready2, err := s.Publish(e, update, jobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ready2) != 1 || ready2[0].Inbox != inboxes[0] || ready2[0].ActivityID != update.ID {
+		t.Fatalf("Update behind pending Creates: ready %+v, want only the job for %s", ready2, inboxes[0])
+	}
+	due, err = s.DueJobs(clock.Now(), 0)
+	if err != nil || !sameJobIDs(due, append(ready[1:], ready2...)) {
+		t.Errorf("DueJobs = %v, %v; want the two Creates left and the one ready Update", due, err)
+	}
+	checkInvariants(t, s)
+}
+
+// sameJobIDs tells whether a and b hold the same jobs, in any order.
+func sameJobIDs(a, b []Job) bool {
+	ids := func(js []Job) []uint64 {
+		var out []uint64
+		for _, j := range js {
+			out = append(out, j.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	return slices.Equal(ids(a), ids(b))
 }
 
 // TestPublishAllOrNothing makes the last job of a Publish invalid: the
@@ -166,7 +237,7 @@ func TestPublishAllOrNothing(t *testing.T) {
 	e := LedgerEntry{Key: "x/en", NoteID: "https://b.example/posts/x/en", Hash: "h"}
 	a := activity(1, clock.Now(), true)
 	jobs := []Job{{Inbox: "https://a.example/inbox"}, {Inbox: "https://b.example/inbox"}, {Inbox: ""}}
-	if err := s.Publish(e, a, jobs); err == nil {
+	if _, err := s.Publish(e, a, jobs); err == nil {
 		t.Fatal("Publish with a job without inbox succeeded")
 	}
 	follower := follower(1, FollowerAccepted)

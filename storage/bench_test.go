@@ -129,7 +129,7 @@ func BenchmarkPublishFanout(b *testing.B) {
 		for b.Loop() {
 			a := activity(i, clock.Now(), true)
 			e := LedgerEntry{Key: fmt.Sprintf("p%d/en", i), NoteID: a.ObjectID}
-			if err := s.Publish(e, a, jobs); err != nil {
+			if _, err := s.Publish(e, a, jobs); err != nil {
 				b.Fatal(err)
 			}
 			i++
@@ -150,7 +150,7 @@ func BenchmarkPublishFanout(b *testing.B) {
 			a := activity(i, s.now(), true)
 			e := LedgerEntry{Key: fmt.Sprintf("p%d/en", i), NoteID: a.ObjectID}
 			b.StartTimer()
-			if err := s.Publish(e, a, jobs); err != nil {
+			if _, err := s.Publish(e, a, jobs); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -102,7 +102,7 @@ func runCrashChild(path string) {
 			fail(err)
 		}
 		entry, act, jobs := crashEntry(i)
-		if err := s.Publish(entry, act, jobs); err != nil {
+		if _, err := s.Publish(entry, act, jobs); err != nil {
 			fail(err)
 		}
 		mu.Lock()

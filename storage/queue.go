@@ -45,7 +45,8 @@ func (s *Store) AcceptFollower(f Follower, act Activity, jobs []Job) error {
 		if err := putActivity(tx, act); err != nil {
 			return err
 		}
-		return s.enqueue(tx, act, jobs)
+		_, err := s.enqueue(tx, act, jobs)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("storage: accept follower %s: %w", f.ActorID, err)
@@ -69,7 +70,8 @@ func (s *Store) RejectFollower(actorID string, act Activity, jobs []Job) error {
 		if err := putActivity(tx, act); err != nil {
 			return err
 		}
-		return s.enqueue(tx, act, jobs)
+		_, err = s.enqueue(tx, act, jobs)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("storage: reject follower %s: %w", actorID, err)
@@ -85,15 +87,19 @@ func (s *Store) storeAndEnqueue(tx *bbolt.Tx, act Activity, jobs []Job) error {
 			return err
 		}
 	}
-	return s.enqueue(tx, act, jobs)
+	_, err := s.enqueue(tx, act, jobs)
+	return err
 }
 
 // enqueue writes jobs. Storage assigns ID, State (pending) and CreatedAt
 // (now); NextAttempt defaults to now, ActivityID to act.ID, Topic to
 // act.ObjectID (else the activity id) and Host to the inbox URL's host.
-func (s *Store) enqueue(tx *bbolt.Tx, act Activity, jobs []Job) error {
+// Each job of jobs is filled in as stored (running it again, as a batched
+// function may be, stores them again under new ids). It returns the jobs
+// that may be attempted at once (readyJobs).
+func (s *Store) enqueue(tx *bbolt.Tx, act Activity, jobs []Job) ([]Job, error) {
 	if len(jobs) == 0 {
-		return nil
+		return nil, nil
 	}
 	b := tx.Bucket(bucketJobs)
 	due, chain := tx.Bucket(bucketDue), tx.Bucket(bucketChain)
@@ -107,15 +113,16 @@ func (s *Store) enqueue(tx *bbolt.Tx, act Activity, jobs []Job) error {
 	// 4,000 small allocations for a fan-out to 2,000 inboxes.
 	var arena []byte
 	chainKeys := make([][]byte, 0, len(jobs))
-	for _, j := range jobs {
+	for i := range jobs {
+		j := &jobs[i]
 		if j.ActivityID == "" {
 			j.ActivityID = act.ID
 		}
 		if j.ActivityID == "" {
-			return fmt.Errorf("job without activity id")
+			return nil, fmt.Errorf("job without activity id")
 		}
 		if j.Inbox == "" {
-			return fmt.Errorf("job for %s without inbox", j.ActivityID)
+			return nil, fmt.Errorf("job for %s without inbox", j.ActivityID)
 		}
 		if j.Topic == "" {
 			j.Topic = act.ObjectID
@@ -130,7 +137,7 @@ func (s *Store) enqueue(tx *bbolt.Tx, act Activity, jobs []Job) error {
 		}
 		id, err := b.NextSequence()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		j.ID = id
 		j.State = JobPending
@@ -142,17 +149,17 @@ func (s *Store) enqueue(tx *bbolt.Tx, act Activity, jobs []Job) error {
 			arena = make([]byte, 0, max(64<<10, 4*need))
 		}
 		var rec, prefix, ck []byte
-		arena, rec = carve(arena, func(dst []byte) []byte { return appendJob(dst, j) })
-		arena, prefix = carve(arena, func(dst []byte) []byte { return appendChainPrefix(dst, j) })
+		arena, rec = carve(arena, func(dst []byte) []byte { return appendJob(dst, *j) })
+		arena, prefix = carve(arena, func(dst []byte) []byte { return appendChainPrefix(dst, *j) })
 		arena, ck = carve(arena, func(dst []byte) []byte { return binary.BigEndian.AppendUint64(append(dst, prefix...), j.ID) })
 		if err := b.Put(u64(j.ID), rec); err != nil {
-			return err
+			return nil, err
 		}
 		var dk [timeKeyLen + 8]byte // bbolt copies keys
 		putTimeKey(dk[:timeKeyLen], j.NextAttempt)
 		binary.BigEndian.PutUint64(dk[timeKeyLen:], j.ID)
 		if err := due.Put(dk[:], prefix); err != nil {
-			return err
+			return nil, err
 		}
 		chainKeys = append(chainKeys, ck)
 		pending[j.ActivityID]++
@@ -165,15 +172,47 @@ func (s *Store) enqueue(tx *bbolt.Tx, act Activity, jobs []Job) error {
 	slices.SortFunc(chainKeys, bytes.Compare)
 	for _, ck := range chainKeys {
 		if err := chain.Put(ck, nil); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for actID, n := range pending {
 		if err := addCounts(tx, actID, DeliveryCounts{Pending: n}); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return readyJobs(chain.Cursor(), chainKeys, jobs, now), nil
+}
+
+// readyJobs is the part of jobs, just queued, that may be attempted at
+// once: due by now and first of its (Inbox, Topic) chain. The others wait
+// for an earlier job about the same object (an Update behind its Create)
+// or for their time. chainKeys are the jobs' chain keys, sorted.
+func readyJobs(chain *bbolt.Cursor, chainKeys [][]byte, jobs []Job, now time.Time) []Job {
+	var behind map[uint64]bool
+	for _, ck := range chainKeys {
+		// The chain's first key: an older job's when one is pending.
+		if k, _ := chain.Seek(ck[:len(ck)-8]); !bytes.Equal(k, ck) {
+			if behind == nil {
+				behind = map[uint64]bool{}
+			}
+			behind[binary.BigEndian.Uint64(ck[len(ck)-8:])] = true
+		}
+	}
+	ready := jobs
+	for i, j := range jobs {
+		if behind[j.ID] || j.NextAttempt.After(now) {
+			// Copy out on the first job that is not ready: in a fan-out
+			// of a new post every job is, and jobs is returned as it is.
+			ready = slices.Clone(jobs[:i])
+			for _, j := range jobs[i+1:] {
+				if !behind[j.ID] && !j.NextAttempt.After(now) {
+					ready = append(ready, j)
+				}
+			}
+			break
+		}
+	}
+	return ready
 }
 
 // chainPrefix encodes (Inbox, Topic) with length prefixes, so no URL content

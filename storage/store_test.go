@@ -216,7 +216,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	}
 	entry := LedgerEntry{Key: "hello/en", NoteID: "https://b.example/posts/hello/en", Hash: "h1", Published: clock.Now(), Pushed: true}
 	act := Activity{ID: "https://b.example/activities/1", Type: "Create", ObjectID: entry.NoteID, Published: clock.Now(), InOutbox: true, JSON: []byte(`{"type":"Create"}`)}
-	if err := s.Publish(entry, act, []Job{{Inbox: f.Inbox}}); err != nil {
+	if _, err := s.Publish(entry, act, []Job{{Inbox: f.Inbox}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.PutRemoteKey(RemoteKey{KeyID: f.ActorID + "#main-key", Owner: f.ActorID}); err != nil {

@@ -120,7 +120,7 @@ func TestActorAndNoteDocuments(t *testing.T) {
 
 func TestCollectionsPaging(t *testing.T) {
 	e := newTestEnv(t)
-	if err := e.store.Publish(ledgerEntry("hello/en", testNow), activityFor("hello/en"), nil); err != nil {
+	if _, err := e.store.Publish(ledgerEntry("hello/en", testNow), activityFor("hello/en"), nil); err != nil {
 		t.Fatal(err)
 	}
 	out := asDoc(t, e.get(t, "/@reports/outbox"))
@@ -146,7 +146,7 @@ func TestCollectionsPaging(t *testing.T) {
 func TestActivityEndpoint(t *testing.T) {
 	e := newTestEnv(t)
 	act := activityFor("hello/en")
-	if err := e.store.Publish(ledgerEntry("hello/en", testNow), act, nil); err != nil {
+	if _, err := e.store.Publish(ledgerEntry("hello/en", testNow), act, nil); err != nil {
 		t.Fatal(err)
 	}
 	r := e.get(t, strings.TrimPrefix(act.ID, testBase))

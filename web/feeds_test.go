@@ -249,7 +249,7 @@ func TestFeedsLimitAndLedgerUpdates(t *testing.T) {
 	e := newTestEnv(t)
 	// An Update recorded in the ledger moves the entry's updated time.
 	edited := testNow.Add(-2 * time.Hour).UTC().Truncate(time.Second)
-	err := e.store.Publish(ledgerEntry("second/en", edited), activityFor("second/en"), nil)
+	_, err := e.store.Publish(ledgerEntry("second/en", edited), activityFor("second/en"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -252,7 +252,7 @@ func activityFor(key string) storage.Activity {
 func (e *testEnv) publishDeleted(t *testing.T, key string) {
 	t.Helper()
 	id := testBase + "/posts/" + key
-	err := e.store.Publish(storage.LedgerEntry{
+	_, err := e.store.Publish(storage.LedgerEntry{
 		Key: key, NoteID: id, Hash: "0", Published: testNow.Add(-48 * time.Hour),
 		Deleted: testNow.Add(-time.Hour), Pushed: true,
 	}, storage.Activity{
