@@ -180,7 +180,7 @@ type Deliverer struct {
 	burstSince time.Time
 	ramp       *time.Timer
 	br         *breaker
-	live       bool // Run has set reqCtx: Offer may start requests
+	live       bool // Run has set reqCtx: an offer may start requests
 	stopping   bool
 	reqCtx     context.Context // requests' parent: outlives Run's ctx by Grace
 	// Refill accounting: a scan is worth doing once half of what the
@@ -459,7 +459,7 @@ func (d *Deliverer) takeLocked(j storage.Job, now time.Time, deferred *[]storage
 
 // beginOffer prepares the hand-over of jobs about to be queued, so that the
 // Deliverer does not read them back from the queue: for a fan-out to 2,000
-// inboxes that read decoded again the 2,000 jobs just written, 5–7 ms
+// inboxes that read decoded again the 2,000 jobs just written, about 5 ms
 // before the first request could start. Queue the jobs, then pass those
 // that may start at once (storage.Store.Publish returns them) to offer,
 // exactly once. Until then the Deliverer remembers the jobs it finishes:
