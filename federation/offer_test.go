@@ -3,6 +3,7 @@ package federation
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -132,5 +133,35 @@ func TestOfferBeforeRun(t *testing.T) {
 	h.quiet()
 	if got := in.received("/a"); len(got) != 1 {
 		t.Errorf("/a received %v, want one Create", got)
+	}
+}
+
+// TestOfferToAnOpenHostDefers: a job handed over for a host whose circuit
+// is open is moved to the end of the cool-down, not tried, as a scan
+// would do.
+func TestOfferToAnOpenHostDefers(t *testing.T) {
+	h := newDLHarness(t, DeliveryOptions{PerHost: 1}, false)
+	in := newDLInbox(t, h, status(http.StatusInternalServerError))
+	h.start()
+	t0 := h.clock.Now()
+	var first []string
+	for i := range DefaultBreakerThreshold {
+		first = append(first, in.url(fmt.Sprintf("/users/%d/inbox", i)))
+	}
+	h.enqueue("Create", "https://crieur.example/posts/e/en", first...)
+	for _, r := range h.nextN(len(first)) {
+		if r.Outcome != OutcomeRetry {
+			t.Fatalf("%s: %s, want a retry", r.Job.Inbox, r.Outcome)
+		}
+	}
+	// The circuit is open now.
+	offer := h.d.beginOffer()
+	offer(h.publish("https://crieur.example/posts/f/en", in.url("/users/late/inbox")))
+	r := h.next()
+	if r.Outcome != OutcomeDeferred || !r.NextAttempt.Equal(t0.Add(DefaultBreakerCooldown)) {
+		t.Fatalf("offered job to an open host: %s until +%s, want deferred to the cool-down", r.Outcome, r.NextAttempt.Sub(t0))
+	}
+	if n := in.total(); n != DefaultBreakerThreshold {
+		t.Errorf("the open host got %d requests, want %d", n, DefaultBreakerThreshold)
 	}
 }
