@@ -467,7 +467,8 @@ func (s *Store) FailJob(id uint64, status int, errMsg string) error {
 }
 
 // QueueStats counts pending (never tried), retrying and failed jobs, in
-// total and per host, with the most recent error seen for each host.
+// total and per host, with the most recent error seen for each host, its
+// next attempt and how long it has been retried.
 func (s *Store) QueueStats() (QueueStats, error) {
 	st := QueueStats{PerHost: map[string]HostStats{}}
 	err := s.db.View(func(tx *bbolt.Tx) error {
@@ -485,9 +486,15 @@ func (s *Store) QueueStats() (QueueStats, error) {
 				case j.Attempts > 0:
 					st.Retrying++
 					h.Retrying++
+					if h.RetryingSince.IsZero() || j.CreatedAt.Before(h.RetryingSince) {
+						h.RetryingSince = j.CreatedAt
+					}
 				default:
 					st.Pending++
 					h.Pending++
+				}
+				if !failed && (h.NextAttempt.IsZero() || j.NextAttempt.Before(h.NextAttempt)) {
+					h.NextAttempt = j.NextAttempt
 				}
 				if j.LastError != "" {
 					h.LastError = j.LastError

@@ -104,6 +104,14 @@ type QueueStats struct {
 type HostStats struct {
 	Pending, Retrying, Failed int
 	LastError                 string
+	// NextAttempt is the earliest next attempt of its pending jobs (zero
+	// when none is pending). A job queued behind another of its chain
+	// counts with its own time, though it waits for the one before it.
+	NextAttempt time.Time
+	// RetryingSince is when the oldest of its jobs tried at least once
+	// was queued (zero when none): that job is given up at RetryingSince
+	// plus the retry window.
+	RetryingSince time.Time
 }
 
 // DeliveryCounts tells how far one activity got.

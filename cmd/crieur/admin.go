@@ -202,6 +202,13 @@ func opQueue(_ context.Context, a *app, _ []string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	return writeQueueStats(w, st, a.cfg.RetryFor)
+}
+
+// writeQueueStats prints the queue per host: what waits, when the next
+// attempt is due, and when the oldest job being retried will be given up
+// (its creation plus retryFor). Times are UTC.
+func writeQueueStats(w io.Writer, st storage.QueueStats, retryFor time.Duration) error {
 	fmt.Fprintf(w, "pending %d, retrying %d, failed %d\n", st.Pending, st.Retrying, st.Failed)
 	if len(st.PerHost) == 0 {
 		return nil
@@ -211,11 +218,21 @@ func opQueue(_ context.Context, a *app, _ []string, w io.Writer) error {
 		hosts = append(hosts, h)
 	}
 	sort.Strings(hosts)
+	when := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05")
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tPENDING\tRETRYING\tFAILED\tLAST ERROR")
+	fmt.Fprintln(tw, "HOST\tPENDING\tRETRYING\tFAILED\tNEXT ATTEMPT (UTC)\tGIVEN UP AT (UTC)\tLAST ERROR")
 	for _, h := range hosts {
 		s := st.PerHost[h]
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", h, s.Pending, s.Retrying, s.Failed, s.LastError)
+		giveUp := time.Time{}
+		if !s.RetryingSince.IsZero() {
+			giveUp = s.RetryingSince.Add(retryFor)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\n", h, s.Pending, s.Retrying, s.Failed, when(s.NextAttempt), when(giveUp), s.LastError)
 	}
 	return tw.Flush()
 }

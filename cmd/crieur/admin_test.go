@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/crieur/crieur/storage"
 )
 
 // With manual approval, a Follow waits until the admin approves it from the
@@ -243,5 +245,61 @@ func TestAdminCommandNamesAMissingDataFolder(t *testing.T) {
 	}
 	if _, serr := os.Stat(missing); !errors.Is(serr, fs.ErrNotExist) {
 		t.Errorf("the command created %s: %v", missing, serr)
+	}
+}
+
+// TestQueueShowsNextAttemptAndGiveUp: per host, crieur queue tells when
+// the next attempt is due and when the oldest delivery being retried will
+// be given up (its creation plus -retry-for). Golden file:
+// testdata/queue.golden.
+func TestQueueShowsNextAttemptAndGiveUp(t *testing.T) {
+	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	clock := now
+	st, err := storage.Open(filepath.Join(t.TempDir(), "crieur.db"), storage.Options{Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	act := storage.Activity{ID: "https://crieur.example/activities/1", Type: "Create", ObjectID: "https://crieur.example/posts/a/en",
+		Published: now, JSON: []byte(`{}`)}
+	if err := st.Enqueue(act, []storage.Job{{Inbox: "https://down.example/inbox"}}); err != nil {
+		t.Fatal(err)
+	}
+	clock = now.Add(2 * time.Hour)
+	act2 := act
+	act2.ID, act2.ObjectID = "https://crieur.example/activities/2", "https://crieur.example/posts/b/en"
+	jobs := []storage.Job{{Inbox: "https://down.example/inbox"}, {Inbox: "https://up.example/inbox"}, {Inbox: "https://gone.example/inbox"}}
+	if err := st.Enqueue(act2, jobs); err != nil {
+		t.Fatal(err)
+	}
+	all, err := st.PendingJobs()
+	if err != nil || len(all) != 4 {
+		t.Fatalf("PendingJobs = %d jobs, %v", len(all), err)
+	}
+	// down.example failed both deliveries once; the first has been
+	// retried since 09:00, the second is due again at 11:30.
+	if err := st.RetryJob(all[0].ID, now.Add(3*time.Hour), 502, "HTTP 502 Bad Gateway", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RetryJob(all[1].ID, now.Add(2*time.Hour+30*time.Minute), 0, "connection refused", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.FailJob(all[3].ID, 403, "HTTP 403 Forbidden"); err != nil {
+		t.Fatal(err)
+	}
+	stats, err := st.QueueStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := writeQueueStats(&out, stats, 48*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile("testdata/queue.golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != string(want) {
+		t.Errorf("crieur queue printed:\n%s\nwant (testdata/queue.golden):\n%s", out.String(), want)
 	}
 }
