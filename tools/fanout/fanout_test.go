@@ -140,7 +140,7 @@ func lastReport(t *testing.T, out []byte) report {
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		if line := sc.Bytes(); len(line) > 0 && line[0] == '{' {
+		if line := sc.Bytes(); len(line) > 0 && line[0] == '{' && !bytes.HasPrefix(line, []byte(`{"summary"`)) {
 			if err := json.Unmarshal(line, &r); err != nil {
 				t.Fatalf("report line: %v\n%s", err, line)
 			}
@@ -153,6 +153,59 @@ func lastReport(t *testing.T, out []byte) report {
 	return r
 }
 
+// lastSummary decodes the summary line of a run with -runs or -versus.
+func lastSummary(t *testing.T, out []byte) []binarySummary {
+	t.Helper()
+	for _, line := range bytes.Split(out, []byte("\n")) {
+		if bytes.HasPrefix(line, []byte(`{"summary"`)) {
+			var s struct{ Summary []binarySummary }
+			if err := json.Unmarshal(line, &s); err != nil {
+				t.Fatalf("summary line: %v\n%s", err, line)
+			}
+			return s.Summary
+		}
+	}
+	t.Fatalf("no summary line in:\n%s", out)
+	return nil
+}
+
+// TestSummarize: medians of odd and even counts, figures a run did not
+// report (0) left out, a metric nobody reported not printed.
+func TestSummarize(t *testing.T) {
+	mk := func(ok bool, ratio, one float64) *report {
+		return &report{OK: ok, RatioDropToLast: ratio, RatioOpenSSLOne: one, DropToFirstMs: 10 * ratio}
+	}
+	a := summarize("a", []*report{mk(true, 1.2, 0.8), mk(true, 1.0, 0), mk(false, 1.1, 0.9)})
+	if a.Runs != 3 || a.Correct != 2 {
+		t.Errorf("runs %d correct %d, want 3 and 2", a.Runs, a.Correct)
+	}
+	if a.Median["ratio_drop_to_last"] != 1.1 || a.Min["ratio_drop_to_last"] != 1.0 || a.Max["ratio_drop_to_last"] != 1.2 {
+		t.Errorf("ratio: median %v min %v max %v, want 1.1, 1.0, 1.2", a.Median["ratio_drop_to_last"], a.Min["ratio_drop_to_last"], a.Max["ratio_drop_to_last"])
+	}
+	// Two runs reported the one-process ratio: their mean is the median.
+	if got := a.Median["ratio_openssl_one"]; got < 0.8499 || got > 0.8501 {
+		t.Errorf("median of 0.8 and 0.9 = %v", got)
+	}
+	if _, ok := a.Median["healthy_slowdown"]; ok {
+		t.Errorf("a figure no run reported has a median")
+	}
+	b := summarize("b", []*report{mk(true, 2, 0)})
+	var out bytes.Buffer
+	writeSummary(&out, []binarySummary{a, b})
+	text := out.String()
+	for _, want := range []string{"110% (100–120)", "200% (200–200)", "85.0% (80.0–90.0)", "correct runs", "2 of 3", "1 of 1"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("summary lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "baseline") {
+		t.Errorf("summary prints a metric no run reported:\n%s", text)
+	}
+	if sum := lastSummary(t, out.Bytes()); len(sum) != 2 || sum[1].Binary != "b" || sum[1].Median["ratio_drop_to_last"] != 2 {
+		t.Errorf("summary JSON %+v", sum)
+	}
+}
+
 // TestRunRefusesBadFlags checks the usage errors, before anything starts.
 func TestRunRefusesBadFlags(t *testing.T) {
 	for _, args := range [][]string{
@@ -162,6 +215,7 @@ func TestRunRefusesBadFlags(t *testing.T) {
 		{"-crieur", "x", "-env", "PATH=/"},
 		{"-crieur", "x", "extra"},
 		{"-crieur", "x", "-follow", "-follow-workers", "0"},
+		{"-crieur", "x", "-runs", "0"},
 	} {
 		var out, errb bytes.Buffer
 		if err := run(context.Background(), args, &out, &errb); err == nil {
@@ -676,12 +730,21 @@ func TestIdealSender(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
+	// Twice, as -runs does to take a median on a noisy machine.
 	err := run(ctx, []string{
 		"-crieur", bin, "-followers", "200", "-servers", "40", "-fail", "0.3", "-key-per-server",
 		"-sign-for", "200ms", "-linger", "500ms", "-dir", t.TempDir(), "-timeout", "90s", "-openssl", "",
+		"-runs", "2",
 	}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	if n := strings.Count(stdout.String(), "result:         correct"); n != 2 {
+		t.Errorf("%d correct runs reported, want 2", n)
+	}
+	sum := lastSummary(t, stdout.Bytes())
+	if len(sum) != 1 || sum[0].Binary != bin || sum[0].Runs != 2 || sum[0].Correct != 2 || sum[0].Median["ratio_drop_to_last"] <= 0 {
+		t.Errorf("summary %+v, want 2 correct runs of %s with a median rate", sum, bin)
 	}
 	r := lastReport(t, stdout.Bytes())
 	if !r.OK || r.HealthyReached != 28 || r.Duplicates != 0 || r.VerifyFailures != 0 || r.KeyFetches < 28 {

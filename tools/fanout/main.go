@@ -66,6 +66,8 @@ type options struct {
 	follow        bool
 	keyPerServer  bool
 	followWorkers int
+	runs          int    // measurements per binary (summary when > 1)
+	versus        string // second binary, run alternately with crieur
 }
 
 type envList []string
@@ -100,6 +102,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.follow, "follow", false, "subscribe the followers with real signed Follows to crieur's inbox (and wait for every Accept) instead of writing them into its database")
 	fs.BoolVar(&o.keyPerServer, "key-per-server", false, "each inbox server fetches crieur's key itself, as separate instances do (default: one fetch, shared)")
 	fs.IntVar(&o.followWorkers, "follow-workers", defaultFollowWorkers, "Follows in flight at once with -follow")
+	fs.IntVar(&o.runs, "runs", 1, "measure this many times (alternating with -versus) and end with each binary's median and range")
+	fs.StringVar(&o.versus, "versus", "", "a second binary (idealsender, another build of crieur) measured alternately with -crieur, in the same hour")
 	fs.Var((*envList)(&o.env), "env", "extra CRIEUR_NAME=value for crieur (repeat), e.g. CRIEUR_WORKERS=256")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -119,6 +123,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.followWorkers < 1 {
 		errs = append(errs, errors.New("-follow-workers must be >= 1"))
+	}
+	if o.runs < 1 {
+		errs = append(errs, errors.New("-runs must be >= 1"))
 	}
 	if o.timeout <= 0 || o.signFor <= 0 {
 		errs = append(errs, errors.New("-timeout and -sign-for must be positive"))
@@ -143,23 +150,50 @@ func main() {
 // wrong (a bad signature, a missed or duplicated delivery).
 var errFailed = errors.New("the fan-out was not correct")
 
-// run is the whole harness; the report goes to stdout.
+// run is the whole harness; the reports go to stdout. -timeout bounds
+// each measurement.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
-	rep, err := fanout(ctx, o, stderr)
-	if rep != nil {
-		rep.write(stdout)
+	bins := []string{o.crieur}
+	if o.versus != "" {
+		bins = append(bins, o.versus)
 	}
-	if err != nil {
-		return err
+	reports := make([][]*report, len(bins))
+	var problems []string
+	for i := range o.runs {
+		for b, bin := range bins {
+			if o.runs > 1 || len(bins) > 1 {
+				fmt.Fprintf(stdout, "run %d of %d: %s\n", i+1, o.runs, bin)
+			}
+			oo := o
+			oo.crieur = bin
+			rctx, cancel := context.WithTimeout(ctx, o.timeout)
+			rep, err := fanout(rctx, oo, stderr)
+			cancel()
+			if rep != nil {
+				rep.write(stdout)
+				reports[b] = append(reports[b], rep)
+			}
+			if err != nil {
+				return err
+			}
+			if len(rep.Problems) > 0 {
+				problems = append(problems, strings.Join(rep.Problems, "; "))
+			}
+		}
 	}
-	if len(rep.Problems) > 0 {
-		return fmt.Errorf("%w: %s", errFailed, strings.Join(rep.Problems, "; "))
+	if o.runs > 1 || len(bins) > 1 {
+		sums := make([]binarySummary, len(bins))
+		for b, bin := range bins {
+			sums[b] = summarize(bin, reports[b])
+		}
+		writeSummary(stdout, sums)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", errFailed, strings.Join(problems, " | "))
 	}
 	return nil
 }
