@@ -46,12 +46,14 @@ func TestFanoutEndToEnd(t *testing.T) {
 		openssl               string // the -openssl flag
 		follow                bool   // -follow: real Follows instead of seeding
 		keyPerServer          bool   // -key-per-server
+		https                 bool   // -https: the servers speak TLS
 	}{
-		{"0", 40, 0, 0, "openssl", false, false},
-		{"0.3", 28, 6, 6, "", false, true},
-		{"0.3", 28, 6, 6, "", true, false},
+		{"0", 40, 0, 0, "openssl", false, false, false},
+		{"0.3", 28, 6, 6, "", false, true, false},
+		{"0.3", 28, 6, 6, "", true, false, false},
+		{"0.3", 28, 6, 6, "", false, false, true},
 	} {
-		t.Run(fmt.Sprintf("fail=%s/follow=%v", tc.fail, tc.follow), func(t *testing.T) {
+		t.Run(fmt.Sprintf("fail=%s/follow=%v/https=%v", tc.fail, tc.follow, tc.https), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			var stdout, stderr bytes.Buffer
@@ -65,6 +67,9 @@ func TestFanoutEndToEnd(t *testing.T) {
 			}
 			if tc.keyPerServer {
 				args = append(args, "-key-per-server")
+			}
+			if tc.https {
+				args = append(args, "-https")
 			}
 			err := run(ctx, args, &stdout, &stderr)
 			if err != nil {
@@ -127,6 +132,12 @@ func TestFanoutEndToEnd(t *testing.T) {
 			}
 			if !strings.Contains(stdout.String(), "result:         correct") {
 				t.Errorf("human report does not say correct:\n%s", stdout.String())
+			}
+			switch {
+			case tc.https && (!r.HTTPS || r.Conns == 0 || r.TLSConns != r.Conns):
+				t.Errorf("-https: %d of %d connections with TLS (https %v), want all", r.TLSConns, r.Conns, r.HTTPS)
+			case !tc.https && (r.HTTPS || r.TLSConns != 0):
+				t.Errorf("plain run reports %d TLS connections (https %v)", r.TLSConns, r.HTTPS)
 			}
 		})
 	}
@@ -753,6 +764,21 @@ func TestIdealSender(t *testing.T) {
 	}
 	if r.CrieurSigns == "" {
 		t.Errorf("idealsender version was not understood")
+	}
+
+	// Over TLS, as real instances are reached.
+	stdout.Reset()
+	stderr.Reset()
+	err = run(ctx, []string{
+		"-crieur", bin, "-followers", "100", "-servers", "20", "-https",
+		"-sign-for", "200ms", "-linger", "500ms", "-dir", t.TempDir(), "-timeout", "90s", "-openssl", "",
+	}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run -https: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	if r := lastReport(t, stdout.Bytes()); !r.OK || r.HealthyReached != 20 || r.TLSConns != r.Conns || r.Conns == 0 {
+		t.Errorf("idealsender -https: ok %v, %d of 20 reached, %d of %d connections with TLS; problems %q",
+			r.OK, r.HealthyReached, r.TLSConns, r.Conns, r.Problems)
 	}
 }
 

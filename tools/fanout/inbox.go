@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -126,6 +127,7 @@ type fleet struct {
 	maxInflight    int
 	posts          int // every POST received
 	conns          int // TCP connections accepted
+	tlsConns       int // of which with TLS (-https)
 	gaps           []time.Duration
 }
 
@@ -139,9 +141,13 @@ type connInfo struct {
 
 type connKey struct{}
 
-func (f *fleet) connContext(ctx context.Context, _ net.Conn) context.Context {
+func (f *fleet) connContext(ctx context.Context, c net.Conn) context.Context {
+	_, isTLS := c.(*tls.Conn)
 	f.mu.Lock()
 	f.conns++
+	if isTLS {
+		f.tlsConns++
+	}
 	f.mu.Unlock()
 	return context.WithValue(ctx, connKey{}, &connInfo{accepted: time.Now()})
 }
@@ -156,7 +162,7 @@ func (f *fleet) connGap(d time.Duration) {
 // live on server i.
 // With keyPerServer each server fetches crieur's key itself, as separate
 // instances do; otherwise one fetch serves them all.
-func startFleet(n int, fail float64, followers [][]string, keys *keyCache, keyPerServer bool, noteID, actorID string, errorLog *log.Logger) (*fleet, error) {
+func startFleet(n int, fail float64, followers [][]string, keys *keyCache, keyPerServer bool, noteID, actorID string, tlsConfig *tls.Config, errorLog *log.Logger) (*fleet, error) {
 	f := &fleet{
 		keys: keys, noteID: noteID, actorID: actorID, errorLog: errorLog,
 		stats:      make([]serverStats, n),
@@ -169,7 +175,11 @@ func startFleet(n int, fail float64, followers [][]string, keys *keyCache, keyPe
 			f.close()
 			return nil, fmt.Errorf("fanout: inbox server %d of %d: %w", i+1, n, err)
 		}
-		s := &inboxServer{idx: i, mode: ms[i], base: "http://" + ln.Addr().String(), followers: followers[i], fleet: f, keys: keys}
+		scheme := "http://"
+		if tlsConfig != nil {
+			ln, scheme = tls.NewListener(ln, tlsConfig), "https://"
+		}
+		s := &inboxServer{idx: i, mode: ms[i], base: scheme + ln.Addr().String(), followers: followers[i], fleet: f, keys: keys}
 		if keyPerServer {
 			s.keys = newKeyCache(keys.allowed)
 			f.ownKeys = append(f.ownKeys, s.keys)
@@ -357,7 +367,7 @@ func (f *fleet) keyFetches() (int, time.Duration) {
 func (f *fleet) arm() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.posts, f.conns, f.maxInflight, f.maxDateAge = 0, 0, f.inflight, 0
+	f.posts, f.conns, f.tlsConns, f.maxInflight, f.maxDateAge = 0, 0, 0, f.inflight, 0
 	f.gaps = nil
 	f.armed.Store(true)
 }
@@ -442,6 +452,7 @@ type tally struct {
 	MaxInflight                  int
 	Posts                        int
 	Conns                        int
+	TLSConns                     int
 	ConnGaps                     []time.Duration // sorted
 	Missing                      []string        // a few healthy servers that never got it
 }
@@ -453,7 +464,7 @@ func (f *fleet) tally() tally {
 		HealthyReached: f.healthyReached, VerifyFailures: f.verifyFailures,
 		Failures: append([]string(nil), f.failures...), FirstAny: f.firstAny,
 		MaxDateAge: f.maxDateAge, MaxInflight: f.maxInflight, Posts: f.posts,
-		Conns: f.conns, ConnGaps: slices.Clone(f.gaps),
+		Conns: f.conns, TLSConns: f.tlsConns, ConnGaps: slices.Clone(f.gaps),
 	}
 	slices.Sort(t.ConnGaps)
 	ids := map[string]bool{}

@@ -14,6 +14,7 @@ package main
 import (
 	"context"
 	"crypto/rsa"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -25,6 +26,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -66,6 +68,7 @@ type options struct {
 	follow        bool
 	keyPerServer  bool
 	followWorkers int
+	https         bool   // inbox servers over TLS
 	runs          int    // measurements per binary (summary when > 1)
 	versus        string // second binary, run alternately with crieur
 }
@@ -102,6 +105,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.follow, "follow", false, "subscribe the followers with real signed Follows to crieur's inbox (and wait for every Accept) instead of writing them into its database")
 	fs.BoolVar(&o.keyPerServer, "key-per-server", false, "each inbox server fetches crieur's key itself, as separate instances do (default: one fetch, shared)")
 	fs.IntVar(&o.followWorkers, "follow-workers", defaultFollowWorkers, "Follows in flight at once with -follow")
+	fs.BoolVar(&o.https, "https", false, "inbox servers speak TLS (a certificate authority made for the run, trusted by crieur through SSL_CERT_FILE), so each delivery also pays a handshake")
 	fs.IntVar(&o.runs, "runs", 1, "measure this many times (alternating with -versus) and end with each binary's median and range")
 	fs.StringVar(&o.versus, "versus", "", "a second binary (idealsender, another build of crieur) measured alternately with -crieur, in the same hour")
 	fs.Var((*envList)(&o.env), "env", "extra CRIEUR_NAME=value for crieur (repeat), e.g. CRIEUR_WORKERS=256")
@@ -260,10 +264,20 @@ func fanout(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 		defer c.remove()
 	}
 	rep.DataFS = fsType(c.root)
+	var serverTLS *tls.Config
+	if o.https {
+		t, err := newTestTLS(c.root)
+		if err != nil {
+			return nil, err
+		}
+		serverTLS = t.serverConfig()
+		c.env = append(slices.Clone(c.env), "SSL_CERT_FILE="+t.caFile)
+		rep.HTTPS = true
+	}
 	rep.CrieurSigns = c.engine()
 
 	errorLog := log.New(stderr, "fanout: inbox server: ", 0)
-	fl, err := startFleet(o.servers, o.fail, followerNames(o.followers, o.servers), newKeyCache(c.base), o.keyPerServer, c.noteID(), c.actorID(), errorLog)
+	fl, err := startFleet(o.servers, o.fail, followerNames(o.followers, o.servers), newKeyCache(c.base), o.keyPerServer, c.noteID(), c.actorID(), serverTLS, errorLog)
 	if err != nil {
 		return nil, err
 	}

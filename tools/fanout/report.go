@@ -39,6 +39,8 @@ type report struct {
 	// SignGoroutines signed in parallel for the rate: one per crieur CPU.
 	SignGoroutines int    `json:"sign_goroutines"`
 	DataFS         string `json:"data_fs"`
+	// HTTPS: the inbox servers spoke TLS (-https).
+	HTTPS bool `json:"https,omitempty"`
 
 	// Signatures per second over the whole machine, before crieur started
 	// and after it stopped, and their mean: the ceiling of the fan-out.
@@ -133,6 +135,7 @@ type report struct {
 	// Connections crieur opened to the inbox servers, and the time from
 	// accept to the first request on each (crieur signs before it dials).
 	Conns        int     `json:"connections"`
+	TLSConns     int     `json:"tls_connections,omitempty"`
 	ConnGapP50Ms float64 `json:"conn_gap_p50_ms"`
 	ConnGapP90Ms float64 `json:"conn_gap_p90_ms"`
 	ConnGapMaxMs float64 `json:"conn_gap_max_ms"`
@@ -199,7 +202,7 @@ func (r *report) fill(t tally, drop, done time.Time) {
 	r.Timeline, r.TimelineBucketMs = timeline(t.HealthyArrivals, drop)
 	bucket := time.Duration(r.TimelineBucketMs * float64(time.Millisecond))
 	r.CrieurCPUPct, r.HarnessCPUPct, r.OthersCPUPct = cpuTimeline(r.samples, drop, bucket, len(r.Timeline), r.cores())
-	r.Conns = t.Conns
+	r.Conns, r.TLSConns = t.Conns, t.TLSConns
 	if n := len(t.ConnGaps); n > 0 {
 		r.ConnGapP50Ms = ms(t.ConnGaps[n/2])
 		r.ConnGapP90Ms = ms(t.ConnGaps[n*9/10])
@@ -400,6 +403,9 @@ func (r *report) write(w io.Writer) {
 	fmt.Fprintf(w, "fan-out of one article to %d followers on %d loopback servers (%d healthy, %d answering 500, %d hanging)\n",
 		r.Followers, r.Servers, r.Healthy, r.Failing500, r.Hanging)
 	fmt.Fprintf(w, "  machine:        %d CPUs, GOMAXPROCS %d, fd limit %s, crieur data on %s\n", r.MachineCores, r.GOMAXPROCS, r.FileLimit, r.DataFS)
+	if r.HTTPS {
+		fmt.Fprintf(w, "  tls:            the inbox servers speak TLS (ECDSA P-256 certificate and intermediate); %d of %d connections\n", r.TLSConns, r.Conns)
+	}
 	if r.CrieurCPUs != r.ReceiverCPUs {
 		fmt.Fprintf(w, "  pinned:         crieur and the signing rate on CPUs %s, inbox servers on CPUs %s\n", r.CrieurCPUs, r.ReceiverCPUs)
 	}

@@ -25,6 +25,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -273,7 +274,8 @@ func fanOut(ctx context.Context, signer *federation.Signer, inboxes []string, bo
 	return int(failed.Load())
 }
 
-// deliver signs, connects, writes the request and reads the status line.
+// deliver signs, connects (with TLS for an https inbox), writes the
+// request and reads the status line.
 func deliver(ctx context.Context, signer *federation.Signer, inbox string, body []byte, digest string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, inbox, nil)
 	if err != nil {
@@ -291,7 +293,14 @@ func deliver(ctx context.Context, signer *federation.Signer, inbox string, body 
 	head.WriteString("\r\n")
 	head.Write(body)
 	d := net.Dialer{Timeout: ioTimeout}
-	conn, err := d.DialContext(ctx, "tcp", req.URL.Host)
+	var conn net.Conn
+	if req.URL.Scheme == "https" {
+		// The system's roots, which SSL_CERT_FILE sets (fanout -https).
+		td := tls.Dialer{NetDialer: &d, Config: &tls.Config{NextProtos: []string{"http/1.1"}}}
+		conn, err = td.DialContext(ctx, "tcp", req.URL.Host)
+	} else {
+		conn, err = d.DialContext(ctx, "tcp", req.URL.Host)
+	}
 	if err != nil {
 		return err
 	}
