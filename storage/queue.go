@@ -155,9 +155,7 @@ func (s *Store) enqueue(tx *bbolt.Tx, act Activity, jobs []Job) ([]Job, error) {
 		if err := b.Put(u64(j.ID), rec); err != nil {
 			return nil, err
 		}
-		var dk [timeKeyLen + 8]byte // bbolt copies keys
-		putTimeKey(dk[:timeKeyLen], j.NextAttempt)
-		binary.BigEndian.PutUint64(dk[timeKeyLen:], j.ID)
+		dk := dueKeyOf(*j) // bbolt copies keys
 		if err := due.Put(dk[:], prefix); err != nil {
 			return nil, err
 		}
@@ -244,7 +242,19 @@ func carve(arena []byte, fill func([]byte) []byte) ([]byte, []byte) {
 	return arena, arena[start:len(arena):len(arena)]
 }
 
-func dueKey(j Job) []byte { return append(timeKey(j.NextAttempt), u64(j.ID)...) }
+// dueKeyOf is j's key in the due index: when it is due, then its id. As
+// an array it stays on the caller's stack; dueKey is the same as a slice.
+func dueKeyOf(j Job) [timeKeyLen + 8]byte {
+	var dk [timeKeyLen + 8]byte
+	putTimeKey(dk[:timeKeyLen], j.NextAttempt)
+	binary.BigEndian.PutUint64(dk[timeKeyLen:], j.ID)
+	return dk
+}
+
+func dueKey(j Job) []byte {
+	dk := dueKeyOf(j)
+	return dk[:]
+}
 
 func addJobIndexes(tx *bbolt.Tx, j Job) error {
 	return indexJob(tx.Bucket(bucketDue), tx.Bucket(bucketChain), j, chainPrefix(j))
@@ -253,9 +263,7 @@ func addJobIndexes(tx *bbolt.Tx, j Job) error {
 // indexJob adds j to the due and chain indexes; prefix is chainPrefix(j),
 // which bbolt keeps as the due entry's value until the commit.
 func indexJob(due, chain *bbolt.Bucket, j Job, prefix []byte) error {
-	var dk [timeKeyLen + 8]byte
-	putTimeKey(dk[:timeKeyLen], j.NextAttempt)
-	binary.BigEndian.PutUint64(dk[timeKeyLen:], j.ID)
+	dk := dueKeyOf(j)
 	if err := due.Put(dk[:], prefix); err != nil {
 		return err
 	}

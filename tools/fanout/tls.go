@@ -35,70 +35,35 @@ type testTLS struct {
 // newTestTLS makes the authority and the servers' certificate, and writes
 // the authority's certificate into dir.
 func newTestTLS(dir string) (*testTLS, error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("fanout: tls: %w", err)
-	}
 	now := time.Now()
-	ca := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "fanout test authority"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
+	authority := func(serial int64, name string) *x509.Certificate {
+		return &x509.Certificate{
+			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+			KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true,
+		}
 	}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, fmt.Errorf("fanout: tls: authority: %w", err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
+	rootDER, root, rootKey, err := issue(authority(1, "fanout test authority"), nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("fanout: tls: authority: %w", err)
 	}
 	// An intermediate, as real chains have: the client checks two
 	// signatures, as it does with Let's Encrypt's.
-	midKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("fanout: tls: %w", err)
-	}
-	mid := &x509.Certificate{
-		SerialNumber:          big.NewInt(2),
-		Subject:               pkix.Name{CommonName: "fanout test intermediate"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	midDER, err := x509.CreateCertificate(rand.Reader, mid, caCert, &midKey.PublicKey, caKey)
+	midDER, mid, midKey, err := issue(authority(2, "fanout test intermediate"), root, rootKey)
 	if err != nil {
 		return nil, fmt.Errorf("fanout: tls: intermediate: %w", err)
 	}
-	midCert, err := x509.ParseCertificate(midDER)
-	if err != nil {
-		return nil, fmt.Errorf("fanout: tls: intermediate: %w", err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("fanout: tls: %w", err)
-	}
-	leaf := &x509.Certificate{
-		SerialNumber: big.NewInt(3),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, midCert, &key.PublicKey, midKey)
+	leafDER, _, key, err := issue(&x509.Certificate{
+		SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:   now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}, mid, midKey)
 	if err != nil {
 		return nil, fmt.Errorf("fanout: tls: server certificate: %w", err)
 	}
 	caFile := filepath.Join(dir, "fanout-ca.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER}), 0o600); err != nil {
 		return nil, fmt.Errorf("fanout: tls: %w", err)
 	}
 	return &testTLS{
@@ -107,6 +72,27 @@ func newTestTLS(dir string) (*testTLS, error) {
 		// intermediate's, not the root.
 		server: tls.Certificate{Certificate: [][]byte{leafDER, midDER}, PrivateKey: key},
 	}, nil
+}
+
+// issue makes a new P-256 key and its certificate from template, signed by
+// parent's key (self-signed when parent is nil).
+func issue(template, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) ([]byte, *x509.Certificate, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if parent == nil {
+		parent, parentKey = template, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, template, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return der, cert, key, nil
 }
 
 // serverConfig is the inbox servers' TLS configuration: Go's defaults,
