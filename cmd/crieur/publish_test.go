@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -140,5 +141,28 @@ func TestPublishingThroughFiles(t *testing.T) {
 	out, err := in.admin("check")
 	if err == nil || !strings.Contains(out, "broken.en.md") {
 		t.Errorf("crieur check did not name the broken file: %v\n%s", err, out)
+	}
+}
+
+// TestFirstStartTakesTheCatalogueInBeforeAnswering: on a first start, the
+// articles already in posts/ are in the outbox by the time crieur answers.
+// An article dropped after that is news; were the back catalogue still
+// being taken in, the watcher could hand the new article to that first
+// pass, which takes everything in without delivering it.
+func TestFirstStartTakesTheCatalogueInBeforeAnswering(t *testing.T) {
+	const n = 300
+	files := map[string]string{}
+	for i := range n {
+		slug := fmt.Sprintf("old-%03d", i)
+		files[slug+".en.md"] = post(slug, "en", "Old "+slug, "2023-01-02", "Before.")
+	}
+	in := newInstance(t, files)
+	in.start()
+	code, m := in.getJSON(in.actorID() + "/outbox")
+	if code != 200 {
+		t.Fatalf("outbox: %d", code)
+	}
+	if got, _ := m["totalItems"].(float64); int(got) != n {
+		t.Errorf("outbox holds %v items when crieur first answers, want the whole back catalogue, %d", m["totalItems"], n)
 	}
 }

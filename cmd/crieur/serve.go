@@ -225,6 +225,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	for _, p := range a.watcher.Library().Problems() {
 		log.Warn("article not published", "problem", p.Error())
 	}
+	// The first reconcile runs before the server answers and before the
+	// watcher's first reload: on a first start the back catalogue is what
+	// posts/ held when crieur started, and an article dropped once crieur
+	// answers is news for its followers. Left to the publisher's loop, it
+	// raced that reload and could take such an article in undelivered.
+	if err := a.pub.Reconcile(ctx); err != nil {
+		log.Error("publisher: reconcile", "err", err)
+	}
 
 	gin.SetMode(gin.ReleaseMode)
 	handler := web.New(webConfig(cfg), web.Deps{
