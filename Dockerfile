@@ -7,9 +7,11 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
+# posts/ holds articles only (the code that reads them is in articles/), so
+# it is copied whole: page bundles keep their images.
 RUN CGO_ENABLED=1 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/crieur ./cmd/crieur \
  && mkdir -p /out/data /out/posts \
- && cp posts/*.md /out/posts/
+ && cp -R posts/. /out/posts/
 
 # Final stage: glibc and libssl3 (libcrypto.so.3), no shell, no package
 # manager, a non-root user (65532).

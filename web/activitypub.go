@@ -28,12 +28,12 @@ func writeActivity(c *gin.Context, status int, body []byte) {
 }
 
 // errNoFederation is the cause logged when a protocol route is hit on a
-// server built without a federation.Service (tests of pages only).
+// server built without documents or inbox (tests of pages only).
 var errNoFederation = errors.New("web: no federation service")
 
 // document serves a protocol document built by fn, mapping its error.
 func (s *server) document(c *gin.Context, fn func() ([]byte, error)) {
-	if s.fed == nil {
+	if s.docs == nil {
 		s.jsonError(c, errNoFederation)
 		return
 	}
@@ -53,7 +53,7 @@ func (s *server) actor(c *gin.Context) {
 		s.profilePage(c, s.actorID)
 		return
 	}
-	s.document(c, func() ([]byte, error) { return s.fed.ActorJSON() })
+	s.document(c, func() ([]byte, error) { return s.docs.ActorJSON() })
 }
 
 // article is /posts/{slug}/{lang}: the Note or the article page. After a
@@ -65,13 +65,13 @@ func (s *server) article(c *gin.Context) {
 		s.articleHTML(c, slug, lang)
 		return
 	}
-	if s.fed == nil {
+	if s.docs == nil {
 		s.jsonError(c, errNoFederation)
 		return
 	}
-	body, err := s.fed.NoteJSON(slug, lang)
+	body, err := s.docs.NoteJSON(slug, lang)
 	if errors.Is(err, federation.ErrGone) {
-		if tomb, terr := s.fed.NoteTombstoneJSON(slug, lang); terr == nil {
+		if tomb, terr := s.docs.NoteTombstoneJSON(slug, lang); terr == nil {
 			writeActivity(c, http.StatusGone, tomb)
 			return
 		}
@@ -107,25 +107,25 @@ func (s *server) collection(c *gin.Context, fn func(page int) ([]byte, error)) {
 }
 
 func (s *server) outbox(c *gin.Context) {
-	s.collection(c, func(page int) ([]byte, error) { return s.fed.OutboxJSON(page) })
+	s.collection(c, func(page int) ([]byte, error) { return s.docs.OutboxJSON(page) })
 }
 
 func (s *server) followers(c *gin.Context) {
-	s.collection(c, func(page int) ([]byte, error) { return s.fed.FollowersJSON(page) })
+	s.collection(c, func(page int) ([]byte, error) { return s.docs.FollowersJSON(page) })
 }
 
 func (s *server) following(c *gin.Context) {
-	s.collection(c, func(page int) ([]byte, error) { return s.fed.FollowingJSON(page) })
+	s.collection(c, func(page int) ([]byte, error) { return s.docs.FollowingJSON(page) })
 }
 
 func (s *server) featured(c *gin.Context) {
-	s.document(c, func() ([]byte, error) { return s.fed.FeaturedJSON() })
+	s.document(c, func() ([]byte, error) { return s.docs.FeaturedJSON() })
 }
 
 // activity is /activities/{id}: a stored outgoing activity.
 func (s *server) activity(c *gin.Context) {
 	id := c.Param("id")
-	s.document(c, func() ([]byte, error) { return s.fed.ActivityJSON(id) })
+	s.document(c, func() ([]byte, error) { return s.docs.ActivityJSON(id) })
 }
 
 // inbox is POST /@handle/inbox and POST /inbox. The body is read under a
@@ -134,7 +134,7 @@ func (s *server) activity(c *gin.Context) {
 // through the delivery queue.
 func (s *server) inbox(c *gin.Context) {
 	c.Header("Cache-Control", cacheNone)
-	if s.fed == nil {
+	if s.receiver == nil {
 		s.jsonError(c, errNoFederation)
 		return
 	}
@@ -162,7 +162,7 @@ func (s *server) inbox(c *gin.Context) {
 		s.jsonError(c, err)
 		return
 	}
-	if err := s.fed.Inbox(c.Request.Context(), c.Request, body); err != nil {
+	if err := s.receiver.Receive(c.Request.Context(), c.Request, body); err != nil {
 		s.jsonError(c, err)
 		return
 	}

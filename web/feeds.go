@@ -10,7 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/crieur/crieur/posts"
+	"github.com/crieur/crieur/articles"
 )
 
 // Namespaces written in the feeds.
@@ -128,7 +128,7 @@ type rssItem struct {
 
 // feedPosts is the newest visible posts for a feed, filtered by ?lang= when
 // given; ok is false when the filter is not a plausible language code.
-func (s *server) feedPosts(c *gin.Context) (ps []*posts.Post, lang string, ok bool) {
+func (s *server) feedPosts(c *gin.Context) (ps []*articles.Post, lang string, ok bool) {
 	lang = strings.TrimSpace(c.Query("lang"))
 	if lang != "" && !plausibleLang(lang) {
 		return nil, "", false
@@ -165,7 +165,7 @@ func plausibleLang(s string) bool {
 
 // updatedTimes gives, per post key, the last time the post changed: its
 // date, the editor's lastmod, or the Update the ledger recorded.
-func (s *server) updatedTimes(c *gin.Context, ps []*posts.Post) map[string]time.Time {
+func (s *server) updatedTimes(c *gin.Context, ps []*articles.Post) map[string]time.Time {
 	out := make(map[string]time.Time, len(ps))
 	for _, p := range ps {
 		t := p.Date
@@ -255,7 +255,7 @@ func (s *server) atomFeed(c *gin.Context) {
 			e.Summary = &atomText{Type: "text", Body: p.Summary}
 		}
 		for _, t := range p.Tags {
-			if slug := posts.TagSlug(t); slug != "" {
+			if slug := articles.TagSlug(t); slug != "" {
 				e.Categories = append(e.Categories, atomCategory{Term: slug, Label: t})
 			}
 		}

@@ -12,7 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"golang.org/x/text/language"
 
-	"github.com/crieur/crieur/posts"
+	"github.com/crieur/crieur/articles"
 	"github.com/crieur/crieur/storage"
 )
 
@@ -29,7 +29,7 @@ func (s *server) profilePage(c *gin.Context, canonical string) {
 		s.htmlError(c, http.StatusBadRequest, nil)
 		return
 	}
-	var visible []*posts.Post
+	var visible []*articles.Post
 	if lib := s.library(); lib != nil {
 		visible = lib.Visible(s.now())
 	}
@@ -73,7 +73,7 @@ func (s *server) alternateLink(c *gin.Context, id string) {
 // articleHTML renders one language version of an article, or 404/410.
 func (s *server) articleHTML(c *gin.Context, slug, lang string) {
 	lib := s.library()
-	var p *posts.Post
+	var p *articles.Post
 	if lib != nil {
 		if got, ok := lib.Get(slug, lang); ok && !got.Date.After(s.now()) {
 			p = got
@@ -96,7 +96,7 @@ func (s *server) articleHTML(c *gin.Context, slug, lang string) {
 	}
 	d.Alternates = append(d.Alternates, langLink{Lang: p.Lang, URL: noteID})
 	translations := slices.Clone(lib.TranslationsAt(p, s.now()))
-	slices.SortFunc(translations, func(a, b *posts.Post) int { return strings.Compare(a.Lang, b.Lang) })
+	slices.SortFunc(translations, func(a, b *articles.Post) int { return strings.Compare(a.Lang, b.Lang) })
 	for _, t := range translations {
 		l := langLink{Lang: t.Lang, URL: s.base + postURL(t)}
 		av.Translations = append(av.Translations, l)
@@ -130,7 +130,7 @@ func (s *server) postRedirect(c *gin.Context) {
 	slug := c.Param("slug")
 	addVary(c, "Accept-Language")
 	lib := s.library()
-	var candidates []*posts.Post
+	var candidates []*articles.Post
 	if lib != nil {
 		for _, p := range lib.Visible(s.now()) {
 			if p.Slug == slug {
@@ -163,7 +163,7 @@ func (s *server) postRedirect(c *gin.Context) {
 // bestLanguage picks among language versions (newest first) by the
 // reader's Accept-Language, falling back to the site language, then to the
 // first candidate.
-func (s *server) bestLanguage(acceptLanguage string, candidates []*posts.Post) *posts.Post {
+func (s *server) bestLanguage(acceptLanguage string, candidates []*articles.Post) *articles.Post {
 	fallback := candidates[0]
 	for _, p := range candidates {
 		if p.Lang == s.cfg.SiteLanguage {
@@ -176,7 +176,7 @@ func (s *server) bestLanguage(acceptLanguage string, candidates []*posts.Post) *
 		return fallback
 	}
 	var tags []language.Tag
-	var tagged []*posts.Post
+	var tagged []*articles.Post
 	for _, p := range candidates {
 		t, err := language.Parse(p.Lang)
 		if err != nil {
@@ -224,7 +224,7 @@ func (s *server) slugMissingStatus(c *gin.Context, slug string) int {
 // tagPage lists the visible articles with one tag.
 func (s *server) tagPage(c *gin.Context) {
 	raw := c.Param("tag")
-	slug := posts.TagSlug(raw)
+	slug := articles.TagSlug(raw)
 	if slug == "" {
 		s.htmlError(c, http.StatusNotFound, nil)
 		return
@@ -239,7 +239,7 @@ func (s *server) tagPage(c *gin.Context) {
 		s.htmlError(c, http.StatusBadRequest, nil)
 		return
 	}
-	var tagged []*posts.Post
+	var tagged []*articles.Post
 	if lib := s.library(); lib != nil {
 		tagged = lib.ByTag(slug, s.now())
 	}
@@ -254,7 +254,7 @@ func (s *server) tagPage(c *gin.Context) {
 	}
 	name := slug
 	for _, t := range tagged[0].Tags {
-		if posts.TagSlug(t) == slug {
+		if articles.TagSlug(t) == slug {
 			name = strings.TrimPrefix(strings.TrimSpace(t), "#")
 			break
 		}

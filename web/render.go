@@ -12,7 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/crieur/crieur/posts"
+	"github.com/crieur/crieur/articles"
 )
 
 //go:embed templates/*.html
@@ -137,7 +137,7 @@ type pager struct {
 
 // articleView is the article page's own data.
 type articleView struct {
-	Post         *posts.Post
+	Post         *articles.Post
 	Body         template.HTML // post.HTML, sanitised by posts
 	Updated      time.Time     // zero when never edited
 	Tags         []tagLink
@@ -188,17 +188,17 @@ func (s *server) render(c *gin.Context, status int, name string, d *page) {
 }
 
 // postURL is the path of one language version's page (and Note id path).
-func postURL(p *posts.Post) string {
+func postURL(p *articles.Post) string {
 	return "/posts/" + url.PathEscape(p.Slug) + "/" + url.PathEscape(p.Lang)
 }
 
 // tagURL is the path of a tag page.
-func tagURL(tag string) string { return "/tags/" + url.PathEscape(posts.TagSlug(tag)) }
+func tagURL(tag string) string { return "/tags/" + url.PathEscape(articles.TagSlug(tag)) }
 
 func tagLinks(tags []string) []tagLink {
 	out := make([]tagLink, 0, len(tags))
 	for _, t := range tags {
-		if posts.TagSlug(t) == "" {
+		if articles.TagSlug(t) == "" {
 			continue
 		}
 		out = append(out, tagLink{Name: t, URL: tagURL(t)})
@@ -206,7 +206,7 @@ func tagLinks(tags []string) []tagLink {
 	return out
 }
 
-func listItems(ps []*posts.Post) []listItem {
+func listItems(ps []*articles.Post) []listItem {
 	out := make([]listItem, 0, len(ps))
 	for _, p := range ps {
 		out = append(out, listItem{

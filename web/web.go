@@ -20,8 +20,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/crieur/crieur/federation"
-	"github.com/crieur/crieur/posts"
+	"github.com/crieur/crieur/articles"
+	"github.com/crieur/crieur/federation/documents"
+	"github.com/crieur/crieur/federation/inbox"
 	"github.com/crieur/crieur/storage"
 )
 
@@ -171,9 +172,10 @@ func (c Config) HeaderType() string {
 
 // Deps are the values the handlers work with, built once in cmd/crieur.
 type Deps struct {
-	// Posts returns the current library snapshot (posts.Watcher.Library).
-	Posts  func() *posts.Library
-	Fed    *federation.Service
+	// Posts returns the current library snapshot (articles.Watcher.Library).
+	Posts  func() *articles.Library
+	Docs   *documents.Builder // nil: protocol routes answer 503 (tests of pages)
+	Inbox  *inbox.Inbox
 	Store  *storage.Store
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -190,8 +192,9 @@ type server struct {
 	host     string // host[:port] of BaseURL, for acct: handles
 	acct     string // handle@host
 	actorID  string
-	posts    func() *posts.Library
-	fed      *federation.Service
+	posts    func() *articles.Library
+	docs     *documents.Builder
+	receiver *inbox.Inbox
 	store    *storage.Store
 	log      *slog.Logger
 	now      func() time.Time
@@ -272,7 +275,8 @@ func newServer(cfg Config, deps Deps) *server {
 		acct:     cfg.Handle + "@" + host,
 		actorID:  cfg.BaseURL + "/@" + cfg.Handle,
 		posts:    deps.Posts,
-		fed:      deps.Fed,
+		docs:     deps.Docs,
+		receiver: deps.Inbox,
 		store:    deps.Store,
 		log:      logger,
 		now:      now,
@@ -338,7 +342,7 @@ func (s *server) routes(e *gin.Engine) {
 
 // library is the current posts snapshot; nil-safe for a server started
 // without posts.
-func (s *server) library() *posts.Library {
+func (s *server) library() *articles.Library {
 	if s.posts == nil {
 		return nil
 	}

@@ -19,8 +19,11 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/crieur/crieur/federation"
-	"github.com/crieur/crieur/posts"
+	"github.com/crieur/crieur/articles"
+	"github.com/crieur/crieur/federation/documents"
+	"github.com/crieur/crieur/federation/inbox"
+	"github.com/crieur/crieur/federation/signature"
+	"github.com/crieur/crieur/federation/transport"
 	"github.com/crieur/crieur/storage"
 )
 
@@ -68,7 +71,7 @@ type testEnv struct {
 	url   string // where the server listens (not BaseURL)
 	cfg   Config
 	store *storage.Store
-	lib   *posts.Library
+	lib   *articles.Library
 	logs  *syncBuffer
 }
 
@@ -93,7 +96,7 @@ func newTestEnvDir(t *testing.T, postsDir string, tweak ...func(*Config)) *testE
 	for _, f := range tweak {
 		f(&cfg)
 	}
-	lib, err := posts.Load(postsDir, posts.Options{Now: func() time.Time { return testNow }})
+	lib, err := articles.Load(postsDir, articles.Options{Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatalf("load testdata posts: %v", err)
 	}
@@ -109,8 +112,8 @@ func newTestEnvDir(t *testing.T, postsDir string, tweak ...func(*Config)) *testE
 	t.Cleanup(func() { store.Close() })
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	current := func() *posts.Library { return lib }
-	fed, err := federation.New(federation.Config{
+	current := func() *articles.Library { return lib }
+	docs, err := documents.New(documents.Config{
 		BaseURL:     cfg.BaseURL,
 		Handle:      cfg.Handle,
 		DisplayName: cfg.DisplayName,
@@ -120,15 +123,27 @@ func newTestEnvDir(t *testing.T, postsDir string, tweak ...func(*Config)) *testE
 		Created:     testNow.Add(-24 * time.Hour),
 		Software:    cfg.Software,
 		Version:     cfg.Version,
-	}, federation.Deps{
-		Store: store, Posts: current, Key: testKey(), Logger: logger,
+	}, documents.Deps{
+		Store: store, Posts: current, Key: &testKey().PublicKey, Logger: logger,
 		Now: func() time.Time { return testNow },
 	})
 	if err != nil {
-		t.Fatalf("federation.New: %v", err)
+		t.Fatalf("documents.New: %v", err)
+	}
+	signer, err := signature.NewSigner(docs.Config().KeyID(), testKey(), func() time.Time { return testNow })
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := inbox.New(inbox.Deps{
+		Docs: docs, Store: store, Signer: signer, Logger: logger,
+		Client: transport.NewClient(transport.ClientConfig{UserAgent: "crieur-test"}),
+		Now:    func() time.Time { return testNow },
+	})
+	if err != nil {
+		t.Fatalf("inbox.New: %v", err)
 	}
 	h := New(cfg, Deps{
-		Posts: current, Fed: fed, Store: store, Logger: logger,
+		Posts: current, Docs: docs, Inbox: in, Store: store, Logger: logger,
 		Now: func() time.Time { return testNow }, PostsDir: postsDir,
 	})
 	srv := httptest.NewServer(h)

@@ -297,7 +297,7 @@ func opFollowersRemove(_ context.Context, a *app, args []string, w io.Writer) er
 }
 
 func opFollowersApprove(ctx context.Context, a *app, args []string, w io.Writer) error {
-	if err := a.svc.ApproveFollower(ctx, args[0]); err != nil {
+	if err := a.inbox.ApproveFollower(ctx, args[0]); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "approved %s: the Accept is queued\n", args[0])
@@ -305,7 +305,7 @@ func opFollowersApprove(ctx context.Context, a *app, args []string, w io.Writer)
 }
 
 func opFollowersReject(ctx context.Context, a *app, args []string, w io.Writer) error {
-	if err := a.svc.RejectFollower(ctx, args[0]); err != nil {
+	if err := a.inbox.RejectFollower(ctx, args[0]); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "rejected %s: the Reject is queued\n", args[0])

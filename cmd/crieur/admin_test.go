@@ -74,8 +74,8 @@ func TestManualApprovalThroughTheAdminCommands(t *testing.T) {
 	}
 	// a/en was back catalogue, never pushed: followers' servers do not
 	// have it, so it goes out as a Create; announced again, as an Update.
-	announced := func(typ string) func(delivery) bool {
-		return func(d delivery) bool {
+	announced := func(typ string) func(received) bool {
+		return func(d received) bool {
 			o, _ := d.Activity["object"].(map[string]any)
 			return d.Activity["type"] == typ && o["id"] == in.base+"/posts/a/en"
 		}
@@ -172,7 +172,7 @@ func TestQueueRetryAfterAServerComesBack(t *testing.T) {
 	if err != nil || !strings.HasPrefix(out, "1 deliveries queued again") {
 		t.Fatalf("queue retry: %v\n%s", err, out)
 	}
-	got := r.waitFor(10*time.Second, "Create of b after the retry", func(d delivery) bool {
+	got := r.waitFor(10*time.Second, "Create of b after the retry", func(d received) bool {
 		o, _ := d.Activity["object"].(map[string]any)
 		return d.Activity["type"] == "Create" && o["id"] == in.base+"/posts/b/en"
 	})

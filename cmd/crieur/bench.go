@@ -9,7 +9,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/crieur/crieur/federation"
+	"github.com/crieur/crieur/federation/signature"
+	"github.com/crieur/crieur/tools/fanoutbench"
 )
 
 // runBench fans one article out to loopback inbox servers through the real
@@ -18,7 +19,7 @@ import (
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("crieur bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var cfg federation.BenchConfig
+	var cfg fanoutbench.BenchConfig
 	fs.IntVar(&cfg.Followers, "followers", 10000, "followers, spread over the servers")
 	fs.IntVar(&cfg.Servers, "servers", 2000, "loopback inbox servers (one shared inbox each)")
 	fs.Float64Var(&cfg.FailFraction, "fail", 0, "fraction of servers that fail (half answer 500, half hang)")
@@ -31,7 +32,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	engine, err := federation.ParseRSAEngine(*rsaEngine)
+	engine, err := signature.ParseRSAEngine(*rsaEngine)
 	if err != nil {
 		fmt.Fprintf(stderr, "crieur bench: -rsa: %v\n", err)
 		return fmt.Errorf("%w: -rsa: %v", errUsage, err)
@@ -40,24 +41,24 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// Measure the garbage collector settings crieur serve runs with.
 	tuneGC(os.Getenv)
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	var healthy federation.BenchResult
+	var healthy fanoutbench.BenchResult
 	if *compare && cfg.FailFraction > 0 {
 		base := cfg
 		base.FailFraction = 0
-		r, err := federation.RunFanoutBench(ctx, base)
+		r, err := fanoutbench.RunFanoutBench(ctx, base)
 		if err != nil {
 			return err
 		}
 		healthy = r
 		fmt.Fprintf(stdout, "all healthy:\n%s\n", r)
 	}
-	r, err := federation.RunFanoutBench(ctx, cfg)
+	r, err := fanoutbench.RunFanoutBench(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, r)
 	if healthy.Delivered > 0 {
-		c := federation.CompareHealthy(healthy, r)
+		c := fanoutbench.CompareHealthy(healthy, r)
 		verdict := "within"
 		if !c.Ok {
 			verdict = "OVER"

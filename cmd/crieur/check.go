@@ -5,7 +5,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/crieur/crieur/posts"
+	"github.com/crieur/crieur/articles"
 )
 
 // runCheck validates the posts folder the way serve would load it and
@@ -15,7 +15,7 @@ func runCheck(args []string, getenv func(string) string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	lib, err := posts.Load(cfg.PostsDir, posts.Options{DefaultLanguage: cfg.Language})
+	lib, err := articles.Load(cfg.PostsDir, articles.Options{DefaultLanguage: cfg.Language})
 	if err != nil {
 		return err
 	}

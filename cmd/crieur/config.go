@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/crieur/crieur/federation"
+	"github.com/crieur/crieur/federation/signature"
 )
 
 // config is every setting of crieur, parsed once from flags and environment
@@ -37,7 +37,7 @@ type config struct {
 	PerHost       int
 	RetryFor      time.Duration
 	KeepFailed    time.Duration
-	RSA           federation.RSAEngine
+	RSA           signature.RSAEngine
 	LogLevel      string
 	LogFormat     string
 }
@@ -200,7 +200,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		errs = append(errs, fmt.Errorf("-keep-failed: %q is not a positive duration such as 720h", get("keep-failed")))
 	}
 	c.KeepFailed = d
-	if c.RSA, err = federation.ParseRSAEngine(get("rsa")); err != nil {
+	if c.RSA, err = signature.ParseRSAEngine(get("rsa")); err != nil {
 		errs = append(errs, fmt.Errorf("-rsa: %w", err))
 	}
 	errs = append(errs, c.validate()...)

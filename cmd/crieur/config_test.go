@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crieur/crieur/federation"
+	"github.com/crieur/crieur/federation/signature"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -22,7 +22,7 @@ func TestConfigDefaultsWorkForALocalRun(t *testing.T) {
 	if c.BaseURL != "http://localhost:8080" || c.PostsDir != "./posts" || c.DataDir != "./data" || c.Handle != "reports" || c.Listen != ":8080" {
 		t.Errorf("defaults: %+v", c)
 	}
-	if c.RetryFor != 48*time.Hour || c.KeepFailed != 30*24*time.Hour || c.AllowPrivate || c.RSA != federation.RSAAuto {
+	if c.RetryFor != 48*time.Hour || c.KeepFailed != 30*24*time.Hour || c.AllowPrivate || c.RSA != signature.RSAAuto {
 		t.Errorf("retry-for %s keep-failed %s allow-private %v rsa %q", c.RetryFor, c.KeepFailed, c.AllowPrivate, c.RSA)
 	}
 	if len(rest) != 0 {
@@ -49,7 +49,7 @@ func TestConfigFlagsWinOverEnvironment(t *testing.T) {
 	if err != nil || !sw.AllowPrivate || sw.ManualApprove {
 		t.Errorf("switches: allow-private %v manual-approval %v err %v", sw.AllowPrivate, sw.ManualApprove, err)
 	}
-	if r, _, err := parseConfig("serve", nil, envOf(map[string]string{"CRIEUR_RSA": "go"}), io.Discard, nil); err != nil || r.RSA != federation.RSAGo {
+	if r, _, err := parseConfig("serve", nil, envOf(map[string]string{"CRIEUR_RSA": "go"}), io.Discard, nil); err != nil || r.RSA != signature.RSAGo {
 		t.Errorf("CRIEUR_RSA=go: rsa %q, err %v", r.RSA, err)
 	}
 	if strings.Join(rest, " ") != "remove x" {

@@ -154,7 +154,7 @@ func TestProfileChangeReachesFollowers(t *testing.T) {
 	in.extraEnv["CRIEUR_BIO"] = "Reports of the association, now weekly."
 	in.extraEnv["CRIEUR_AVATAR"] = avatar
 	in.start()
-	isProfile := func(d delivery) bool {
+	isProfile := func(d received) bool {
 		obj, _ := d.Activity["object"].(map[string]any)
 		return d.Activity["type"] == "Update" && obj["type"] == "Service"
 	}
@@ -199,7 +199,7 @@ func TestProfileChangeReachesFollowers(t *testing.T) {
 	}
 }
 
-func countProfileUpdates(r *remote, match func(delivery) bool) int {
+func countProfileUpdates(r *remote, match func(received) bool) int {
 	n := 0
 	for _, d := range r.deliveries() {
 		if match(d) {

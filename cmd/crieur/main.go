@@ -13,7 +13,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/crieur/crieur/federation"
+	"github.com/crieur/crieur/federation/signature"
 )
 
 func main() {
@@ -94,20 +94,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // printEngine says what crieur serve would sign with on this machine with
 // CRIEUR_RSA set to setting (empty: auto).
 func printEngine(w io.Writer, setting string) {
-	engine, err := federation.ParseRSAEngine(setting)
+	engine, err := signature.ParseRSAEngine(setting)
 	if err != nil {
 		fmt.Fprintf(w, "RSA signatures: CRIEUR_RSA: %v\n", err)
 		return
 	}
-	if engine == federation.RSAGo {
+	if engine == signature.RSAGo {
 		fmt.Fprintln(w, "RSA signatures: Go crypto/rsa (CRIEUR_RSA=go)")
 		return
 	}
-	v, err := federation.OpenSSL()
+	v, err := signature.OpenSSL()
 	switch {
 	case err == nil:
 		fmt.Fprintf(w, "RSA signatures: %s (libcrypto.so.3)\n", v)
-	case engine == federation.RSAOpenSSL:
+	case engine == signature.RSAOpenSSL:
 		fmt.Fprintf(w, "RSA signatures: none: CRIEUR_RSA=openssl, and OpenSSL cannot load (%v); crieur serve will not start\n", err)
 	default:
 		fmt.Fprintf(w, "RSA signatures: Go crypto/rsa (no OpenSSL: %v)\n", err)

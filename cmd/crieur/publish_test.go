@@ -56,7 +56,7 @@ func TestPublishingThroughFiles(t *testing.T) {
 	// Editors expect to see their article online within a second.
 	waitPage(t, in.base+"/", "Fresh news", time.Second)
 	noteID := in.base + "/posts/news/en"
-	create := r.waitFor(10*time.Second, "Create", func(d delivery) bool {
+	create := r.waitFor(10*time.Second, "Create", func(d received) bool {
 		o, _ := d.Activity["object"].(map[string]any)
 		return d.Activity["type"] == "Create" && o["id"] == noteID
 	})
@@ -116,7 +116,7 @@ func TestPublishingThroughFiles(t *testing.T) {
 	if code, _ := getBody(t, in.base+"/posts/later/en"); code != http.StatusNotFound {
 		t.Errorf("scheduled article page before its date: %d, want 404", code)
 	}
-	r.waitFor(10*time.Second, "scheduled Create", func(d delivery) bool {
+	r.waitFor(10*time.Second, "scheduled Create", func(d received) bool {
 		o, _ := d.Activity["object"].(map[string]any)
 		return d.Activity["type"] == "Create" && o["id"] == in.base+"/posts/later/en"
 	})

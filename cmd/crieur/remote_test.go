@@ -30,14 +30,14 @@ type remote struct {
 	srv    *httptest.Server
 	key    *rsa.PrivateKey
 	mu     sync.Mutex
-	got    []delivery
+	got    []received
 	notify chan struct{}
 	// status, when set, decides the answer of the inbox (default 202).
 	status func(path string) int
 	keys   map[string]*rsa.PublicKey // crieur key cache, by keyId
 }
 
-type delivery struct {
+type received struct {
 	Path     string
 	Activity map[string]any
 	KeyID    string
@@ -155,7 +155,7 @@ func (r *remote) serveInbox(w http.ResponseWriter, req *http.Request) {
 	}
 	v, _ := httpsig.NewVerifier(req)
 	r.mu.Lock()
-	r.got = append(r.got, delivery{Path: req.URL.Path, Activity: act, KeyID: v.KeyId()})
+	r.got = append(r.got, received{Path: req.URL.Path, Activity: act, KeyID: v.KeyId()})
 	r.mu.Unlock()
 	select {
 	case r.notify <- struct{}{}:
@@ -250,14 +250,14 @@ func (r *remote) trySend(url, actorName string, act map[string]any, date time.Ti
 }
 
 // deliveries returns what arrived so far.
-func (r *remote) deliveries() []delivery {
+func (r *remote) deliveries() []received {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]delivery(nil), r.got...)
+	return append([]received(nil), r.got...)
 }
 
 // waitFor waits until match finds a delivery, or fails the test after d.
-func (r *remote) waitFor(d time.Duration, what string, match func(delivery) bool) delivery {
+func (r *remote) waitFor(d time.Duration, what string, match func(received) bool) received {
 	r.t.Helper()
 	deadline := time.After(d)
 	for {
@@ -271,12 +271,12 @@ func (r *remote) waitFor(d time.Duration, what string, match func(delivery) bool
 		case <-time.After(50 * time.Millisecond):
 		case <-deadline:
 			r.t.Fatalf("no %s arrived within %s; got %d deliveries: %v", what, d, len(r.deliveries()), summarize(r.deliveries()))
-			return delivery{}
+			return received{}
 		}
 	}
 }
 
-func summarize(ds []delivery) []string {
+func summarize(ds []received) []string {
 	var out []string
 	for _, d := range ds {
 		out = append(out, fmt.Sprintf("%s %v", d.Path, d.Activity["type"]))
@@ -284,6 +284,6 @@ func summarize(ds []delivery) []string {
 	return out
 }
 
-func ofType(typ string) func(delivery) bool {
-	return func(d delivery) bool { return d.Activity["type"] == typ }
+func ofType(typ string) func(received) bool {
+	return func(d received) bool { return d.Activity["type"] == typ }
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crieur/crieur/federation"
+	"github.com/crieur/crieur/federation/signature"
 )
 
 // TestServeSignsWithTheChosenEngine: -rsa picks what signs; the log says
@@ -16,7 +16,7 @@ import (
 // OpenSSL cannot load, -rsa openssl refuses to start and says why, and
 // auto falls back to Go and says why.
 func TestServeSignsWithTheChosenEngine(t *testing.T) {
-	version, loadErr := federation.OpenSSL()
+	version, loadErr := signature.OpenSSL()
 	type engineCase struct{ rsa, want string }
 	cases := []engineCase{{"go", `engine="Go crypto/rsa"`}}
 	if loadErr == nil {
@@ -63,7 +63,7 @@ func TestServeSignsWithTheChosenEngine(t *testing.T) {
 // with under the same CRIEUR_RSA, so a harness (tools/fanout) or an admin
 // can tell which reference rate applies.
 func TestVersionNamesTheEngine(t *testing.T) {
-	openSSL, loadErr := federation.OpenSSL()
+	openSSL, loadErr := signature.OpenSSL()
 	auto := "RSA signatures: " + openSSL + " (libcrypto.so.3)"
 	forced := auto
 	if loadErr != nil {

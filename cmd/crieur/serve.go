@@ -18,8 +18,13 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/crieur/crieur/federation"
-	"github.com/crieur/crieur/posts"
+	"github.com/crieur/crieur/articles"
+	"github.com/crieur/crieur/federation/delivery"
+	"github.com/crieur/crieur/federation/documents"
+	"github.com/crieur/crieur/federation/inbox"
+	"github.com/crieur/crieur/federation/publish"
+	"github.com/crieur/crieur/federation/signature"
+	"github.com/crieur/crieur/federation/transport"
 	"github.com/crieur/crieur/storage"
 	"github.com/crieur/crieur/web"
 )
@@ -41,10 +46,12 @@ type app struct {
 	cfg     config
 	log     *slog.Logger
 	store   *storage.Store
-	watcher *posts.Watcher
-	svc     *federation.Service
-	pub     *federation.Publisher
-	del     *federation.Deliverer
+	watcher *articles.Watcher
+	docs    *documents.Builder
+	inbox   *inbox.Inbox
+	signer  *signature.Signer
+	pub     *publish.Publisher
+	del     *delivery.Deliverer
 }
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {
@@ -63,7 +70,7 @@ func openApp(cfg config, log *slog.Logger) (*app, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data folder: %w", err)
 	}
-	key, err := federation.LoadOrCreateKey(cfg.keyPath())
+	key, err := signature.LoadOrCreateKey(cfg.keyPath())
 	if err != nil {
 		return nil, err
 	}
@@ -79,20 +86,20 @@ func openApp(cfg config, log *slog.Logger) (*app, error) {
 		}
 		return nil, err
 	}
-	w, err := posts.NewWatcher(cfg.PostsDir, posts.WatchOptions{
-		Options: posts.Options{DefaultLanguage: cfg.Language},
+	w, err := articles.NewWatcher(cfg.PostsDir, articles.WatchOptions{
+		Options: articles.Options{DefaultLanguage: cfg.Language},
 		Logger:  log.With("room", "posts"),
 	})
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
-	fields := make([]federation.Field, 0, len(cfg.Fields))
+	fields := make([]documents.Field, 0, len(cfg.Fields))
 	for _, f := range cfg.Fields {
 		k, v, _ := strings.Cut(f, "=")
-		fields = append(fields, federation.Field{Name: strings.TrimSpace(k), Value: strings.TrimSpace(v)})
+		fields = append(fields, documents.Field{Name: strings.TrimSpace(k), Value: strings.TrimSpace(v)})
 	}
-	fcfg := federation.Config{
+	fcfg := documents.Config{
 		BaseURL:                   cfg.BaseURL,
 		Handle:                    cfg.Handle,
 		DisplayName:               cfg.DisplayName,
@@ -111,41 +118,50 @@ func openApp(cfg config, log *slog.Logger) (*app, error) {
 	wc := webConfig(cfg)
 	fcfg.AvatarURL, fcfg.AvatarType = wc.AvatarURL(), wc.AvatarType()
 	fcfg.HeaderURL, fcfg.HeaderType = wc.HeaderURL(), wc.HeaderType()
-	client := federation.NewClient(federation.ClientConfig{
+	client := transport.NewClient(transport.ClientConfig{
 		UserAgent:     fmt.Sprintf("crieur/%s (+%s)", version, cfg.BaseURL),
 		AllowPrefixes: allowPrefixes(cfg.AllowPrivate),
 	})
-	// The deliverer is built after the service it serves; the inbox wakes
-	// it through this hook once it exists.
-	var del *federation.Deliverer
-	svc, err := federation.New(fcfg, federation.Deps{
-		Queued: func() {
-			if del != nil {
-				del.Wake()
-			}
-		},
+	docs, err := documents.New(fcfg, documents.Deps{
 		Store:  store,
 		Posts:  w.Library,
-		Key:    key,
-		Client: client,
-		Logger: log.With("room", "federation"),
-		RSA:    cfg.RSA,
+		Key:    &key.PublicKey,
+		Logger: log.With("room", "documents"),
 	})
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
-	del = federation.NewDeliverer(svc, federation.DeliveryOptions{
+	signer, err := signature.NewSignerEngine(fcfg.KeyID(), key, nil, cfg.RSA)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	del := delivery.NewDeliverer(store, client, signer, delivery.Options{
 		Workers:    cfg.Workers,
 		PerHost:    cfg.PerHost,
 		MaxAge:     cfg.RetryFor,
 		KeepFailed: cfg.KeepFailed,
 		Logger:     log.With("room", "delivery"),
 	})
-	pub := federation.NewPublisher(svc, del, federation.PublisherOptions{
+	in, err := inbox.New(inbox.Deps{
+		Docs:   docs,
+		Store:  store,
+		Signer: signer,
+		Client: client,
+		Logger: log.With("room", "inbox"),
+		// An Accept queued by the inbox goes out now, not at the
+		// Deliverer's next wake-up.
+		Queued: del.Wake,
+	})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	pub := publish.NewPublisher(docs, del, publish.Options{
 		Logger: log.With("room", "publisher"),
 	})
-	return &app{cfg: cfg, log: log, store: store, watcher: w, svc: svc, pub: pub, del: del}, nil
+	return &app{cfg: cfg, log: log, store: store, watcher: w, docs: docs, inbox: in, signer: signer, pub: pub, del: del}, nil
 }
 
 func (a *app) close() error { return a.store.Close() }
@@ -237,7 +253,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	gin.SetMode(gin.ReleaseMode)
 	handler := web.New(webConfig(cfg), web.Deps{
 		Posts:    a.watcher.Library,
-		Fed:      a.svc,
+		Docs:     a.docs,
+		Inbox:    a.inbox,
 		Store:    a.store,
 		Logger:   log.With("room", "web"),
 		PostsDir: cfg.PostsDir,
@@ -281,9 +298,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	goRun("http server", func() error { return srv.Serve(ln) })
 	goRun("admin socket", func() error { return adminSrv.Serve(adminLn) })
 
-	fmt.Fprintf(stdout, "crieur: serving %s as @%s@%s on http://%s\n", cfg.BaseURL, cfg.Handle, a.svc.Config().Host(), ln.Addr())
+	fmt.Fprintf(stdout, "crieur: serving %s as @%s@%s on http://%s\n", cfg.BaseURL, cfg.Handle, a.docs.Config().Host(), ln.Addr())
 	log.Info("serving", "base_url", cfg.BaseURL, "listen", ln.Addr().String(), "posts", cfg.PostsDir, "data", cfg.DataDir)
-	if engine, why := a.svc.Signer().Engine(); why != "" {
+	if engine, why := a.signer.Engine(); why != "" {
 		log.Info("signing with Go's RSA: OpenSSL is not available", "engine", engine, "reason", why)
 	} else {
 		log.Info("signing", "engine", engine)

@@ -44,7 +44,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/crieur/crieur/federation"
+	"github.com/crieur/crieur/federation/signature"
 	"github.com/crieur/crieur/storage"
 )
 
@@ -76,7 +76,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if len(args) == 1 && args[0] == "version" {
 		// The harness reads this line to know which reference applies.
 		fmt.Fprintln(stdout, "idealsender")
-		if v, err := federation.OpenSSL(); err == nil {
+		if v, err := signature.OpenSSL(); err == nil {
 			fmt.Fprintf(stdout, "RSA signatures: %s (libcrypto.so.3)\n", v)
 		} else {
 			fmt.Fprintf(stdout, "RSA signatures: Go crypto/rsa (no OpenSSL: %v)\n", err)
@@ -100,7 +100,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	signer, err := federation.NewSigner(actor+"#main-key", key, nil)
+	signer, err := signature.NewSigner(actor+"#main-key", key, nil)
 	if err != nil {
 		return err
 	}
@@ -141,7 +141,7 @@ func followerInboxes(path string) ([]string, error) {
 }
 
 func actorJSON(actor string, key *rsa.PrivateKey) ([]byte, error) {
-	pemText, err := federation.PublicKeyPEM(key)
+	pemText, err := signature.PublicKeyPEM(&key.PublicKey)
 	if err != nil {
 		return nil, err
 	}
@@ -253,8 +253,8 @@ const ldContext = `["https://www.w3.org/ns/activitystreams","https://w3id.org/se
 // fanOut delivers body to every inbox once and returns how many failed.
 // Goroutines take inboxes in turn; the signer's pool makes one signature
 // per CPU at a time, as in crieur, and a signed request is sent at once.
-func fanOut(ctx context.Context, signer *federation.Signer, inboxes []string, body []byte) int {
-	digest := federation.BodyDigest(body)
+func fanOut(ctx context.Context, signer *signature.Signer, inboxes []string, body []byte) int {
+	digest := signature.BodyDigest(body)
 	var next, failed atomic.Int64
 	var wg sync.WaitGroup
 	for range inFlight * runtime.GOMAXPROCS(0) {
@@ -276,7 +276,7 @@ func fanOut(ctx context.Context, signer *federation.Signer, inboxes []string, bo
 
 // deliver signs, connects (with TLS for an https inbox), writes the
 // request and reads the status line.
-func deliver(ctx context.Context, signer *federation.Signer, inbox string, body []byte, digest string) error {
+func deliver(ctx context.Context, signer *signature.Signer, inbox string, body []byte, digest string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, inbox, nil)
 	if err != nil {
 		return err

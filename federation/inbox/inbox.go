@@ -1,0 +1,316 @@
+package inbox
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/crieur/crieur/federation"
+	"github.com/crieur/crieur/federation/signature"
+	"github.com/crieur/crieur/storage"
+)
+
+// InboxMaxBody is the largest inbox POST body accepted (Mastodon's limit
+// too). web enforces it while reading; Inbox checks again.
+const InboxMaxBody = 1 << 20
+
+// Inbox handles one POST to the actor's or the shared inbox. The order is
+// fixed: size, media type, JSON, signature (Verify), key owner == actor,
+// and only then a state change. It returns nil for activities it ignores
+// (web answers 202: a correctly signed request is never refused, see
+// INTEROP #16), and errors wrapping the sentinels otherwise.
+//
+// One exception to "owner == actor": a Delete whose actor is its object (an
+// account deletion) arrives when the account, and so its key, is already
+// gone, so it cannot be verified. When the key URL answers 404/410, the
+// sender is one of our followers, the keyId is on the actor's host, and the
+// actor URL itself answers 404/410 to our own fetch, the follower is
+// dropped. This is what Mastodon does (it accepts such a Delete without a
+// key); a forger gains nothing, since what it removes is a follower whose
+// account does not resolve any more, and no delivery could reach it anyway.
+func (s *Inbox) Receive(ctx context.Context, r *http.Request, body []byte) error {
+	if len(body) > InboxMaxBody {
+		return fmt.Errorf("%w: inbox body of %d bytes, limit %d", federation.ErrTooLarge, len(body), InboxMaxBody)
+	}
+	if !inboxMediaType(r.Header.Get("Content-Type")) {
+		return fmt.Errorf("%w: inbox content type %q", federation.ErrBadRequest, r.Header.Get("Content-Type"))
+	}
+	doc, err := decodeJSONObject(body)
+	if err != nil {
+		return fmt.Errorf("%w: inbox: %v", federation.ErrBadRequest, err)
+	}
+	typ := jsonString(doc["type"])
+	actorID := jsonID(doc["actor"])
+	if typ == "" || actorID == "" {
+		return fmt.Errorf("%w: inbox: activity without type or actor", federation.ErrBadRequest)
+	}
+
+	v, err := s.Verify(r.WithContext(ctx), body)
+	if err != nil {
+		if typ == "Delete" && jsonID(doc["object"]) == actorID && errors.Is(err, errKeyGone) {
+			return s.inboxDeleteGoneActor(ctx, r, actorID, err)
+		}
+		s.log.Info("inbox: inbox refused", "type", typ, "actor", actorID, "err", err)
+		return err
+	}
+	if v.Owner != actorID {
+		return fmt.Errorf("%w: inbox: %s signed by %s, not by its actor %s", federation.ErrForbidden, typ, v.Owner, actorID)
+	}
+	s.log.Debug("inbox: inbox received", "type", typ, "actor", actorID, "key_id", v.KeyID)
+
+	switch typ {
+	case "Follow":
+		return s.inboxFollow(ctx, v, doc, actorID)
+	case "Undo":
+		return s.inboxUndo(doc, actorID)
+	case "Delete":
+		if jsonID(doc["object"]) != actorID {
+			s.log.Debug("inbox: inbox ignored Delete of an object", "actor", actorID)
+			return nil
+		}
+		return s.inboxDropActor(actorID, v.KeyID, "Delete")
+	case "Block":
+		if jsonID(doc["object"]) != s.cfg.ActorID() {
+			return nil
+		}
+		return s.inboxDropActor(actorID, "", "Block")
+	default:
+		s.log.Debug("inbox: inbox ignored activity", "type", typ, "actor", actorID)
+		return nil
+	}
+}
+
+// inboxMediaType accepts both ActivityPub media types with any parameters
+// (GoToSocial sends ld+json with a profile) and plain JSON. An unquoted
+// profile URL is not a valid parameter value, but senders write it: the
+// media type still counts (ParseMediaType returns it with
+// ErrInvalidMediaParameter).
+func inboxMediaType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil && !errors.Is(err, mime.ErrInvalidMediaParameter) {
+		return false
+	}
+	switch mt {
+	case "application/activity+json", "application/ld+json", "application/json":
+		return true
+	}
+	return false
+}
+
+// inboxFollow stores the follower and, unless approval is manual, enqueues
+// the Accept in the same transaction. A repeated Follow updates the Follow
+// id and re-sends the Accept (Mastodon does the same): the remote side may
+// have lost the first one.
+func (s *Inbox) inboxFollow(ctx context.Context, v *Verified, doc map[string]any, actorID string) error {
+	followID := jsonString(doc["id"])
+	if jsonID(doc["object"]) != s.cfg.ActorID() {
+		s.log.Info("inbox: inbox ignored Follow of another actor", "actor", actorID, "object", jsonID(doc["object"]))
+		return nil
+	}
+	if followID == "" {
+		// Nothing to Accept: the remote could not match it.
+		s.log.Info("inbox: inbox ignored Follow without id", "actor", actorID)
+		return nil
+	}
+	info, err := s.lookupActorInfo(ctx, v, actorID)
+	if err != nil {
+		return fmt.Errorf("inbox: inbox follow: %w", err)
+	}
+	f := storage.Follower{
+		ActorID:     actorID,
+		Inbox:       info.Inbox,
+		SharedInbox: info.SharedInbox,
+		FollowID:    followID,
+		Handle:      info.Handle,
+		Host:        urlHost(actorID),
+		Status:      storage.FollowerAccepted,
+		CreatedAt:   s.now(),
+	}
+	old, err := s.store.Follower(actorID)
+	switch {
+	case err == nil:
+		f.CreatedAt = old.CreatedAt
+		if s.cfg.ManuallyApprovesFollowers && old.Status != storage.FollowerAccepted {
+			f.Status = storage.FollowerPending
+		}
+	case errors.Is(err, storage.ErrNotFound):
+		if s.cfg.ManuallyApprovesFollowers {
+			f.Status = storage.FollowerPending
+		}
+	default:
+		return fmt.Errorf("inbox: inbox follow: %w", err)
+	}
+	if f.Status == storage.FollowerPending {
+		if err := s.store.PutFollower(f); err != nil {
+			return fmt.Errorf("inbox: inbox follow: %w", err)
+		}
+		s.log.Info("inbox: follow request waits for approval", "actor", actorID, "handle", f.Handle)
+		return nil
+	}
+	act, jobs, err := s.followReply("Accept", f)
+	if err != nil {
+		return fmt.Errorf("inbox: inbox follow: %w", err)
+	}
+	if err := s.store.AcceptFollower(f, act, jobs); err != nil {
+		return fmt.Errorf("inbox: inbox follow: %w", err)
+	}
+	s.queued()
+	s.log.Info("inbox: follower accepted", "actor", actorID, "handle", f.Handle, "accept", act.ID, "again", old.ActorID != "")
+	return nil
+}
+
+// inboxUndo handles Undo{Follow}: the Follow embedded (its actor must be
+// the Undo's actor) or by id (it must be the Follow we stored). Other Undos
+// are ignored: an Undo{Like} by id must not unfollow.
+func (s *Inbox) inboxUndo(doc map[string]any, actorID string) error {
+	switch o := doc["object"].(type) {
+	case map[string]any:
+		if jsonString(o["type"]) != "Follow" {
+			return nil
+		}
+		if a := jsonID(o["actor"]); a != "" && a != actorID {
+			return fmt.Errorf("%w: inbox: %s undoes a Follow by %s", federation.ErrForbidden, actorID, a)
+		}
+		if obj := jsonID(o["object"]); obj != "" && obj != s.cfg.ActorID() {
+			return nil
+		}
+	case string:
+		f, err := s.store.Follower(actorID)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("inbox: inbox undo: %w", err)
+		}
+		if f.FollowID != o {
+			return nil
+		}
+	default:
+		return nil
+	}
+	return s.inboxDropActor(actorID, "", "Undo")
+}
+
+// inboxDropActor removes a follower (and, for a deleted account, its
+// cached key).
+func (s *Inbox) inboxDropActor(actorID, keyID, why string) error {
+	removed, err := s.store.DeleteFollower(actorID)
+	if err != nil {
+		return fmt.Errorf("inbox: inbox %s: %w", strings.ToLower(why), err)
+	}
+	if keyID != "" {
+		if err := s.store.DeleteRemoteKey(keyID); err != nil {
+			return fmt.Errorf("inbox: inbox %s: %w", strings.ToLower(why), err)
+		}
+	}
+	s.log.Info("inbox: follower removed", "actor", actorID, "by", why, "was_follower", removed)
+	return nil
+}
+
+// inboxDeleteGoneActor is the account-deletion exception documented on
+// Inbox. verr is the verification error (wrapping errKeyGone).
+func (s *Inbox) inboxDeleteGoneActor(ctx context.Context, r *http.Request, actorID string, verr error) error {
+	p, err := signature.ParseHeader(r.Header.Get("Signature"))
+	if err != nil || !strings.EqualFold(urlHost(p.KeyID), urlHost(actorID)) {
+		return verr
+	}
+	if _, err := s.store.Follower(actorID); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			// Not ours to forget: answer 202 and change nothing, as
+			// Mastodon does for deletions of unknown accounts.
+			s.log.Debug("inbox: inbox ignored Delete of an unknown gone actor", "actor", actorID)
+			return nil
+		}
+		return fmt.Errorf("inbox: inbox delete: %w", err)
+	}
+	// Confirm with our own fetch that the account is gone; the keyId
+	// alone is the sender's word.
+	if _, err := s.fetchObject(ctx, actorID); !errors.Is(err, errKeyGone) {
+		s.log.Info("inbox: inbox refused unverifiable Delete of a live actor", "actor", actorID, "err", verr)
+		return verr
+	}
+	return s.inboxDropActor(actorID, p.KeyID, "Delete (account gone)")
+}
+
+// followReply builds an Accept or Reject of the follower's Follow, with the
+// Follow embedded (id, type, actor, object) so every server can match it,
+// and its delivery job to the follower's personal inbox.
+func (s *Inbox) followReply(typ string, f storage.Follower) (storage.Activity, []storage.Job, error) {
+	id, err := s.followReplyID()
+	if err != nil {
+		return storage.Activity{}, nil, err
+	}
+	doc := map[string]any{
+		"@context": "https://www.w3.org/ns/activitystreams",
+		"id":       id,
+		"type":     typ,
+		"actor":    s.cfg.ActorID(),
+		"to":       []string{f.ActorID},
+		"object": map[string]any{
+			"id":     f.FollowID,
+			"type":   "Follow",
+			"actor":  f.ActorID,
+			"object": s.cfg.ActorID(),
+		},
+	}
+	data, err := marshalActivityJSON(doc)
+	if err != nil {
+		return storage.Activity{}, nil, err
+	}
+	now := s.now()
+	act := storage.Activity{ID: id, Type: typ, ObjectID: f.FollowID, Published: now, JSON: data}
+	inbox := f.Inbox
+	if inbox == "" {
+		inbox = f.SharedInbox
+	}
+	if inbox == "" {
+		return storage.Activity{}, nil, fmt.Errorf("inbox: %s for %s: follower has no inbox", typ, f.ActorID)
+	}
+	job := storage.Job{
+		ActivityID:  id,
+		Inbox:       inbox,
+		Host:        urlHost(inbox),
+		Topic:       f.FollowID,
+		State:       storage.JobPending,
+		CreatedAt:   now,
+		NextAttempt: now,
+	}
+	return act, []storage.Job{job}, nil
+}
+
+// followReplyID is a fresh activity id: BASE/activities/<32 hex>.
+func (s *Inbox) followReplyID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("inbox: activity id: %w", err)
+	}
+	return s.cfg.BaseURL + "/activities/" + hex.EncodeToString(b[:]), nil
+}
+
+// marshalActivityJSON encodes without HTML escaping (INTEROP #12).
+func marshalActivityJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("inbox: encode activity: %w", err)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// urlHost is the host[:port] of a URL, "" when it has none.
+func urlHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}

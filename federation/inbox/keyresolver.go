@@ -1,0 +1,272 @@
+package inbox
+
+import (
+	"bytes"
+	"context"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/crieur/crieur/federation"
+	"github.com/crieur/crieur/federation/signature"
+	"github.com/crieur/crieur/federation/transport"
+	"github.com/crieur/crieur/storage"
+)
+
+// errKeyGone marks a key whose URL answers 404 or 410: the account is
+// probably deleted. Inbox uses it for the account-deletion exception.
+var errKeyGone = errors.New("inbox: remote key gone")
+
+// resolvedKey is a usable remote key and where it came from.
+type resolvedKey struct {
+	rec   storage.RemoteKey
+	pub   *rsa.PublicKey
+	fresh bool // fetched during this call, not from the cache
+}
+
+// resolveKey returns the public key for keyID: from the cache unless
+// refresh, else by a signed GET of the keyId URL. Failures wrap
+// federation.ErrUnauthorized (a keyId we cannot use is the sender's problem, not a 500),
+// plus errKeyGone when the key URL answers 404/410; storage failures are
+// returned as they are.
+func (s *Inbox) resolveKey(ctx context.Context, keyID string, refresh bool) (resolvedKey, error) {
+	if !refresh {
+		rec, err := s.store.RemoteKey(keyID)
+		switch {
+		case err == nil:
+			if pub, perr := signature.ParsePublicKeyPEM(rec.PublicKeyPEM); perr == nil {
+				return resolvedKey{rec: rec, pub: pub}, nil
+			}
+			// An unusable cached key is refetched below.
+		case errors.Is(err, storage.ErrNotFound):
+		default:
+			return resolvedKey{}, fmt.Errorf("inbox: resolve key %s: %w", keyID, err)
+		}
+	}
+	rec, pub, err := s.fetchKey(ctx, keyID)
+	if err != nil {
+		return resolvedKey{}, err
+	}
+	s.log.Debug("inbox: fetched remote key", "key_id", keyID, "owner", rec.Owner, "inbox", rec.Inbox)
+	if err := s.store.PutRemoteKey(rec); err != nil {
+		// Verification can go on; the next request fetches again.
+		s.log.Warn("inbox: cache remote key", "key_id", keyID, "err", err)
+	}
+	return resolvedKey{rec: rec, pub: pub, fresh: true}, nil
+}
+
+// fetchKey dereferences keyID. The document may be the actor itself (with
+// publicKey as one object or an array: the entry whose id is keyID), a stub
+// holding publicKey (GoToSocial's …/main-key), or a bare key with an owner.
+// When the document is not the full actor, the owner actor is fetched too,
+// and it must list keyID: that proves the owner claims the key. The owner's
+// host must be the keyId's host.
+func (s *Inbox) fetchKey(ctx context.Context, keyID string) (storage.RemoteKey, *rsa.PublicKey, error) {
+	fail := func(format string, args ...any) (storage.RemoteKey, *rsa.PublicKey, error) {
+		return storage.RemoteKey{}, nil, fmt.Errorf("%w: key %s: %s", federation.ErrUnauthorized, keyID, fmt.Sprintf(format, args...))
+	}
+	ku, err := url.Parse(keyID)
+	if err != nil || (ku.Scheme != "http" && ku.Scheme != "https") || ku.Host == "" {
+		return fail("keyId is not an http(s) URL")
+	}
+	fetchURL := *ku
+	fetchURL.Fragment = ""
+	fetchURL.RawFragment = ""
+	doc, err := s.fetchObject(ctx, fetchURL.String())
+	if err != nil {
+		return storage.RemoteKey{}, nil, fmt.Errorf("%w: key %s: %w", federation.ErrUnauthorized, keyID, err)
+	}
+
+	var keyDoc, actor map[string]any
+	var owner string
+	if k, ok := findPublicKey(doc, keyID); ok {
+		keyDoc = k
+		docID := jsonID(doc["id"])
+		owner = jsonID(k["owner"])
+		if owner == "" {
+			owner = docID
+		}
+		if docID != owner {
+			return fail("key owner %q is not the document %q", owner, docID)
+		}
+		if jsonString(doc["inbox"]) != "" {
+			actor = doc
+		}
+	} else if jsonID(doc["id"]) == keyID && jsonString(doc["publicKeyPem"]) != "" {
+		keyDoc = doc
+		owner = jsonID(doc["owner"])
+	} else {
+		return fail("document does not hold that key")
+	}
+	if owner == "" {
+		return fail("key has no owner")
+	}
+	ou, err := url.Parse(owner)
+	if err != nil || !strings.EqualFold(ou.Host, ku.Host) {
+		return fail("owner %q is not on the key's host", owner)
+	}
+	pemText := jsonString(keyDoc["publicKeyPem"])
+	pub, err := signature.ParsePublicKeyPEM(pemText)
+	if err != nil {
+		return fail("publicKeyPem: %v", err)
+	}
+	if actor == nil {
+		actor, err = s.fetchObject(ctx, owner)
+		if err != nil {
+			return storage.RemoteKey{}, nil, fmt.Errorf("%w: key %s: owner: %w", federation.ErrUnauthorized, keyID, err)
+		}
+		if jsonID(actor["id"]) != owner {
+			return fail("owner document has id %q", jsonID(actor["id"]))
+		}
+		if _, ok := findPublicKey(actor, keyID); !ok {
+			return fail("owner %s does not list the key", owner)
+		}
+	}
+	info := remoteActorInfo(actor)
+	return storage.RemoteKey{
+		KeyID:        keyID,
+		Owner:        owner,
+		PublicKeyPEM: pemText,
+		Inbox:        info.Inbox,
+		SharedInbox:  info.SharedInbox,
+		Handle:       info.Handle,
+		FetchedAt:    s.now(),
+	}, pub, nil
+}
+
+// fetchObject GETs an ActivityPub document (signed) and decodes it as one
+// JSON object. A 404/410 answer wraps errKeyGone.
+func (s *Inbox) fetchObject(ctx context.Context, rawURL string) (map[string]any, error) {
+	data, err := s.client.GetActivity(ctx, rawURL, s.signer)
+	if err != nil {
+		switch st := transport.HTTPStatus(err); st {
+		case http.StatusGone, http.StatusNotFound:
+			return nil, fmt.Errorf("%w: %w", errKeyGone, err)
+		case http.StatusUnauthorized, http.StatusForbidden:
+			// Servers that check signed GETs (GoToSocial, Mastodon in
+			// secure mode) refuse ours when they know crieur by another
+			// key, for good: every Follow from there is then refused.
+			// That is the admin's to see, not a debug detail.
+			s.log.Warn("inbox: a server refused crieur's signed GET: it may know crieur by another key (a lost or replaced actor.pem), or block it",
+				"url", rawURL, "status", st)
+		}
+		return nil, err
+	}
+	doc, err := decodeJSONObject(data)
+	if err != nil {
+		return nil, fmt.Errorf("inbox: GET %s: %w", rawURL, err)
+	}
+	return doc, nil
+}
+
+// actorInfo is what the inbox needs to know about a remote actor.
+type actorInfo struct {
+	Inbox, SharedInbox, Handle string
+}
+
+// remoteActorInfo reads inbox, endpoints.sharedInbox and the
+// preferredUsername@host handle from an actor document. Only http(s) URLs
+// are kept.
+func remoteActorInfo(actor map[string]any) actorInfo {
+	var info actorInfo
+	if u := jsonID(actor["inbox"]); isHTTPURL(u) {
+		info.Inbox = u
+	}
+	if ep, ok := actor["endpoints"].(map[string]any); ok {
+		if u := jsonID(ep["sharedInbox"]); isHTTPURL(u) {
+			info.SharedInbox = u
+		}
+	}
+	if name := jsonString(actor["preferredUsername"]); name != "" {
+		if u, err := url.Parse(jsonID(actor["id"])); err == nil && u.Hostname() != "" {
+			info.Handle = name + "@" + u.Hostname()
+		}
+	}
+	return info
+}
+
+// lookupActorInfo returns the inbox data of actorID: from the cached key of
+// the verified request when it has them, else by fetching the actor.
+func (s *Inbox) lookupActorInfo(ctx context.Context, v *Verified, actorID string) (actorInfo, error) {
+	if v != nil && v.Owner == actorID && v.key.Inbox != "" {
+		return actorInfo{Inbox: v.key.Inbox, SharedInbox: v.key.SharedInbox, Handle: v.key.Handle}, nil
+	}
+	doc, err := s.fetchObject(ctx, actorID)
+	if err != nil {
+		return actorInfo{}, fmt.Errorf("inbox: fetch actor %s: %w", actorID, err)
+	}
+	if jsonID(doc["id"]) != actorID {
+		return actorInfo{}, fmt.Errorf("inbox: fetch actor %s: document has id %q", actorID, jsonID(doc["id"]))
+	}
+	info := remoteActorInfo(doc)
+	if info.Inbox == "" {
+		return actorInfo{}, fmt.Errorf("inbox: fetch actor %s: no inbox", actorID)
+	}
+	return info, nil
+}
+
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// findPublicKey returns the entry of doc.publicKey (one object or an array
+// of them) whose id is exactly keyID.
+func findPublicKey(doc map[string]any, keyID string) (map[string]any, bool) {
+	var list []any
+	switch v := doc["publicKey"].(type) {
+	case map[string]any:
+		list = []any{v}
+	case []any:
+		list = v
+	}
+	for _, e := range list {
+		if k, ok := e.(map[string]any); ok && jsonID(k["id"]) == keyID {
+			return k, true
+		}
+	}
+	return nil, false
+}
+
+// decodeJSONObject decodes exactly one JSON object: trailing data, arrays
+// and scalars are refused.
+func decodeJSONObject(data []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("decode JSON: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("decode JSON: trailing data")
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, errors.New("decode JSON: not an object")
+	}
+	return obj, nil
+}
+
+// jsonString returns v when it is a string.
+func jsonString(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+// jsonID returns v when it is a string, or v.id when it is an object: an
+// ActivityStreams reference may be either.
+func jsonID(v any) string {
+	switch t := v.(type) {
+	case string:
+		return t
+	case map[string]any:
+		s, _ := t["id"].(string)
+		return s
+	}
+	return ""
+}

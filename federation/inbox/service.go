@@ -1,0 +1,71 @@
+// Package inbox owns what other servers send to the bot: it verifies every
+// request (HTTP signature, key resolution through signed fetches, the key's
+// owner against the activity's actor) before anything changes, then
+// handles Follow, Undo, Delete and Block, and the admin's approvals of
+// pending follow requests. It ties documents, signature and transport to
+// storage; nothing in federation imports it.
+package inbox
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/crieur/crieur/federation/documents"
+	"github.com/crieur/crieur/federation/signature"
+	"github.com/crieur/crieur/federation/transport"
+	"github.com/crieur/crieur/storage"
+)
+
+// Deps are what the Inbox works with, built once in cmd/crieur.
+type Deps struct {
+	Docs   *documents.Builder
+	Store  *storage.Store
+	Signer *signature.Signer // signs key fetches and follow replies' deliveries
+	Client *transport.Client // fetches keys and actors
+	Logger *slog.Logger      // nil: discard
+	Now    func() time.Time  // nil: time.Now
+	// Queued is called after the inbox or an admin action queued a
+	// delivery (an Accept, a Reject), so the Deliverer sends it now rather
+	// than at its next wake-up. Optional.
+	Queued func()
+}
+
+// Inbox handles POSTs to the actor's and the shared inbox.
+type Inbox struct {
+	cfg    documents.Config
+	docs   *documents.Builder
+	store  *storage.Store
+	signer *signature.Signer
+	client *transport.Client
+	log    *slog.Logger
+	now    func() time.Time
+	queued func()
+}
+
+// New builds the Inbox; Docs, Store, Signer and Client are required.
+func New(deps Deps) (*Inbox, error) {
+	if deps.Docs == nil || deps.Store == nil || deps.Signer == nil || deps.Client == nil {
+		return nil, errors.New("inbox: new: documents, store, signer and client are required")
+	}
+	s := &Inbox{
+		cfg:    deps.Docs.Config(),
+		docs:   deps.Docs,
+		store:  deps.Store,
+		signer: deps.Signer,
+		client: deps.Client,
+		log:    deps.Logger,
+		now:    deps.Now,
+		queued: deps.Queued,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.queued == nil {
+		s.queued = func() {}
+	}
+	return s, nil
+}

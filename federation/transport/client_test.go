@@ -1,0 +1,229 @@
+package transport
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/crieur/crieur/federation/internal/testkit"
+	"github.com/crieur/crieur/federation/signature"
+)
+
+func TestClientCheckAddr(t *testing.T) {
+	c := NewClient(ClientConfig{})
+	refused := []string{
+		"127.0.0.1", "127.8.9.10", "10.0.0.1", "172.16.5.4", "192.168.1.1", "100.64.0.1",
+		"169.254.169.254", "0.0.0.0", "0.1.2.3", "224.0.0.1", "239.255.255.250", "255.255.255.255",
+		"240.0.0.1", "192.0.2.1", "198.18.0.1", "::", "::1", "fc00::1", "fd12:3456::1", "fe80::1",
+		"ff02::1", "::ffff:127.0.0.1", "::ffff:10.1.2.3", "64:ff9b::7f00:1", "64:ff9b::a00:1",
+		"2001:db8::1", "fe80::1%eth0",
+	}
+	allowed := []string{"1.1.1.1", "93.184.215.14", "8.8.8.8", "2606:4700::1111", "2a01:4f8::1", "64:ff9b::101:101", "::ffff:1.1.1.1"}
+	for _, s := range refused {
+		if err := c.checkAddr(netip.MustParseAddr(s)); !IsRefused(err) {
+			t.Errorf("%s: err %v, want a refusal", s, err)
+		}
+	}
+	for _, s := range allowed {
+		if err := c.checkAddr(netip.MustParseAddr(s)); err != nil {
+			t.Errorf("%s: %v", s, err)
+		}
+	}
+	c = NewClient(ClientConfig{AllowPrefixes: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}})
+	if err := c.checkAddr(netip.MustParseAddr("10.1.2.3")); err != nil {
+		t.Errorf("allowed prefix refused: %v", err)
+	}
+	if err := c.checkAddr(netip.MustParseAddr("10.2.0.1")); !IsRefused(err) {
+		t.Errorf("address outside the allowed prefix: %v", err)
+	}
+}
+
+func TestClientCheckURL(t *testing.T) {
+	c := NewClient(ClientConfig{})
+	for _, u := range []string{"file:///etc/passwd", "gopher://x.example/", "ftp://x.example/", "http:///nohost",
+		"https://user:pw@x.example/", "http://10.0.0.1/", "http://[::1]:80/", "/relative", "javascript:alert(1)"} {
+		if _, err := c.checkURL(u); !IsRefused(err) {
+			t.Errorf("%q: err %v, want a refusal", u, err)
+		}
+	}
+	for _, u := range []string{"https://mastodon.example/users/a", "http://x.example:8080/inbox?x=1"} {
+		if _, err := c.checkURL(u); err != nil {
+			t.Errorf("%q: %v", u, err)
+		}
+	}
+}
+
+// countingServer counts requests; any request is a failure of the guard
+// when the test expects a refusal.
+func countingServer(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int64) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		h(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+func TestClientLoopbackGuard(t *testing.T) {
+	srv, hits := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"id":"x"}`))
+	})
+	localhostURL := strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
+
+	guarded := NewClient(ClientConfig{})
+	for _, u := range []string{srv.URL + "/a", localhostURL + "/a"} {
+		_, err := guarded.GetActivity(testkit.Context(t), u, nil)
+		if !IsRefused(err) {
+			t.Errorf("GET %s: err %v, want a refusal", u, err)
+		}
+		resp, err := guarded.Post(testkit.Context(t), u+"/inbox", []byte(`{}`), nil)
+		if !IsRefused(err) || resp != nil {
+			t.Errorf("POST %s: %v %v, want a refusal", u, resp, err)
+		}
+	}
+	if hits.Load() != 0 {
+		t.Fatalf("guard let %d requests through to loopback", hits.Load())
+	}
+
+	open := NewClient(ClientConfig{AllowPrefixes: testkit.Loopback()})
+	t.Cleanup(open.CloseIdleConnections)
+	for _, u := range []string{srv.URL + "/a", localhostURL + "/a"} {
+		body, err := open.GetActivity(testkit.Context(t), u, nil)
+		if err != nil || string(body) != `{"id":"x"}` {
+			t.Errorf("GET %s with 127.0.0.0/8 allowed: %q %v", u, body, err)
+		}
+	}
+}
+
+func TestClientRedirects(t *testing.T) {
+	var srvURL string
+	srv, hits := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		var n int
+		fmt.Sscanf(r.URL.Path, "/r/%d", &n)
+		switch {
+		case r.URL.Path == "/to-private":
+			http.Redirect(w, r, "http://10.0.0.1/x", http.StatusFound)
+		case r.URL.Path == "/to-file":
+			http.Redirect(w, r, "file:///etc/passwd", http.StatusFound)
+		case n > 0:
+			http.Redirect(w, r, fmt.Sprintf("%s/r/%d", srvURL, n-1), http.StatusFound)
+		default:
+			// The final hop must be signed for its own target.
+			if !strings.Contains(r.Header.Get("Signature"), `headers="(request-target) host date"`) {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			w.Write([]byte(`{"ok":true}`))
+		}
+	})
+	srvURL = srv.URL
+	c := NewClient(ClientConfig{AllowPrefixes: testkit.Loopback(), MaxRedirects: 3})
+	t.Cleanup(c.CloseIdleConnections)
+	signer, _ := signature.NewSigner("https://crieur.example/@reports#main-key", testkit.Key(t, 0), nil)
+
+	if body, err := c.GetActivity(testkit.Context(t), srv.URL+"/r/3", signer); err != nil || string(body) != `{"ok":true}` {
+		t.Errorf("3 redirects with a cap of 3: %q %v", body, err)
+	}
+	hits.Store(0)
+	if _, err := c.GetActivity(testkit.Context(t), srv.URL+"/r/4", signer); !errors.Is(err, ErrTooManyRedirects) {
+		t.Errorf("4 redirects: err %v, want ErrTooManyRedirects", err)
+	}
+	if hits.Load() != 4 {
+		t.Errorf("%d requests for 4 redirects with a cap of 3, want 4 (no fifth)", hits.Load())
+	}
+	for _, path := range []string{"/to-private", "/to-file"} {
+		if _, err := c.GetActivity(testkit.Context(t), srv.URL+path, signer); !IsRefused(err) {
+			t.Errorf("redirect %s: err %v, want a refusal", path, err)
+		}
+	}
+	// POST never follows redirects: the answer is the 3xx itself.
+	resp, err := c.Post(testkit.Context(t), srv.URL+"/r/1", []byte(`{}`), signer)
+	if err != nil || resp.Status != http.StatusFound {
+		t.Errorf("POST redirect: %+v %v", resp, err)
+	}
+}
+
+func TestClientBodyCap(t *testing.T) {
+	const limit = 1000
+	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		var n int
+		fmt.Sscanf(r.URL.Path, "/%d", &n)
+		w.Write(bytes.Repeat([]byte("a"), n))
+	})
+	c := NewClient(ClientConfig{AllowPrefixes: testkit.Loopback(), MaxBody: limit})
+	t.Cleanup(c.CloseIdleConnections)
+	if body, err := c.GetActivity(testkit.Context(t), fmt.Sprintf("%s/%d", srv.URL, limit), nil); err != nil || len(body) != limit {
+		t.Errorf("body of exactly the cap: %d bytes, %v", len(body), err)
+	}
+	if _, err := c.GetActivity(testkit.Context(t), fmt.Sprintf("%s/%d", srv.URL, limit+1), nil); !errors.Is(err, ErrResponseTooLarge) {
+		t.Errorf("body over the cap: %v, want ErrResponseTooLarge", err)
+	}
+	resp, err := c.Post(testkit.Context(t), fmt.Sprintf("%s/%d", srv.URL, 100*limit), []byte(`{}`), nil)
+	if err != nil || resp.Status != 200 || len(resp.Body) > clientErrorBodyKept {
+		t.Errorf("POST with a large answer: %v, kept %d bytes", err, len(resp.Body))
+	}
+}
+
+func TestClientDefaults(t *testing.T) {
+	c := NewClient(ClientConfig{})
+	cfg := c.Config()
+	if cfg.Timeout != 30*time.Second || cfg.MaxBody != 1<<20 || cfg.MaxRedirects != 3 {
+		t.Errorf("defaults %+v", cfg)
+	}
+	if c.http.Timeout != 30*time.Second || c.transport.TLSHandshakeTimeout != 10*time.Second ||
+		c.transport.ResponseHeaderTimeout != 20*time.Second || c.transport.Proxy != nil ||
+		c.transport.MaxIdleConnsPerHost != 4 || c.transport.MaxIdleConns != 256 {
+		t.Errorf("transport settings differ from the documented ones")
+	}
+}
+
+func TestClientStatusAndRetryAfter(t *testing.T) {
+	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/gone":
+			w.WriteHeader(http.StatusGone)
+		case "/busy":
+			w.Header().Set("Retry-After", "120")
+			w.WriteHeader(http.StatusTooManyRequests)
+		case "/busy-date":
+			w.Header().Set("Retry-After", time.Now().Add(time.Hour).UTC().Format(http.TimeFormat))
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})
+	c := NewClient(ClientConfig{AllowPrefixes: testkit.Loopback()})
+	t.Cleanup(c.CloseIdleConnections)
+	if _, err := c.GetActivity(testkit.Context(t), srv.URL+"/gone", nil); HTTPStatus(err) != http.StatusGone {
+		t.Errorf("GET 410: %v", err)
+	}
+	resp, err := c.Post(testkit.Context(t), srv.URL+"/busy", []byte(`{}`), nil)
+	if err != nil || resp.Status != 429 || resp.RetryAfter != 120*time.Second {
+		t.Errorf("429: %+v %v", resp, err)
+	}
+	resp, err = c.Post(testkit.Context(t), srv.URL+"/busy-date", []byte(`{}`), nil)
+	if err != nil || resp.Status != 503 || resp.RetryAfter < 58*time.Minute || resp.RetryAfter > time.Hour {
+		t.Errorf("503 with a date: %+v %v", resp, err)
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	cases := map[string]time.Duration{
+		"": 0, "0": 0, "-5": 0, "abc": 0, " 30 ": 30 * time.Second,
+		now.Add(90 * time.Second).Format(http.TimeFormat): 90 * time.Second,
+		now.Add(-time.Hour).Format(http.TimeFormat):       0,
+		"99999999999": 365 * 24 * time.Hour,
+	}
+	for in, want := range cases {
+		if got := parseRetryAfter(in, now); got != want {
+			t.Errorf("parseRetryAfter(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
