@@ -3,6 +3,7 @@ module github.com/crieur/crieur
 go 1.26.8
 
 require (
+	github.com/dunglas/httpsfv v1.1.2
 	github.com/fsnotify/fsnotify v1.10.1
 	github.com/gin-gonic/gin v1.12.0
 	github.com/go-ap/activitypub v0.0.0-20250810115208-cb73b20a1742

@@ -1,0 +1,871 @@
+// Package signature verifies HTTP Message Signatures (RFC 9421) on
+// requests that reach the inbox. crieur keeps sending draft-cavage
+// signatures, which every server accepts; this package only reads the
+// RFC 9421 ones, which WordPress's ActivityPub plugin sends first and
+// Fedify can send, and which current Mastodon accepts.
+//
+// It depends on the standard library and on github.com/dunglas/httpsfv for
+// RFC 8941/9651 structured fields. That library was chosen because the
+// fiddly part of RFC 9421 is the structured-field grammar (dictionaries,
+// inner lists, parameters, strings with escapes, byte sequences, decimals)
+// and httpsfv implements all of it, passes the HTTP WG's structured-field
+// test suite, is fuzzed upstream, keeps member and parameter order (the
+// signature base depends on it) and has no dependencies. The complete
+// RFC 9421 libraries in Go (yaronf/httpsign, remitly-oss/httpsig-go,
+// common-fate/httpsig) are not served by the module proxy this project
+// builds from, so the signature base (RFC 9421 §2), the fediverse's
+// coverage rules and the two RSA algorithms are written here; they are
+// short and checked against the RFC's own test vectors.
+//
+// What is verified, in this order, cheapest first, before any key is
+// fetched:
+//
+//   - Signature-Input and Signature parse as dictionaries, no label twice;
+//   - one signature is chosen: Options.Label when set, else the first
+//     label whose parameters and coverage are acceptable (see
+//     VerifyRFC9421 for why one and only one is tried);
+//   - its parameters: keyid (String) and created (Integer) are required,
+//     expires (Integer) is optional, alg (String) when present is
+//     rsa-v1_5-sha256 or rsa-pss-sha512, and when absent rsa-v1_5-sha256;
+//   - created is not more than MaxAge old nor MaxFuture ahead, and the
+//     signature has not expired (expires + MaxFuture);
+//   - the covered components include @method, the target (@target-uri,
+//     or @authority with @path or @request-target) and, for a request
+//     with content (POST, PUT, PATCH, or any body), content-digest;
+//   - Content-Digest (RFC 9530) matches the raw body for every sha-256 and
+//     sha-512 member it has, and has at least one of them;
+//   - the signature base can be built (every covered field present);
+//   - then the key is looked up and the signature checked, with one
+//     refetch of the key when the first one fails (key rotation).
+//
+// Where the rules come from. Mastodon (app/lib/signed_request.rb,
+// HttpMessageSignature) requires keyid and created, @method and
+// @target-uri, and content-digest on a POST, checks a sha-256
+// Content-Digest, and verifies an RSA key as rsa-v1_5-sha256 whatever alg
+// says (app/models/keypair.rb, linzer_public_key). WordPress's plugin
+// (includes/signature/class-http-message-signature.php) signs @method
+// @target-uri @authority content-digest with created, keyid and
+// alg="rsa-v1_5-sha256" under the label "wp", takes a sha-256 or sha-512
+// Content-Digest, and without alg picks PKCS#1 v1.5 with SHA-256 for RSA
+// keys under 3072 bits. Fedify (packages/fedify/src/sig/http.ts) requires
+// keyid and created, checks Content-Digest when covered, and without alg
+// takes rsa-v1_5-sha256 for an RSA key. crieur requires the union of the
+// coverage rules and takes Mastodon's time window, the one its
+// draft-cavage check uses.
+package signature
+
+import (
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dunglas/httpsfv"
+)
+
+// Algorithms this package verifies, by their RFC 9421 §6.2.2 names.
+const (
+	AlgRSAv15SHA256 = "rsa-v1_5-sha256"
+	AlgRSAPSSSHA512 = "rsa-pss-sha512"
+)
+
+// The time window of a signature. These are crieur's draft-cavage numbers
+// (federation/signing.go, sigMaxAge and sigMaxFuture), which are
+// Mastodon's: a signature is good for 5 minutes after it was created and
+// clocks may be an hour apart either way.
+const (
+	DefaultMaxAge    = 65 * time.Minute
+	DefaultMaxFuture = 60 * time.Minute
+)
+
+// Bounds on what is parsed, so that a hostile request costs little.
+const (
+	maxFieldLen   = 8 << 10 // Signature-Input, Signature, Content-Digest each
+	maxSignatures = 8       // labels in one Signature-Input
+	maxComponents = 32      // covered components in one signature
+)
+
+// Causes of a refusal. Every error VerifyRFC9421 returns wraps one of
+// these (errors.Is), ErrKey also wraps the lookup's own error.
+var (
+	// ErrNoSignature: the request carries no Signature-Input, or none
+	// under the label asked for.
+	ErrNoSignature = errors.New("rfc9421: no signature")
+	// ErrMalformed: a header or a parameter does not parse, a label
+	// appears twice, a covered component is unknown, repeated or absent
+	// from the request.
+	ErrMalformed = errors.New("rfc9421: malformed signature")
+	// ErrNotCovered: a component or parameter crieur requires is not
+	// part of the signature (@method, the target, content-digest,
+	// created).
+	ErrNotCovered = errors.New("rfc9421: required component not covered")
+	// ErrExpired: created is older than MaxAge, or expires has passed.
+	ErrExpired = errors.New("rfc9421: signature expired")
+	// ErrFuture: created is further than MaxFuture ahead.
+	ErrFuture = errors.New("rfc9421: signature created in the future")
+	// ErrDigest: Content-Digest is missing, malformed, has no sha-256 or
+	// sha-512 member, or does not match the body.
+	ErrDigest = errors.New("rfc9421: content digest mismatch")
+	// ErrAlgorithm: alg names an algorithm this package does not verify.
+	ErrAlgorithm = errors.New("rfc9421: unsupported algorithm")
+	// ErrKey: the key lookup failed or returned no key.
+	ErrKey = errors.New("rfc9421: key lookup failed")
+	// ErrBadSignature: the signature does not verify with the key.
+	ErrBadSignature = errors.New("rfc9421: bad signature")
+)
+
+// KeyLookup returns the RSA public key named by keyID.
+type KeyLookup func(ctx context.Context, keyID string) (*rsa.PublicKey, error)
+
+// Options are the verifier's settings. Key is required.
+type Options struct {
+	// Key looks up the key named by the signature's keyid; it is called
+	// once, after every cheaper check passed.
+	Key KeyLookup
+	// Refetch, when set, is called once when the signature does not
+	// verify with the key Key returned, to bypass a cache after a key
+	// rotation (crieur's draft-cavage check does the same).
+	Refetch KeyLookup
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// MaxAge is how old created may be; DefaultMaxAge when zero.
+	MaxAge time.Duration
+	// MaxFuture is how far ahead created may be, and how long after
+	// expires a signature is still taken (clock skew); DefaultMaxFuture
+	// when zero.
+	MaxFuture time.Duration
+	// BaseURL is the scheme and authority the server is reached at
+	// (crieur's base_url, "https://blog.example"). @target-uri,
+	// @authority and @scheme are derived from it when set. When empty
+	// they come from the request: r.Host, and https only when r.TLS is
+	// set, which is wrong behind a TLS-terminating proxy. Forwarding
+	// headers are never trusted.
+	BaseURL string
+	// Label, when set, is the only signature looked at.
+	Label string
+}
+
+// Result describes the signature that verified.
+type Result struct {
+	KeyID     string    // keyid: apply the same key-owner rules as draft-cavage
+	Label     string    // the signature's label in Signature-Input
+	Alg       string    // the algorithm it verified with
+	Created   time.Time // created
+	Expires   time.Time // expires, zero when absent
+	Nonce     string    // nonce, "" when absent
+	Tag       string    // tag, "" when absent
+	Signature []byte    // the signature bytes, a key for a replay cache
+}
+
+// HasRFC9421 reports whether r carries an RFC 9421 signature, as Mastodon
+// decides it: a Signature-Input header is present. Both standards name
+// their header Signature, so this is how the inbox picks a verifier.
+func HasRFC9421(r *http.Request) bool {
+	return len(r.Header.Values("Signature-Input")) > 0
+}
+
+// VerifyRFC9421 verifies the RFC 9421 signature of r, whose raw body is
+// body, and returns what verified. See the package comment for the
+// checks and their order.
+//
+// Several signatures: one is verified, never more, so that a request
+// costs at most one key lookup (and one refetch) whatever it carries.
+// With Options.Label set it is that one. Otherwise it is the first label,
+// in Signature-Input order, whose parameters, time window, algorithm and
+// coverage pass; when none does, the first label's error is returned.
+// Mastodon (through the Linzer library) refuses a request with several
+// signatures unless told the label, WordPress's plugin and Fedify try
+// every label and fetch a key for each: real senders send exactly one
+// (WordPress labels it "wp", Fedify and Linzer "sig1"), so picking the
+// first usable one accepts all of them, also accepts a request where an
+// intermediary appended a signature of its own this package cannot use,
+// and keeps the cost of a hostile request bounded.
+func VerifyRFC9421(r *http.Request, body []byte, opts Options) (*Result, error) {
+	return verify(r, body, opts, AlgRSAv15SHA256)
+}
+
+// verify is VerifyRFC9421 with the algorithm assumed when alg is absent
+// (tests use rsa-pss-sha512 for the RFC's examples, whose verifier "knows"
+// the key is a PSS key).
+func verify(r *http.Request, body []byte, opts Options, defaultAlg string) (*Result, error) {
+	if opts.Key == nil {
+		return nil, fmt.Errorf("%w: no key lookup configured", ErrKey)
+	}
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	maxAge, maxFuture := opts.MaxAge, opts.MaxFuture
+	if maxAge <= 0 {
+		maxAge = DefaultMaxAge
+	}
+	if maxFuture <= 0 {
+		maxFuture = DefaultMaxFuture
+	}
+	msg, err := newMessage(r, opts.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := parseSignatures(r.Header)
+	if err != nil {
+		return nil, err
+	}
+
+	t := now()
+	var chosen *entry
+	var firstErr error
+	for i := range entries {
+		e := &entries[i]
+		if opts.Label != "" && e.label != opts.Label {
+			continue
+		}
+		err := e.err
+		if err == nil {
+			err = e.check(t, maxAge, maxFuture, defaultAlg, msg, len(body))
+		}
+		if err == nil {
+			chosen = e
+			break
+		}
+		if firstErr == nil {
+			firstErr = fmt.Errorf("signature %q: %w", e.label, err)
+		}
+	}
+	if chosen == nil {
+		if firstErr != nil {
+			return nil, firstErr
+		}
+		if opts.Label != "" {
+			return nil, fmt.Errorf("%w: no signature labelled %q", ErrNoSignature, opts.Label)
+		}
+		return nil, fmt.Errorf("%w: empty Signature-Input", ErrNoSignature)
+	}
+	e := chosen
+
+	if e.covers("content-digest") {
+		if err := checkContentDigest(r.Header.Values("Content-Digest"), body); err != nil {
+			return nil, fmt.Errorf("signature %q: %w", e.label, err)
+		}
+	}
+	base, err := signatureBase(msg, e.components, e.params)
+	if err != nil {
+		return nil, fmt.Errorf("signature %q: %w", e.label, err)
+	}
+
+	ctx := r.Context()
+	pub, err := lookup(ctx, opts.Key, e.keyID)
+	if err != nil {
+		return nil, err
+	}
+	err = verifyBytes(e.alg, pub, []byte(base), e.sig)
+	if err != nil && opts.Refetch != nil {
+		if pub, err = lookup(ctx, opts.Refetch, e.keyID); err != nil {
+			return nil, err
+		}
+		err = verifyBytes(e.alg, pub, []byte(base), e.sig)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("signature %q by %s: %w", e.label, e.keyID, err)
+	}
+
+	res := &Result{
+		KeyID:     e.keyID,
+		Label:     e.label,
+		Alg:       e.alg,
+		Created:   time.Unix(e.created, 0).UTC(),
+		Nonce:     e.nonce,
+		Tag:       e.tag,
+		Signature: e.sig,
+	}
+	if e.hasExpires {
+		res.Expires = time.Unix(e.expires, 0).UTC()
+	}
+	return res, nil
+}
+
+func lookup(ctx context.Context, f KeyLookup, keyID string) (*rsa.PublicKey, error) {
+	pub, err := f(ctx, keyID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrKey, keyID, err)
+	}
+	if pub == nil || pub.N == nil {
+		return nil, fmt.Errorf("%w: %s: no RSA key", ErrKey, keyID)
+	}
+	return pub, nil
+}
+
+// verifyBytes checks sig over base with RFC 9421 §3.3.1 (RSASSA-PSS,
+// SHA-512, MGF1 SHA-512, 64-byte salt) or §3.3.2 (RSASSA-PKCS1-v1_5,
+// SHA-256).
+func verifyBytes(alg string, pub *rsa.PublicKey, base, sig []byte) error {
+	var err error
+	switch alg {
+	case AlgRSAv15SHA256:
+		h := sha256.Sum256(base)
+		err = rsa.VerifyPKCS1v15(pub, crypto.SHA256, h[:], sig)
+	case AlgRSAPSSSHA512:
+		h := sha512.Sum512(base)
+		err = rsa.VerifyPSS(pub, crypto.SHA512, h[:], sig, &rsa.PSSOptions{SaltLength: sha512.Size, Hash: crypto.SHA512})
+	default:
+		return fmt.Errorf("%w: %q", ErrAlgorithm, alg)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadSignature, err)
+	}
+	return nil
+}
+
+// entry is one labelled signature: its Signature-Input member and its
+// Signature bytes.
+type entry struct {
+	label      string
+	components []httpsfv.Item // each a String, with its parameters
+	params     *httpsfv.Params
+	sig        []byte
+
+	keyID, alg, nonce, tag string
+	created, expires       int64
+	hasExpires             bool
+
+	err error // why this entry cannot be used, found while parsing
+}
+
+// covers reports whether the plain component name (no parameters) is
+// covered.
+func (e *entry) covers(name string) bool {
+	for _, c := range e.components {
+		if c.Value.(string) == name && len(c.Params.Names()) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// check applies the time window, the algorithm and the coverage rules.
+func (e *entry) check(now time.Time, maxAge, maxFuture time.Duration, defaultAlg string, msg *message, bodyLen int) error {
+	created := time.Unix(e.created, 0)
+	if created.Sub(now) > maxFuture {
+		return fmt.Errorf("%w: created %s is more than %s ahead", ErrFuture, created.UTC().Format(time.RFC3339), maxFuture)
+	}
+	if now.Sub(created) > maxAge {
+		return fmt.Errorf("%w: created %s is more than %s old", ErrExpired, created.UTC().Format(time.RFC3339), maxAge)
+	}
+	if e.hasExpires {
+		expires := time.Unix(e.expires, 0)
+		if now.Sub(expires) > maxFuture {
+			return fmt.Errorf("%w: expired at %s", ErrExpired, expires.UTC().Format(time.RFC3339))
+		}
+	}
+	if e.alg == "" {
+		e.alg = defaultAlg
+	}
+	if e.alg != AlgRSAv15SHA256 && e.alg != AlgRSAPSSSHA512 {
+		return fmt.Errorf("%w: %q", ErrAlgorithm, e.alg)
+	}
+
+	// Coverage: at least what Mastodon requires (app/lib/signed_request.rb,
+	// HttpMessageSignature#verify_signature_strength!): @method, the
+	// target, and content-digest for a POST. @authority with @path (or
+	// @request-target) names the same resource as @target-uri but for
+	// the scheme, which the TLS connection fixes.
+	if !e.covers("@method") {
+		return fmt.Errorf("%w: @method", ErrNotCovered)
+	}
+	if !e.covers("@target-uri") && !(e.covers("@authority") && (e.covers("@path") || e.covers("@request-target"))) {
+		return fmt.Errorf("%w: @target-uri (or @authority and @path)", ErrNotCovered)
+	}
+	if hasContent(msg.method, bodyLen) && !e.covers("content-digest") {
+		return fmt.Errorf("%w: content-digest", ErrNotCovered)
+	}
+	return nil
+}
+
+// hasContent reports whether a request must prove its body with a covered
+// Content-Digest: a method that carries content, or any body at all.
+func hasContent(method string, bodyLen int) bool {
+	switch method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		return true
+	}
+	return bodyLen > 0
+}
+
+// parseSignatures parses Signature-Input and Signature into one entry per
+// Signature-Input member, in order. An error here concerns the whole
+// request; an entry's own problem is kept in entry.err.
+func parseSignatures(h http.Header) ([]entry, error) {
+	inputs := h.Values("Signature-Input")
+	sigs := h.Values("Signature")
+	if len(inputs) == 0 {
+		return nil, fmt.Errorf("%w: no Signature-Input header", ErrNoSignature)
+	}
+	if len(sigs) == 0 {
+		return nil, fmt.Errorf("%w: Signature-Input without Signature", ErrMalformed)
+	}
+	inDict, err := parseDict("Signature-Input", inputs)
+	if err != nil {
+		return nil, err
+	}
+	sigDict, err := parseDict("Signature", sigs)
+	if err != nil {
+		return nil, err
+	}
+	names := inDict.Names()
+	if len(names) > maxSignatures || len(sigDict.Names()) > maxSignatures {
+		return nil, fmt.Errorf("%w: more than %d signatures", ErrMalformed, maxSignatures)
+	}
+	entries := make([]entry, 0, len(names))
+	for _, label := range names {
+		in, _ := inDict.Get(label)
+		sig, _ := sigDict.Get(label)
+		e := parseEntry(label, in, sig)
+		entries = append(entries, e)
+	}
+	return entries, nil
+}
+
+// parseDict parses a dictionary field, refusing what RFC 8941 would let
+// through silently: a member name given twice (the parser keeps the last
+// one, another reader may keep the first) and a field too long to be real.
+func parseDict(name string, values []string) (*httpsfv.Dictionary, error) {
+	n := 0
+	for _, v := range values {
+		n += len(v) + 2
+	}
+	if n > maxFieldLen {
+		return nil, fmt.Errorf("%w: %s longer than %d bytes", ErrMalformed, name, maxFieldLen)
+	}
+	d, err := httpsfv.UnmarshalDictionary(values)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, name, err)
+	}
+	if members := countMembers(strings.Join(values, ", ")); members != len(d.Names()) {
+		return nil, fmt.Errorf("%w: %s names a member twice", ErrMalformed, name)
+	}
+	return d, nil
+}
+
+// countMembers counts the top-level members of a dictionary or list that
+// httpsfv has already parsed: the commas outside strings, display strings
+// and inner lists, plus one.
+func countMembers(s string) int {
+	if strings.Trim(s, " \t") == "" {
+		return 0
+	}
+	n, depth := 1, 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '"':
+			for i++; i < len(s) && s[i] != '"'; i++ {
+				if s[i] == '\\' {
+					i++
+				}
+			}
+		case '%':
+			if i+1 < len(s) && s[i+1] == '"' {
+				for i += 2; i < len(s) && s[i] != '"'; i++ {
+				}
+			}
+		case '(':
+			depth++
+		case ')':
+			depth--
+		case ',':
+			if depth == 0 {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// parseEntry reads one Signature-Input member and its Signature member.
+func parseEntry(label string, in httpsfv.Member, sig httpsfv.Member) entry {
+	e := entry{label: label}
+	fail := func(format string, args ...any) entry {
+		e.err = fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
+		return e
+	}
+	il, ok := in.(httpsfv.InnerList)
+	if !ok {
+		return fail("Signature-Input member is not an inner list")
+	}
+	if sig == nil {
+		return fail("no Signature member with this label")
+	}
+	sigItem, ok := sig.(httpsfv.Item)
+	if !ok {
+		return fail("Signature member is not a byte sequence")
+	}
+	if e.sig, ok = sigItem.Value.([]byte); !ok || len(e.sig) == 0 {
+		return fail("Signature member is not a byte sequence")
+	}
+	if len(il.Items) > maxComponents {
+		return fail("more than %d covered components", maxComponents)
+	}
+	seen := map[string]bool{}
+	for _, c := range il.Items {
+		name, ok := c.Value.(string)
+		if !ok {
+			return fail("covered component %v is not a string", c.Value)
+		}
+		if err := checkComponent(name, c.Params); err != nil {
+			e.err = err
+			return e
+		}
+		id, err := httpsfv.Marshal(c)
+		if err != nil {
+			return fail("covered component %q: %v", name, err)
+		}
+		if seen[id] {
+			return fail("component %s covered twice", id)
+		}
+		seen[id] = true
+	}
+	e.components = il.Items
+	e.params = il.Params
+
+	var hasCreated bool
+	for _, k := range il.Params.Names() {
+		v, _ := il.Params.Get(k)
+		var ok bool
+		switch k {
+		case "created":
+			e.created, ok = v.(int64)
+			hasCreated = true
+		case "expires":
+			e.expires, ok = v.(int64)
+			e.hasExpires = true
+		case "keyid":
+			e.keyID, ok = v.(string)
+		case "alg":
+			e.alg, ok = v.(string)
+		case "nonce":
+			e.nonce, ok = v.(string)
+		case "tag":
+			e.tag, ok = v.(string)
+		default:
+			ok = true // unknown parameters are signed, and otherwise ignored
+		}
+		if !ok {
+			return fail("parameter %s has the wrong type", k)
+		}
+	}
+	if e.keyID == "" {
+		return fail("no keyid")
+	}
+	if !hasCreated {
+		e.err = fmt.Errorf("%w: created parameter", ErrNotCovered)
+		return e
+	}
+	if e.hasExpires && e.expires < e.created {
+		return fail("expires before created")
+	}
+	return e
+}
+
+// checkComponent accepts the component identifiers this package can
+// derive: the request's derived components and HTTP fields by their
+// lowercase names, without parameters but @query-param's name.
+func checkComponent(name string, params *httpsfv.Params) error {
+	pnames := params.Names()
+	switch name {
+	case "@method", "@target-uri", "@authority", "@scheme", "@request-target", "@path", "@query":
+	case "@query-param":
+		if len(pnames) != 1 || pnames[0] != "name" {
+			return fmt.Errorf("%w: @query-param takes one name parameter", ErrMalformed)
+		}
+		if v, _ := params.Get("name"); !isString(v) {
+			return fmt.Errorf("%w: @query-param name is not a string", ErrMalformed)
+		}
+		return nil
+	default:
+		if strings.HasPrefix(name, "@") {
+			return fmt.Errorf("%w: unknown or response-only component %q", ErrMalformed, name)
+		}
+		if !isFieldName(name) {
+			return fmt.Errorf("%w: component %q is not a lowercase field name", ErrMalformed, name)
+		}
+	}
+	if len(pnames) > 0 {
+		// sf, key, bs, req, tr: not used by fediverse senders.
+		return fmt.Errorf("%w: component %q: unsupported parameter %q", ErrMalformed, name, pnames[0])
+	}
+	return nil
+}
+
+func isString(v any) bool { _, ok := v.(string); return ok }
+
+// isFieldName reports whether s is a lowercase HTTP field name (a token
+// without upper-case letters).
+func isFieldName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// message is what the derived components are computed from.
+type message struct {
+	r             *http.Request
+	method        string
+	scheme        string
+	authority     string // normalised: lower case, no default port
+	requestTarget string // as on the request line
+	targetURI     string
+	path, query   string // raw; query without "?"
+}
+
+func newMessage(r *http.Request, baseURL string) (*message, error) {
+	m := &message{r: r, method: r.Method}
+	m.scheme, m.authority = "http", r.Host
+	if r.TLS != nil {
+		m.scheme = "https"
+	}
+	if baseURL != "" {
+		u, err := url.Parse(baseURL)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return nil, fmt.Errorf("rfc9421: BaseURL %q is not an http(s) URL", baseURL)
+		}
+		m.scheme, m.authority = u.Scheme, u.Host
+	}
+	m.authority = normalizeAuthority(m.scheme, m.authority)
+
+	rt := r.RequestURI
+	if rt == "" && r.URL != nil {
+		rt = r.URL.RequestURI() // a request built in a program, not read from the wire
+	}
+	m.requestTarget = rt
+	switch {
+	case strings.HasPrefix(rt, "/"):
+		m.path, m.query, _ = strings.Cut(rt, "?")
+		m.targetURI = m.scheme + "://" + m.authority + rt
+	case r.URL != nil && r.URL.IsAbs():
+		// absolute-form, as sent to a proxy
+		m.path, m.query = r.URL.EscapedPath(), r.URL.RawQuery
+		m.targetURI = rt
+	default:
+		m.path = rt
+		m.targetURI = m.scheme + "://" + m.authority + rt
+	}
+	if m.path == "" {
+		m.path = "/"
+	}
+	return m, nil
+}
+
+// normalizeAuthority lower-cases host[:port] and drops the scheme's
+// default port (RFC 9110 §4.2.3, as RFC 9421 §2.2.3 asks).
+func normalizeAuthority(scheme, a string) string {
+	a = strings.ToLower(a)
+	if (scheme == "https" && strings.HasSuffix(a, ":443")) || (scheme == "http" && strings.HasSuffix(a, ":80")) {
+		a = a[:strings.LastIndexByte(a, ':')]
+	}
+	return a
+}
+
+// componentValue derives one covered component (RFC 9421 §2.1, §2.2).
+func (m *message) componentValue(name string, params *httpsfv.Params) (string, error) {
+	switch name {
+	case "@method":
+		return m.method, nil
+	case "@target-uri":
+		return m.targetURI, nil
+	case "@authority":
+		return m.authority, nil
+	case "@scheme":
+		return m.scheme, nil
+	case "@request-target":
+		return m.requestTarget, nil
+	case "@path":
+		return m.path, nil
+	case "@query":
+		return "?" + m.query, nil
+	case "@query-param":
+		v, _ := params.Get("name")
+		return m.queryParam(v.(string))
+	}
+	var values []string
+	if name == "host" && len(m.r.Header.Values("Host")) == 0 {
+		// Go's server moves Host out of the header map.
+		if m.r.Host != "" {
+			values = []string{m.r.Host}
+		}
+	} else {
+		values = m.r.Header.Values(name)
+	}
+	if len(values) == 0 {
+		return "", fmt.Errorf("%w: covered field %q is absent", ErrMalformed, name)
+	}
+	// Header.Values returns the map's own slice: trim into a copy.
+	trimmed := make([]string, len(values))
+	for i, v := range values {
+		trimmed[i] = strings.Trim(v, " \t")
+	}
+	return strings.Join(trimmed, ", "), nil
+}
+
+// queryParam is the value of the query parameter whose encoded name is
+// name (RFC 9421 §2.2.8): the query is parsed as
+// application/x-www-form-urlencoded, then names and values re-encoded.
+// A parameter that is absent or appears more than once is an error.
+func (m *message) queryParam(name string) (string, error) {
+	var value string
+	found := 0
+	for _, pair := range strings.Split(m.query, "&") {
+		if pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		if formEncode(formDecode(k)) == name {
+			value = formEncode(formDecode(v))
+			found++
+		}
+	}
+	switch found {
+	case 0:
+		return "", fmt.Errorf("%w: query parameter %q is absent", ErrMalformed, name)
+	case 1:
+		return value, nil
+	}
+	return "", fmt.Errorf("%w: query parameter %q appears %d times", ErrMalformed, name, found)
+}
+
+// formDecode is the WHATWG application/x-www-form-urlencoded decoding of
+// one name or value: '+' is a space, %XX a byte, a stray '%' itself.
+func formDecode(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '+':
+			b.WriteByte(' ')
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			n, _ := strconv.ParseUint(s[i+1:i+3], 16, 8)
+			b.WriteByte(byte(n))
+			i += 2
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// formEncode percent-encodes every byte but ASCII letters, digits and
+// "*-._", a space as %20 (RFC 9421 §2.2.8's examples).
+func formEncode(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("*-._", c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
+}
+
+// signatureBase builds the signature base of RFC 9421 §2.5: one line per
+// covered component, `"name";params: value`, then the
+// "@signature-params" line, the covered components and the parameters
+// serialised as an inner list. Serialisations are httpsfv's, which are
+// RFC 8941's canonical ones, as the RFC requires: a sender whose header
+// has extra spaces still signed the canonical form.
+func signatureBase(m *message, components []httpsfv.Item, params *httpsfv.Params) (string, error) {
+	var b strings.Builder
+	for _, c := range components {
+		id, err := httpsfv.Marshal(c)
+		if err != nil {
+			return "", fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		v, err := m.componentValue(c.Value.(string), c.Params)
+		if err != nil {
+			return "", err
+		}
+		if strings.ContainsAny(v, "\r\n") {
+			return "", fmt.Errorf("%w: component %s has a line break", ErrMalformed, id)
+		}
+		b.WriteString(id)
+		b.WriteString(": ")
+		b.WriteString(v)
+		b.WriteByte('\n')
+	}
+	sp, err := httpsfv.Marshal(httpsfv.List{httpsfv.InnerList{Items: components, Params: params}})
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	b.WriteString(`"@signature-params": `)
+	b.WriteString(sp)
+	return b.String(), nil
+}
+
+// checkContentDigest checks Content-Digest (RFC 9530) against the raw
+// body: at least one sha-256 or sha-512 member, and every such member
+// right. Other algorithms are ignored, as RFC 9530 lets a recipient do.
+// Mastodon requires sha-256; WordPress and Fedify take either.
+func checkContentDigest(values []string, body []byte) error {
+	if len(values) == 0 {
+		return fmt.Errorf("%w: no Content-Digest header", ErrDigest)
+	}
+	d, err := parseDict("Content-Digest", values)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrDigest, err)
+	}
+	checked := 0
+	for _, alg := range d.Names() {
+		var sum []byte
+		switch alg {
+		case "sha-256":
+			s := sha256.Sum256(body)
+			sum = s[:]
+		case "sha-512":
+			s := sha512.Sum512(body)
+			sum = s[:]
+		default:
+			continue
+		}
+		m, _ := d.Get(alg)
+		item, ok := m.(httpsfv.Item)
+		if !ok {
+			return fmt.Errorf("%w: %s is not a byte sequence", ErrDigest, alg)
+		}
+		given, ok := item.Value.([]byte)
+		if !ok {
+			return fmt.Errorf("%w: %s is not a byte sequence", ErrDigest, alg)
+		}
+		if subtle.ConstantTimeCompare(given, sum) != 1 {
+			return fmt.Errorf("%w: %s does not match the body", ErrDigest, alg)
+		}
+		checked++
+	}
+	if checked == 0 {
+		return fmt.Errorf("%w: no sha-256 or sha-512 digest", ErrDigest)
+	}
+	return nil
+}
