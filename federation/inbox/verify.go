@@ -1,6 +1,9 @@
 package inbox
 
 import (
+	"context"
+	"crypto/rsa"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -22,6 +25,9 @@ type Verified struct {
 // one key refetch when the cached key fails (rotation). Errors wrap
 // federation.ErrUnauthorized, or ErrBadRequest for a POST without Digest.
 func (s *Inbox) Verify(r *http.Request, body []byte) (*Verified, error) {
+	if signature.HasRFC9421(r) {
+		return s.verifyRFC9421(r, body)
+	}
 	p, err := signature.CheckRequest(r, body, s.now())
 	if err != nil {
 		return nil, err
@@ -46,4 +52,43 @@ func (s *Inbox) Verify(r *http.Request, body []byte) (*Verified, error) {
 		return nil, fmt.Errorf("%w: signature by %s does not verify: %v", federation.ErrUnauthorized, p.KeyID, err)
 	}
 	return &Verified{KeyID: p.KeyID, Owner: rk.rec.Owner, key: rk.rec}, nil
+}
+
+// verifyRFC9421 checks an RFC 9421 signature (Signature-Input present, as
+// Mastodon decides): every key-free check first, then the key through the
+// same resolution as draft-cavage, with one refetch when the cached key
+// fails. The target URI is rebuilt from crieur's own base URL, never from
+// forwarding headers.
+func (s *Inbox) verifyRFC9421(r *http.Request, body []byte) (*Verified, error) {
+	var rk resolvedKey
+	lookup := func(refresh bool) signature.KeyLookup {
+		return func(ctx context.Context, keyID string) (*rsa.PublicKey, error) {
+			if refresh && rk.fresh {
+				// Fetched for this very request: a refetch finds the same key.
+				return rk.pub, nil
+			}
+			k, err := s.resolveKey(ctx, keyID, refresh)
+			if err != nil {
+				return nil, err
+			}
+			if refresh {
+				s.log.Info("inbox: signature failed with cached key, refetching", "key_id", keyID)
+			}
+			rk = k
+			return k.pub, nil
+		}
+	}
+	res, err := signature.VerifyRFC9421(r, body, signature.Options{
+		Key:     lookup(false),
+		Refetch: lookup(true),
+		Now:     s.now,
+		BaseURL: s.cfg.BaseURL,
+	})
+	if err != nil {
+		if errors.Is(err, federation.ErrUnauthorized) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: RFC 9421 signature: %v", federation.ErrUnauthorized, err)
+	}
+	return &Verified{KeyID: res.KeyID, Owner: rk.rec.Owner, key: rk.rec}, nil
 }

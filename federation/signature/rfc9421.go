@@ -1,6 +1,6 @@
-// Package signature verifies HTTP Message Signatures (RFC 9421) on
+// RFC 9421 HTTP Message Signatures on
 // requests that reach the inbox. crieur keeps sending draft-cavage
-// signatures, which every server accepts; this package only reads the
+// signatures, which every server accepts; this file only reads the
 // RFC 9421 ones, which WordPress's ActivityPub plugin sends first and
 // Fedify can send, and which current Mastodon accepts.
 //
@@ -52,6 +52,7 @@
 // takes rsa-v1_5-sha256 for an RSA key. crieur requires the union of the
 // coverage rules and takes Mastodon's time window, the one its
 // draft-cavage check uses.
+
 package signature
 
 import (
@@ -78,13 +79,11 @@ const (
 	AlgRSAPSSSHA512 = "rsa-pss-sha512"
 )
 
-// The time window of a signature. These are crieur's draft-cavage numbers
-// (federation/signing.go, sigMaxAge and sigMaxFuture), which are
-// Mastodon's: a signature is good for 5 minutes after it was created and
-// clocks may be an hour apart either way.
+// The time window of a signature: the same as draft-cavage's (MaxAge,
+// MaxFuture), which are Mastodon's.
 const (
-	DefaultMaxAge    = 65 * time.Minute
-	DefaultMaxFuture = 60 * time.Minute
+	DefaultMaxAge    = MaxAge
+	DefaultMaxFuture = MaxFuture
 )
 
 // Bounds on what is parsed, so that a hostile request costs little.

@@ -6,6 +6,7 @@ package testkit
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -14,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -155,4 +157,28 @@ func Context(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// SignRFC9421 signs r for target the way WordPress's ActivityPub plugin
+// does (label wp; @method @target-uri @authority content-digest;
+// created, keyid, alg rsa-v1_5-sha256), with a Content-Digest of body.
+func SignRFC9421(t testing.TB, r *http.Request, target string, body []byte, keyID string, key *rsa.PrivateKey, created time.Time) {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(body)
+	r.Header.Set("Content-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum[:])+":")
+	params := fmt.Sprintf(`("@method" "@target-uri" "@authority" "content-digest");created=%d;keyid=%q;alg="rsa-v1_5-sha256"`,
+		created.Unix(), keyID)
+	base := fmt.Sprintf("\"@method\": %s\n\"@target-uri\": %s\n\"@authority\": %s\n\"content-digest\": %s\n\"@signature-params\": %s",
+		r.Method, target, u.Host, r.Header.Get("Content-Digest"), params)
+	h := sha256.Sum256([]byte(base))
+	sig, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, h[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Header.Set("Signature-Input", "wp="+params)
+	r.Header.Set("Signature", "wp=:"+base64.StdEncoding.EncodeToString(sig)+":")
 }
