@@ -19,7 +19,10 @@
 // docs/architecture.md draws the whole map.
 package federation
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // Sentinel errors; web maps them to HTTP status codes in one place.
 var (
@@ -29,4 +32,22 @@ var (
 	ErrNotFound     = errors.New("not found")
 	ErrGone         = errors.New("gone")
 	ErrTooLarge     = errors.New("too large")
+	// ErrUnsupportedMediaType: a body that is not ActivityStreams JSON.
+	ErrUnsupportedMediaType = errors.New("unsupported media type")
+	// ErrRateLimited: the sender's host sent more than its share; it
+	// should come back after the RetryError's delay (429).
+	ErrRateLimited = errors.New("rate limited")
+	// ErrBusy: crieur has no room for the request now (503).
+	ErrBusy = errors.New("busy")
 )
+
+// RetryError tells the sender when to try again (Retry-After). It wraps
+// ErrRateLimited or ErrBusy.
+type RetryError struct {
+	Err   error
+	After time.Duration
+}
+
+func (e *RetryError) Error() string { return e.Err.Error() + ", retry after " + e.After.String() }
+
+func (e *RetryError) Unwrap() error { return e.Err }

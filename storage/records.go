@@ -30,6 +30,11 @@ type Follower struct {
 	Host        string
 	Status      FollowerStatus
 	CreatedAt   time.Time
+	// SignedAt is when the Follow that made (or last renewed) this
+	// follower was signed: an older activity from the same actor cannot
+	// undo it, and an older Follow cannot replace it. Zero in followers
+	// stored before it existed.
+	SignedAt time.Time `json:",omitzero"`
 }
 
 // DeliveryInbox is where activities for this follower go: the shared inbox

@@ -42,13 +42,14 @@ var (
 	bucketCounters      = []byte("delivery_counts")
 	bucketRemoteKeys    = []byte("remote_keys") // keyID → RemoteKey
 	bucketMeta          = []byte("meta")
+	bucketFollowEnds    = []byte("follow_ends") // actorID → signed time of the activity that ended its follow
 	// delivery inbox → uvarint count of accepted followers delivering there
 	bucketDeliveryInboxes = []byte("delivery_inboxes")
 
 	allBuckets = [][]byte{
 		bucketFollowers, bucketFollowerOrder, bucketActivities, bucketOutbox,
 		bucketLedger, bucketJobs, bucketDue, bucketChain, bucketFailed,
-		bucketCounters, bucketRemoteKeys, bucketMeta, bucketDeliveryInboxes,
+		bucketCounters, bucketRemoteKeys, bucketMeta, bucketDeliveryInboxes, bucketFollowEnds,
 	}
 )
 

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -128,37 +127,30 @@ func (s *server) activity(c *gin.Context) {
 	s.document(c, func() ([]byte, error) { return s.docs.ActivityJSON(id) })
 }
 
-// inbox is POST /@handle/inbox and POST /inbox. The body is read under a
-// limit before anything else, then federation verifies and handles it.
-// Success is 202: the activity is accepted, its effects (an Accept) go
-// through the delivery queue.
+// inbox is POST /@handle/inbox and POST /inbox. The checks that need no
+// body come first (inbox.Precheck: an unsigned request is refused before a
+// byte of its body is read), then the body is read under a size limit, a
+// deadline and the server's budget of bytes being read, holding no slot: a
+// slow sender costs only its own connection. Then the inbox verifies and
+// handles it. Success is 202: the activity is accepted, its effects (an
+// Accept) go through the delivery queue.
 func (s *server) inbox(c *gin.Context) {
 	c.Header("Cache-Control", cacheNone)
 	if s.receiver == nil {
 		s.jsonError(c, errNoFederation)
 		return
 	}
-	// The slot is taken before the body is read: a request waiting for
-	// one holds only its connection.
-	if !s.takeInboxSlot(c.Request.Context()) {
-		c.Header("Retry-After", inboxRetryAfter)
-		s.jsonStatus(c, http.StatusServiceUnavailable, "busy: retry later", nil)
-		return
-	}
-	defer func() { <-s.inboxSlots }()
-	limit := s.cfg.InboxMaxBody
-	if c.Request.ContentLength > limit {
+	if c.Request.ContentLength > s.cfg.InboxMaxBody {
 		s.jsonError(c, fmt.Errorf("web: inbox: declared body of %d bytes: %w", c.Request.ContentLength, federation.ErrTooLarge))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+	if err := s.receiver.Precheck(c.Request); err != nil {
+		s.jsonError(c, err)
+		return
+	}
+	body, err := s.readInboxBody(c)
+	defer s.inboxBytes.Add(-int64(cap(body)))
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			err = fmt.Errorf("web: inbox: body over %d bytes: %w", limit, federation.ErrTooLarge)
-		} else {
-			err = fmt.Errorf("web: inbox: read body: %w: %v", federation.ErrBadRequest, err)
-		}
 		s.jsonError(c, err)
 		return
 	}
@@ -170,22 +162,52 @@ func (s *server) inbox(c *gin.Context) {
 	c.Writer.WriteHeaderNow()
 }
 
-// takeInboxSlot waits up to InboxWait for one of the inbox's slots.
-func (s *server) takeInboxSlot(ctx context.Context) bool {
-	select {
-	case s.inboxSlots <- struct{}{}:
-		return true
-	default:
+// readInboxBody reads the body within InboxReadTimeout and InboxMaxBody,
+// charging every byte to the server's budget (InboxBodyBudget) as it
+// arrives: bodies being read never hold more memory than the budget,
+// whatever their number, and a sender that trickles holds only what it
+// sent. The caller releases cap(body) from the budget, also on error.
+func (s *server) readInboxBody(c *gin.Context) ([]byte, error) {
+	limit := s.cfg.InboxMaxBody
+	rc := http.NewResponseController(c.Writer)
+	if err := rc.SetReadDeadline(time.Now().Add(s.cfg.InboxReadTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return nil, fmt.Errorf("web: inbox: read deadline: %w", err)
 	}
-	t := time.NewTimer(s.cfg.InboxWait)
-	defer t.Stop()
-	select {
-	case s.inboxSlots <- struct{}{}:
-		return true
-	case <-t.C:
-		return false
-	case <-ctx.Done():
-		return false
+	defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+	r := http.MaxBytesReader(c.Writer, c.Request.Body, limit)
+	var buf []byte
+	for {
+		if len(buf) == cap(buf) {
+			// One allocation when the length is declared; doubling from
+			// 4 KiB otherwise. limit+1 lets MaxBytesReader see an excess.
+			grow := min(max(cap(buf), 4<<10), int(limit)+1-cap(buf))
+			if cap(buf) == 0 && c.Request.ContentLength > 0 {
+				grow = int(c.Request.ContentLength) + 1
+			}
+			if grow <= 0 {
+				return buf, fmt.Errorf("web: inbox: body over %d bytes: %w", limit, federation.ErrTooLarge)
+			}
+			if s.inboxBytes.Add(int64(grow)) > s.cfg.InboxBodyBudget {
+				s.inboxBytes.Add(-int64(grow))
+				return buf, &federation.RetryError{
+					Err:   fmt.Errorf("web: inbox: %w: bodies being read fill the budget of %d bytes", federation.ErrBusy, s.cfg.InboxBodyBudget),
+					After: inboxBusyRetryAfter,
+				}
+			}
+			buf = append(buf[:cap(buf)], make([]byte, grow)...)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				return buf, fmt.Errorf("web: inbox: body over %d bytes: %w", limit, federation.ErrTooLarge)
+			}
+			return buf, fmt.Errorf("web: inbox: read body: %w: %v", federation.ErrBadRequest, err)
+		}
 	}
 }
 

@@ -2,7 +2,9 @@ package web
 
 import (
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -30,6 +32,12 @@ func errorStatus(err error) (int, string) {
 		return http.StatusNotFound, "not found"
 	case errors.Is(err, federation.ErrGone):
 		return http.StatusGone, "gone"
+	case errors.Is(err, federation.ErrUnsupportedMediaType):
+		return http.StatusUnsupportedMediaType, "unsupported media type"
+	case errors.Is(err, federation.ErrRateLimited):
+		return http.StatusTooManyRequests, "too many requests from your server: retry later"
+	case errors.Is(err, federation.ErrBusy):
+		return http.StatusServiceUnavailable, "busy: retry later"
 	default:
 		return http.StatusInternalServerError, "internal error"
 	}
@@ -45,6 +53,10 @@ type errorBody struct {
 // once, where the request ends.
 func (s *server) jsonError(c *gin.Context, err error) {
 	status, msg := errorStatus(err)
+	var retry *federation.RetryError
+	if errors.As(err, &retry) {
+		c.Header("Retry-After", strconv.Itoa(max(1, int(math.Ceil(retry.After.Seconds())))))
+	}
 	s.jsonStatus(c, status, msg, err)
 }
 

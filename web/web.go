@@ -16,6 +16,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -30,16 +31,16 @@ import (
 const (
 	// DefaultPageSize is how many articles a listing page shows.
 	DefaultPageSize = 10
-	// DefaultInboxConcurrency bounds the inbox POSTs handled at once. Each
-	// holds its body and, for a sender not seen before, a fetch of its
-	// key: 1,000 Follows at once held 300 MiB of RSS without a bound.
-	// Verifying is CPU work, so more at once would not go faster.
-	DefaultInboxConcurrency = 256
-	// DefaultInboxWait is how long an inbox POST waits for a slot before
-	// it is answered 503 with Retry-After (every server retries those).
-	DefaultInboxWait = 5 * time.Second
-	// inboxRetryAfter is the Retry-After of that 503, in seconds.
-	inboxRetryAfter = "30"
+	// DefaultInboxBodyBudget bounds the memory of inbox bodies being read
+	// at once: 1,000 Follows at once held 300 MiB of RSS without a bound.
+	// A request that finds it full is answered 503 with Retry-After
+	// (every server retries those).
+	DefaultInboxBodyBudget = 64 << 20
+	// DefaultInboxReadTimeout is how long a sender has to send its whole
+	// body once its headers passed: real ones take milliseconds.
+	DefaultInboxReadTimeout = 10 * time.Second
+	// inboxBusyRetryAfter is the Retry-After of that 503.
+	inboxBusyRetryAfter = 30 * time.Second
 	// DefaultInboxMaxBody caps an inbox POST body. Mastodon's own limit is
 	// about 1 MiB; real activities are a few KiB.
 	DefaultInboxMaxBody = 1 << 20
@@ -85,10 +86,11 @@ type Config struct {
 	PageSize int
 	// InboxMaxBody caps inbox POST bodies (default 1 MiB); larger → 413.
 	InboxMaxBody int64
-	// InboxConcurrency and InboxWait bound the inbox POSTs handled at
-	// once (DefaultInboxConcurrency, DefaultInboxWait).
-	InboxConcurrency int
-	InboxWait        time.Duration
+	// InboxBodyBudget bounds the bytes of inbox bodies being read at once
+	// (DefaultInboxBodyBudget); InboxReadTimeout is the time a sender has
+	// for its body (DefaultInboxReadTimeout).
+	InboxBodyBudget  int64
+	InboxReadTimeout time.Duration
 	// AvatarPath is an image file served at /avatar; empty serves the
 	// embedded placeholder SVG.
 	AvatarPath string
@@ -201,8 +203,8 @@ type server struct {
 	postsDir string
 	pages    map[string]*template.Template
 	cssURL   string // /static/style.css?v=<hash>, so browsers refetch on change
-	// inboxSlots holds one token per inbox POST being handled.
-	inboxSlots chan struct{}
+	// inboxBytes is what the inbox bodies being read hold now.
+	inboxBytes *atomic.Int64
 }
 
 // New builds the HTTP handler: a gin.Engine made with gin.New() (gin mode is
@@ -234,11 +236,11 @@ func newServer(cfg Config, deps Deps) *server {
 	if cfg.InboxMaxBody <= 0 {
 		cfg.InboxMaxBody = DefaultInboxMaxBody
 	}
-	if cfg.InboxConcurrency <= 0 {
-		cfg.InboxConcurrency = DefaultInboxConcurrency
+	if cfg.InboxBodyBudget <= 0 {
+		cfg.InboxBodyBudget = DefaultInboxBodyBudget
 	}
-	if cfg.InboxWait <= 0 {
-		cfg.InboxWait = DefaultInboxWait
+	if cfg.InboxReadTimeout <= 0 {
+		cfg.InboxReadTimeout = DefaultInboxReadTimeout
 	}
 	if cfg.SiteLanguage == "" {
 		cfg.SiteLanguage = "en"
@@ -283,7 +285,7 @@ func newServer(cfg Config, deps Deps) *server {
 		postsDir: deps.PostsDir,
 		cssURL:   "/static/style.css?v=" + hex.EncodeToString(sum[:6]),
 
-		inboxSlots: make(chan struct{}, cfg.InboxConcurrency),
+		inboxBytes: new(atomic.Int64),
 	}
 	s.pages = parsePages()
 	return s

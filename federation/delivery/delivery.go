@@ -67,6 +67,10 @@ const (
 	// without a limit every signer would stay in the data file for good.
 	// One who comes back costs one fetch.
 	keepStrangerKeys = 30 * 24 * time.Hour
+	// keepFollowEnds is how long the inbox remembers when a follow ended
+	// (storage.Store.EndFollow): longer than any signed Date window (65
+	// minutes back, 60 ahead), after which no older Follow can pass.
+	keepFollowEnds = 3 * time.Hour
 	// startPerCPU is how many requests per CPU a burst of deliveries
 	// starts with, from idle; it may run all Workers after startRamp,
 	// growing every startStep. Started all at once, the 2,000 goroutines
@@ -344,7 +348,8 @@ func (d *Deliverer) Run(ctx context.Context) error {
 
 // prune drops what the store no longer needs: failed jobs older than
 // KeepFailed, answers to Follows that nothing will send again after
-// keepAnswers, and strangers' keys after keepStrangerKeys. A failure is
+// keepAnswers, strangers' keys after keepStrangerKeys, and the inbox's
+// records of ended follows after keepFollowEnds. A failure is
 // logged: it only delays the cleanup. The Deliverer's loop is crieur's one
 // long-running timer, so it trims the inbox's key cache as well.
 func (d *Deliverer) prune() {
@@ -357,6 +362,7 @@ func (d *Deliverer) prune() {
 		{"failed deliveries", d.opts.KeepFailed, d.store.PruneFailed},
 		{"answers to follows", keepAnswers, d.store.PruneAnswers},
 		{"keys of non-followers", keepStrangerKeys, d.store.PruneRemoteKeys},
+		{"ends of follows", keepFollowEnds, d.store.PruneFollowEnds},
 	} {
 		n, err := p.prune(now.Add(-p.keep))
 		switch {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/crieur/crieur/federation"
 	"github.com/crieur/crieur/federation/signature"
@@ -22,11 +23,52 @@ import (
 // too). web enforces it while reading; Inbox checks again.
 const InboxMaxBody = 1 << 20
 
-// Inbox handles one POST to the actor's or the shared inbox. The order is
-// fixed: size, media type, JSON, signature (Verify), key owner == actor,
-// and only then a state change. It returns nil for activities it ignores
-// (web answers 202: a correctly signed request is never refused, see
-// INTEROP #16), and errors wrapping the sentinels otherwise.
+// Precheck makes the checks that need neither the body nor a key, before
+// web reads the body: the media type, the declared size, a signature whose
+// shape, parameters, signed headers and time window are acceptable, and the
+// rate of the keyId's host. An unsigned or malformed request is refused
+// without a byte of its body read.
+func (s *Inbox) Precheck(r *http.Request) error {
+	if r.ContentLength > InboxMaxBody {
+		return fmt.Errorf("%w: inbox: declared body of %d bytes, limit %d", federation.ErrTooLarge, r.ContentLength, InboxMaxBody)
+	}
+	if !inboxMediaType(r.Header.Get("Content-Type")) {
+		return fmt.Errorf("%w: inbox content type %q", federation.ErrUnsupportedMediaType, r.Header.Get("Content-Type"))
+	}
+	keyID, err := s.checkHeaders(r)
+	if err != nil {
+		return err
+	}
+	return s.unverified.allow(urlHost(keyID), s.now())
+}
+
+// checkHeaders is the signature part of Precheck; it returns the keyId the
+// signature names.
+func (s *Inbox) checkHeaders(r *http.Request) (string, error) {
+	if signature.HasRFC9421(r) {
+		keyID, err := signature.PrecheckRFC9421(r, signature.Options{Now: s.now, BaseURL: s.cfg.BaseURL})
+		if err != nil {
+			return "", fmt.Errorf("%w: RFC 9421 signature: %v", federation.ErrUnauthorized, err)
+		}
+		return keyID, nil
+	}
+	p, err := signature.CheckHeaders(r, s.now())
+	if err != nil {
+		return "", err
+	}
+	return p.KeyID, nil
+}
+
+// Receive handles one POST to the actor's or the shared inbox whose body
+// was read. The order is fixed, cheapest first, and nothing changes before
+// the last step: size and media type; the signature's key-free checks,
+// Digest over the raw bytes included; the key (cache, else one shared
+// fetch) and the signature (Verify); a signature seen before is a replay;
+// the signer's host's rate; a slot; only then the body is decoded, under
+// bounds of depth and size; the key's owner must be the activity's actor;
+// then the state change. It returns nil for activities it ignores (web
+// answers 202: a correctly signed request is never refused, see INTEROP
+// #16), and errors wrapping the sentinels otherwise.
 //
 // One exception to "owner == actor": a Delete whose actor is its object (an
 // account deletion) arrives when the account, and so its key, is already
@@ -41,9 +83,35 @@ func (s *Inbox) Receive(ctx context.Context, r *http.Request, body []byte) error
 		return fmt.Errorf("%w: inbox body of %d bytes, limit %d", federation.ErrTooLarge, len(body), InboxMaxBody)
 	}
 	if !inboxMediaType(r.Header.Get("Content-Type")) {
-		return fmt.Errorf("%w: inbox content type %q", federation.ErrBadRequest, r.Header.Get("Content-Type"))
+		return fmt.Errorf("%w: inbox content type %q", federation.ErrUnsupportedMediaType, r.Header.Get("Content-Type"))
 	}
-	doc, err := decodeJSONObject(body)
+
+	v, err := s.Verify(r.WithContext(ctx), body)
+	if err != nil {
+		if errors.Is(err, errKeyGone) {
+			if doc, derr := decodeActivity(body); derr == nil {
+				actorID := jsonID(doc["actor"])
+				if jsonString(doc["type"]) == "Delete" && actorID != "" && jsonID(doc["object"]) == actorID {
+					return s.inboxDeleteGoneActor(ctx, r, actorID, err)
+				}
+			}
+		}
+		s.log.Info("inbox: refused", "err", err)
+		return err
+	}
+	if !s.seen.add(v.signature, v.SignedAt.Add(signature.MaxAge), s.now()) {
+		return fmt.Errorf("%w: inbox: signature by %s already used (a replay)", federation.ErrUnauthorized, v.KeyID)
+	}
+	if err := s.verified.allow(urlHost(v.Owner), s.now()); err != nil {
+		return err
+	}
+	release, err := s.takeSlot(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+
+	doc, err := decodeActivity(body)
 	if err != nil {
 		return fmt.Errorf("%w: inbox: %v", federation.ErrBadRequest, err)
 	}
@@ -52,39 +120,61 @@ func (s *Inbox) Receive(ctx context.Context, r *http.Request, body []byte) error
 	if typ == "" || actorID == "" {
 		return fmt.Errorf("%w: inbox: activity without type or actor", federation.ErrBadRequest)
 	}
-
-	v, err := s.Verify(r.WithContext(ctx), body)
-	if err != nil {
-		if typ == "Delete" && jsonID(doc["object"]) == actorID && errors.Is(err, errKeyGone) {
-			return s.inboxDeleteGoneActor(ctx, r, actorID, err)
-		}
-		s.log.Info("inbox: inbox refused", "type", typ, "actor", actorID, "err", err)
-		return err
-	}
 	if v.Owner != actorID {
 		return fmt.Errorf("%w: inbox: %s signed by %s, not by its actor %s", federation.ErrForbidden, typ, v.Owner, actorID)
 	}
-	s.log.Debug("inbox: inbox received", "type", typ, "actor", actorID, "key_id", v.KeyID)
+	s.log.Debug("inbox: received", "type", typ, "actor", actorID, "key_id", v.KeyID)
 
 	switch typ {
 	case "Follow":
 		return s.inboxFollow(ctx, v, doc, actorID)
 	case "Undo":
-		return s.inboxUndo(doc, actorID)
+		return s.inboxUndo(v, doc, actorID)
 	case "Delete":
 		if jsonID(doc["object"]) != actorID {
-			s.log.Debug("inbox: inbox ignored Delete of an object", "actor", actorID)
+			s.log.Debug("inbox: ignored Delete of an object", "actor", actorID)
 			return nil
 		}
-		return s.inboxDropActor(actorID, v.KeyID, "Delete")
+		return s.inboxDropActor(actorID, v.KeyID, v.SignedAt, "Delete")
 	case "Block":
 		if jsonID(doc["object"]) != s.cfg.ActorID() {
 			return nil
 		}
-		return s.inboxDropActor(actorID, "", "Block")
+		return s.inboxDropActor(actorID, "", v.SignedAt, "Block")
 	default:
-		s.log.Debug("inbox: inbox ignored activity", "type", typ, "actor", actorID)
+		s.log.Debug("inbox: ignored activity", "type", typ, "actor", actorID)
 		return nil
+	}
+}
+
+// decodeActivity decodes a body whose shape is within bounds.
+func decodeActivity(body []byte) (map[string]any, error) {
+	if err := checkJSONShape(body); err != nil {
+		return nil, err
+	}
+	return decodeJSONObject(body)
+}
+
+// takeSlot waits up to the Inbox's Wait for a slot; the error wraps
+// federation.ErrBusy in a RetryError.
+func (s *Inbox) takeSlot(ctx context.Context) (release func(), err error) {
+	release = func() { <-s.slots }
+	select {
+	case s.slots <- struct{}{}:
+		return release, nil
+	default:
+	}
+	t := time.NewTimer(s.wait)
+	defer t.Stop()
+	select {
+	case s.slots <- struct{}{}:
+		return release, nil
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return nil, &federation.RetryError{
+		Err:   fmt.Errorf("%w: inbox: no slot within %s", federation.ErrBusy, s.wait),
+		After: busyRetryAfter,
 	}
 }
 
@@ -120,9 +210,22 @@ func (s *Inbox) inboxFollow(ctx context.Context, v *Verified, doc map[string]any
 		s.log.Info("inbox: inbox ignored Follow without id", "actor", actorID)
 		return nil
 	}
+	ended, err := s.store.FollowEndedAt(actorID)
+	if err != nil {
+		return fmt.Errorf("inbox: follow: %w", err)
+	}
+	if v.SignedAt.Before(ended) {
+		// Signed before the Undo, Delete or Block that ended the follow:
+		// a replay, or a late retry overtaken by the end.
+		s.log.Info("inbox: ignored Follow older than the end of the follow", "actor", actorID, "signed", v.SignedAt, "ended", ended)
+		return nil
+	}
 	info, err := s.lookupActorInfo(ctx, v, actorID)
 	if err != nil {
 		return fmt.Errorf("inbox: inbox follow: %w", err)
+	}
+	if err := sameHostInboxes(actorID, info); err != nil {
+		return err
 	}
 	f := storage.Follower{
 		ActorID:     actorID,
@@ -133,10 +236,15 @@ func (s *Inbox) inboxFollow(ctx context.Context, v *Verified, doc map[string]any
 		Host:        urlHost(actorID),
 		Status:      storage.FollowerAccepted,
 		CreatedAt:   s.now(),
+		SignedAt:    v.SignedAt,
 	}
 	old, err := s.store.Follower(actorID)
 	switch {
 	case err == nil:
+		if old.SignedAt.After(v.SignedAt) {
+			s.log.Info("inbox: ignored Follow older than the one stored", "actor", actorID, "signed", v.SignedAt)
+			return nil
+		}
 		f.CreatedAt = old.CreatedAt
 		if s.cfg.ManuallyApprovesFollowers && old.Status != storage.FollowerAccepted {
 			f.Status = storage.FollowerPending
@@ -170,7 +278,7 @@ func (s *Inbox) inboxFollow(ctx context.Context, v *Verified, doc map[string]any
 // inboxUndo handles Undo{Follow}: the Follow embedded (its actor must be
 // the Undo's actor) or by id (it must be the Follow we stored). Other Undos
 // are ignored: an Undo{Like} by id must not unfollow.
-func (s *Inbox) inboxUndo(doc map[string]any, actorID string) error {
+func (s *Inbox) inboxUndo(v *Verified, doc map[string]any, actorID string) error {
 	switch o := doc["object"].(type) {
 	case map[string]any:
 		if jsonString(o["type"]) != "Follow" {
@@ -196,13 +304,22 @@ func (s *Inbox) inboxUndo(doc map[string]any, actorID string) error {
 	default:
 		return nil
 	}
-	return s.inboxDropActor(actorID, "", "Undo")
+	return s.inboxDropActor(actorID, "", v.SignedAt, "Undo")
 }
 
 // inboxDropActor removes a follower (and, for a deleted account, its
-// cached key).
-func (s *Inbox) inboxDropActor(actorID, keyID, why string) error {
-	removed, err := s.store.DeleteFollower(actorID)
+// cached key) because of an activity the actor signed at signedAt (zero:
+// unconditionally). An activity signed before the Follow that made the
+// follower is older news and changes nothing; the end is remembered so that
+// an older Follow cannot come back (storage.Store.EndFollow).
+func (s *Inbox) inboxDropActor(actorID, keyID string, signedAt time.Time, why string) error {
+	if f, err := s.store.Follower(actorID); err == nil && !signedAt.IsZero() && f.SignedAt.After(signedAt) {
+		s.log.Info("inbox: ignored "+why+" older than the Follow", "actor", actorID, "signed", signedAt, "followed", f.SignedAt)
+		return nil
+	} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("inbox: %s: %w", strings.ToLower(why), err)
+	}
+	removed, err := s.store.EndFollow(actorID, signedAt)
 	if err != nil {
 		return fmt.Errorf("inbox: inbox %s: %w", strings.ToLower(why), err)
 	}
@@ -237,7 +354,8 @@ func (s *Inbox) inboxDeleteGoneActor(ctx context.Context, r *http.Request, actor
 		s.log.Info("inbox: inbox refused unverifiable Delete of a live actor", "actor", actorID, "err", verr)
 		return verr
 	}
-	return s.inboxDropActor(actorID, p.KeyID, "Delete (account gone)")
+	// No signed time: the account is gone, nothing it signed can follow.
+	return s.inboxDropActor(actorID, p.KeyID, time.Time{}, "Delete (account gone)")
 }
 
 // followReply builds an Accept or Reject of the follower's Follow, with the
@@ -313,4 +431,17 @@ func urlHost(raw string) string {
 		return ""
 	}
 	return u.Host
+}
+
+// sameHostInboxes refuses a follower whose inbox or shared inbox is not on
+// its actor's host: crieur would otherwise send the Accept and every
+// article to a third party's server on a forger's word (amplification).
+func sameHostInboxes(actorID string, info actorInfo) error {
+	host := urlHost(actorID)
+	for _, in := range []string{info.Inbox, info.SharedInbox} {
+		if in != "" && !strings.EqualFold(urlHost(in), host) {
+			return fmt.Errorf("%w: inbox: %s names an inbox on another host (%s)", federation.ErrForbidden, actorID, in)
+		}
+	}
+	return nil
 }

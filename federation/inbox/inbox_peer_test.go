@@ -5,6 +5,7 @@ package inbox
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
@@ -59,6 +60,10 @@ type protoPeer struct {
 	keyStatus   int // non-zero: the key URL answers this
 	actorStatus int // non-zero: the actor URL answers this
 	requests    []peerRequest
+	signers     int // signers made with the default clock so far
+	// inboxURL, when set, is the inbox the actor document names instead
+	// of its own.
+	inboxURL string
 }
 
 func newProtoPeer(t *testing.T, name string, style keyStyle, key *rsa.PrivateKey, crieur *rsa.PublicKey) *protoPeer {
@@ -123,7 +128,7 @@ func (p *protoPeer) actorDoc() map[string]any {
 		"id":                p.ActorID(),
 		"type":              "Person",
 		"preferredUsername": p.name,
-		"inbox":             p.Inbox(),
+		"inbox":             cmp.Or(p.inboxURL, p.Inbox()),
 		"outbox":            p.ActorID() + "/outbox",
 		"endpoints":         map[string]any{"sharedInbox": p.SharedInbox()},
 		"publicKey":         p.publicKeyDoc(),
@@ -196,10 +201,18 @@ func (p *protoPeer) serve(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(doc)
 }
 
-// signer returns a signature.Signer for the peer's current key; now may be nil.
+// signer returns a Signer for the peer's current key; now may be nil. With
+// the default clock, each signer signs one second later than the previous
+// one, as a real server's successive requests are: the same document sent
+// twice is then two signatures, not a replay, and activities are ordered.
 func (p *protoPeer) signer(now func() time.Time) *signature.Signer {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if now == nil {
+		p.signers++
+		ahead := time.Duration(p.signers) * time.Second
+		now = func() time.Time { return time.Now().Add(ahead) }
+	}
 	s, err := signature.NewSigner(p.KeyID(), p.key, now)
 	if err != nil {
 		p.t.Fatal(err)
@@ -275,15 +288,19 @@ func newProtoCrieur(t *testing.T, opts protoOptions) *protoCrieur {
 func (c *protoCrieur) ActorID() string  { return c.svc.cfg.ActorID() }
 func (c *protoCrieur) InboxURL() string { return c.ActorID() + "/inbox" }
 
-// serve reads the body (one byte past the limit, so Inbox sees oversize
-// bodies) and maps the sentinels the way web does.
+// serve runs Precheck, reads the body (one byte past the limit, so Inbox
+// sees oversize bodies) and maps the sentinels the way web does.
 func (c *protoCrieur) serve(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, InboxMaxBody+1))
-	if err != nil {
-		w.WriteHeader(http.StatusBadRequest)
-		return
+	err := c.svc.Precheck(r)
+	if err == nil {
+		var body []byte
+		body, err = io.ReadAll(io.LimitReader(r.Body, InboxMaxBody+1))
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		err = c.svc.Receive(r.Context(), r, body)
 	}
-	err = c.svc.Receive(r.Context(), r, body)
 	c.mu.Lock()
 	c.lastErr = err
 	c.mu.Unlock()
@@ -302,6 +319,12 @@ func statusOf(err error) int {
 		return http.StatusUnauthorized
 	case errors.Is(err, federation.ErrForbidden):
 		return http.StatusForbidden
+	case errors.Is(err, federation.ErrUnsupportedMediaType):
+		return http.StatusUnsupportedMediaType
+	case errors.Is(err, federation.ErrRateLimited):
+		return http.StatusTooManyRequests
+	case errors.Is(err, federation.ErrBusy):
+		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
 	}

@@ -107,7 +107,10 @@ func TestInboxFollowAcceptUndo(t *testing.T) {
 				FollowID: jsonString(follow["id"]), Handle: "alice@127.0.0.1",
 				Host: strings.TrimPrefix(p.srv.URL, "http://"), Status: storage.FollowerAccepted,
 			}
-			f.CreatedAt = time.Time{}
+			if f.SignedAt.IsZero() {
+				t.Error("follower stored without the Follow's signed time")
+			}
+			f.CreatedAt, f.SignedAt = time.Time{}, time.Time{}
 			if f != want {
 				t.Errorf("follower\n got %+v\nwant %+v", f, want)
 			}
@@ -475,12 +478,8 @@ func TestInboxRefusals(t *testing.T) {
 		{"Date two hours old", alice.signer(old), follow, nil, "", federation.ErrUnauthorized, 401},
 		{"Date two hours ahead", alice.signer(future), follow, nil, "", federation.ErrUnauthorized, 401},
 		{"body over the limit", alice.signer(nil), big, nil, "", federation.ErrTooLarge, 413},
-		{"malformed JSON", alice.signer(nil), []byte(`{"type":"Follow",`), nil, "", federation.ErrBadRequest, 400},
-		{"trailing data", alice.signer(nil), append(append([]byte{}, follow...), []byte(` {}`)...), nil, "", federation.ErrBadRequest, 400},
-		{"JSON array", alice.signer(nil), []byte(`[` + string(follow) + `]`), nil, "", federation.ErrBadRequest, 400},
-		{"no actor", alice.signer(nil), []byte(`{"type":"Follow","object":"x"}`), nil, "", federation.ErrBadRequest, 400},
-		{"wrong content type", alice.signer(nil), follow, nil, "text/plain", federation.ErrBadRequest, 400},
-		{"form content type", alice.signer(nil), follow, nil, "application/x-www-form-urlencoded", federation.ErrBadRequest, 400},
+		{"wrong content type", alice.signer(nil), follow, nil, "text/plain", federation.ErrUnsupportedMediaType, 415},
+		{"form content type", alice.signer(nil), follow, nil, "application/x-www-form-urlencoded", federation.ErrUnsupportedMediaType, 415},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -499,6 +498,31 @@ func TestInboxRefusals(t *testing.T) {
 	}
 	if n := alice.count(http.MethodGet, "/users/alice"); n != 0 {
 		t.Errorf("alice's key fetched %d times: a refused request reached key resolution", n)
+	}
+
+	// Bodies that are not one activity are decoded only once the
+	// signature holds (the cheap checks come first), and are refused then.
+	for _, tc := range []struct {
+		name string
+		body []byte
+	}{
+		{"malformed JSON", []byte(`{"type":"Follow",`)},
+		{"trailing data", append(append([]byte{}, follow...), []byte(` {}`)...)},
+		{"JSON array", []byte(`[` + string(follow) + `]`)},
+		{"no actor", []byte(`{"type":"Follow","object":"x"}`)},
+		{"nested too deep", []byte(strings.Repeat(`{"a":`, 40) + `1` + strings.Repeat(`}`, 40))},
+		{"too many values", []byte(`{"type":"Follow","actor":"x","a":[` + strings.Repeat(`1,`, 30_000) + `1]}`)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := c.snapshot()
+			status, err := c.post(alice.signer(nil), tc.body, nil, "")
+			if !errors.Is(err, federation.ErrBadRequest) || status != http.StatusBadRequest {
+				t.Errorf("status %d, err %v; want 400", status, err)
+			}
+			if after := c.snapshot(); !reflect.DeepEqual(before, after) {
+				t.Errorf("state changed:\n%+v\n%+v", before, after)
+			}
+		})
 	}
 }
 
@@ -596,10 +620,87 @@ func FuzzInbox(f *testing.F) {
 			t.Fatal(err)
 		}
 		err := svc.Receive(req.Context(), req, []byte(body))
-		if err != nil && !errors.Is(err, federation.ErrBadRequest) && !errors.Is(err, federation.ErrUnauthorized) &&
-			!errors.Is(err, federation.ErrForbidden) && !errors.Is(err, federation.ErrTooLarge) {
-			t.Fatalf("error without sentinel: %v", err)
+		checkSentinel(t, err)
+		all, _ := st.Followers(storage.FollowerAccepted)
+		for _, fl := range all {
+			if fl.ActorID != peer {
+				t.Fatalf("follower %s stored from a request signed by %s", fl.ActorID, peer)
+			}
 		}
+	})
+}
+
+// checkSentinel fails the test for an inbox error that wraps none of the
+// sentinels web maps to a status: it would be answered 500.
+func checkSentinel(t *testing.T, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	for _, s := range []error{federation.ErrBadRequest, federation.ErrUnauthorized, federation.ErrForbidden,
+		federation.ErrTooLarge, federation.ErrUnsupportedMediaType, federation.ErrRateLimited, federation.ErrBusy} {
+		if errors.Is(err, s) {
+			return
+		}
+	}
+	t.Fatalf("error without sentinel: %v", err)
+}
+
+// FuzzInboxRequest fuzzes the whole request, headers and body together, as
+// web hands it over: Precheck, then Receive. Each header the fuzzer gives
+// replaces the one a real signature made (sign) or stands alone. Nothing
+// may panic, every refusal wraps a sentinel, and no follower is stored but
+// the one peer whose key is known.
+func FuzzInboxRequest(f *testing.F) {
+	const peer = "https://192.0.2.10/users/alice"
+	follow := `{"@context":"https://www.w3.org/ns/activitystreams","id":"` + peer + `#follows/1","type":"Follow","actor":"` + peer + `","object":"https://crieur.example/@reports"}`
+	f.Add(follow, "application/activity+json", "", "", "", "", true)
+	f.Add(follow, "application/activity+json", "", "", "", "", false)
+	f.Add(follow, "application/ld+json", `keyId="`+peer+`#main-key",algorithm="rsa-sha256",headers="(request-target) host date digest",signature="AAAA"`, "", "", "", false)
+	f.Add(follow, "application/activity+json", "wp=:AAAA:", `wp=("@method" "@target-uri" "content-digest");created=1;keyid="`+peer+`#main-key"`, "", "", false)
+	f.Add(`[`+follow+`]`, "application/json", "", "", "", "SHA-256=AAAA", true)
+	f.Add(strings.Repeat(`{"a":`, 40)+`1`+strings.Repeat(`}`, 40), "application/activity+json", "", "", "", "", true)
+
+	st, err := storage.Open(f.TempDir()+"/fuzz.db", storage.Options{Timeout: time.Second})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer st.Close()
+	key := testkit.Key(f, 1)
+	pemText, _ := signature.PublicKeyPEM(&key.PublicKey)
+	keyID := peer + "#main-key"
+	if err := st.PutRemoteKey(storage.RemoteKey{KeyID: keyID, Owner: peer, PublicKeyPEM: pemText,
+		Inbox: peer + "/inbox", Handle: "alice@192.0.2.10"}); err != nil {
+		f.Fatal(err)
+	}
+	// No address is allowed: a fetch the fuzzer provokes is refused.
+	svc := newInbox(f, st, transport.NewClient(transport.ClientConfig{Timeout: time.Second}), nil)
+	svc.unverified, svc.verified = newHostLimiter(1e9, 1<<30), newHostLimiter(1e9, 1<<30)
+	signer, _ := signature.NewSigner(keyID, key, nil)
+	f.Fuzz(func(t *testing.T, body, ct, sig, sigInput, date, digest string, sign bool) {
+		if len(body) > 8192 {
+			return
+		}
+		req, err := http.NewRequest(http.MethodPost, "https://crieur.example/inbox", strings.NewReader(body))
+		if err != nil {
+			return
+		}
+		req.Header.Set("Content-Type", ct)
+		if sign {
+			if err := signer.SignRequest(req, []byte(body)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for name, v := range map[string]string{"Signature": sig, "Signature-Input": sigInput, "Date": date, "Digest": digest} {
+			if v != "" {
+				req.Header.Set(name, v)
+			}
+		}
+		err = svc.Precheck(req)
+		if err == nil {
+			err = svc.Receive(req.Context(), req, []byte(body))
+		}
+		checkSentinel(t, err)
 		all, _ := st.Followers(storage.FollowerAccepted)
 		for _, fl := range all {
 			if fl.ActorID != peer {

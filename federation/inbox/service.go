@@ -29,6 +29,13 @@ type Deps struct {
 	// delivery (an Accept, a Reject), so the Deliverer sends it now rather
 	// than at its next wake-up. Optional.
 	Queued func()
+	// Concurrency and Wait bound the requests verified and handled at
+	// once (DefaultConcurrency, DefaultWait); HostRate and HostBurst
+	// bound one remote host (DefaultHostRate, DefaultHostBurst).
+	Concurrency int
+	Wait        time.Duration
+	HostRate    float64
+	HostBurst   int
 }
 
 // Inbox handles POSTs to the actor's and the shared inbox.
@@ -41,6 +48,13 @@ type Inbox struct {
 	log    *slog.Logger
 	now    func() time.Time
 	queued func()
+
+	// unverified is charged by the keyId's host before any key is
+	// fetched; verified by the signer's host once the signature holds.
+	unverified, verified *hostLimiter
+	seen                 *seenSignatures
+	slots                chan struct{}
+	wait                 time.Duration
 }
 
 // New builds the Inbox; Docs, Store, Signer and Client are required.
@@ -67,5 +81,21 @@ func New(deps Deps) (*Inbox, error) {
 	if s.queued == nil {
 		s.queued = func() {}
 	}
+	if deps.Concurrency <= 0 {
+		deps.Concurrency = DefaultConcurrency
+	}
+	if s.wait = deps.Wait; s.wait <= 0 {
+		s.wait = DefaultWait
+	}
+	if deps.HostRate <= 0 {
+		deps.HostRate = DefaultHostRate
+	}
+	if deps.HostBurst <= 0 {
+		deps.HostBurst = DefaultHostBurst
+	}
+	s.unverified = newHostLimiter(deps.HostRate, deps.HostBurst)
+	s.verified = newHostLimiter(deps.HostRate, deps.HostBurst)
+	s.seen = newSeenSignatures()
+	s.slots = make(chan struct{}, deps.Concurrency)
 	return s, nil
 }

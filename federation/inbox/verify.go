@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/crieur/crieur/federation"
 	"github.com/crieur/crieur/federation/signature"
@@ -16,7 +17,11 @@ import (
 type Verified struct {
 	KeyID string
 	Owner string // actor id that owns the key
-	key   storage.RemoteKey
+	// SignedAt is the signed time: the Date of a draft-cavage signature,
+	// created of an RFC 9421 one.
+	SignedAt  time.Time
+	key       storage.RemoteKey
+	signature []byte // the signature itself, for replay detection
 }
 
 // Verify checks the HTTP signature of an incoming request before anything
@@ -51,7 +56,7 @@ func (s *Inbox) Verify(r *http.Request, body []byte) (*Verified, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: signature by %s does not verify: %v", federation.ErrUnauthorized, p.KeyID, err)
 	}
-	return &Verified{KeyID: p.KeyID, Owner: rk.rec.Owner, key: rk.rec}, nil
+	return &Verified{KeyID: p.KeyID, Owner: rk.rec.Owner, SignedAt: p.Signed, key: rk.rec, signature: []byte(p.Signature)}, nil
 }
 
 // verifyRFC9421 checks an RFC 9421 signature (Signature-Input present, as
@@ -90,5 +95,5 @@ func (s *Inbox) verifyRFC9421(r *http.Request, body []byte) (*Verified, error) {
 		}
 		return nil, fmt.Errorf("%w: RFC 9421 signature: %v", federation.ErrUnauthorized, err)
 	}
-	return &Verified{KeyID: res.KeyID, Owner: rk.rec.Owner, key: rk.rec}, nil
+	return &Verified{KeyID: res.KeyID, Owner: rk.rec.Owner, SignedAt: res.Created, key: rk.rec, signature: res.Signature}, nil
 }

@@ -195,10 +195,22 @@ func VerifyRFC9421(r *http.Request, body []byte, opts Options) (*Result, error) 
 // verify is VerifyRFC9421 with the algorithm assumed when alg is absent
 // (tests use rsa-pss-sha512 for the RFC's examples, whose verifier "knows"
 // the key is a PSS key).
-func verify(r *http.Request, body []byte, opts Options, defaultAlg string) (*Result, error) {
-	if opts.Key == nil {
-		return nil, fmt.Errorf("%w: no key lookup configured", ErrKey)
+// PrecheckRFC9421 makes every check of an RFC 9421 signature that needs
+// neither the body nor a key (headers parse, one usable signature, its
+// parameters, time window, algorithm and coverage) and returns the keyid
+// that VerifyRFC9421 would look up. The inbox runs it before reading a
+// body; Options.Key is not used.
+func PrecheckRFC9421(r *http.Request, opts Options) (keyID string, err error) {
+	e, _, err := choose(r, opts, AlgRSAv15SHA256, int(max(r.ContentLength, 0)))
+	if err != nil {
+		return "", err
 	}
+	return e.keyID, nil
+}
+
+// choose parses the signature headers and picks the one signature that is
+// verified: Options.Label, else the first one whose checks pass.
+func choose(r *http.Request, opts Options, defaultAlg string, bodyLen int) (*entry, *message, error) {
 	now := time.Now
 	if opts.Now != nil {
 		now = opts.Now
@@ -212,15 +224,14 @@ func verify(r *http.Request, body []byte, opts Options, defaultAlg string) (*Res
 	}
 	msg, err := newMessage(r, opts.BaseURL)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	entries, err := parseSignatures(r.Header)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	t := now()
-	var chosen *entry
 	var firstErr error
 	for i := range entries {
 		e := &entries[i]
@@ -229,26 +240,32 @@ func verify(r *http.Request, body []byte, opts Options, defaultAlg string) (*Res
 		}
 		err := e.err
 		if err == nil {
-			err = e.check(t, maxAge, maxFuture, defaultAlg, msg, len(body))
+			err = e.check(t, maxAge, maxFuture, defaultAlg, msg, bodyLen)
 		}
 		if err == nil {
-			chosen = e
-			break
+			return e, msg, nil
 		}
 		if firstErr == nil {
 			firstErr = fmt.Errorf("signature %q: %w", e.label, err)
 		}
 	}
-	if chosen == nil {
-		if firstErr != nil {
-			return nil, firstErr
-		}
-		if opts.Label != "" {
-			return nil, fmt.Errorf("%w: no signature labelled %q", ErrNoSignature, opts.Label)
-		}
-		return nil, fmt.Errorf("%w: empty Signature-Input", ErrNoSignature)
+	if firstErr != nil {
+		return nil, nil, firstErr
 	}
-	e := chosen
+	if opts.Label != "" {
+		return nil, nil, fmt.Errorf("%w: no signature labelled %q", ErrNoSignature, opts.Label)
+	}
+	return nil, nil, fmt.Errorf("%w: empty Signature-Input", ErrNoSignature)
+}
+
+func verify(r *http.Request, body []byte, opts Options, defaultAlg string) (*Result, error) {
+	if opts.Key == nil {
+		return nil, fmt.Errorf("%w: no key lookup configured", ErrKey)
+	}
+	e, msg, err := choose(r, opts, defaultAlg, len(body))
+	if err != nil {
+		return nil, err
+	}
 
 	if e.covers("content-digest") {
 		if err := checkContentDigest(r.Header.Values("Content-Digest"), body); err != nil {

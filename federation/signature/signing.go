@@ -171,7 +171,8 @@ const (
 // Params is a parsed draft-cavage Signature header.
 type Params struct {
 	KeyID     string
-	Algorithm string // lower case; "hs2019" when absent
+	Signed    time.Time // the signed Date (set by CheckHeaders)
+	Algorithm string    // lower case; "hs2019" when absent
 	Headers   []string
 	Signature string
 }
@@ -236,15 +237,14 @@ func ParseHeader(v string) (Params, error) {
 	return p, nil
 }
 
-// CheckRequest makes every check of an incoming draft-cavage signature that
-// needs no key, cheapest first: one Signature header, its parameters and
-// algorithm (rsa-sha256 or hs2019), the signed headers ((request-target),
-// host, date, and digest for POST), the Date window, and the Digest against
-// body. It returns the parsed header; the caller then finds the key and
-// calls VerifyCavage. go-fed checks none of Date, Digest or the header
-// list: all three are checked here. Errors wrap federation.ErrUnauthorized,
-// or federation.ErrBadRequest for a POST without Digest.
-func CheckRequest(r *http.Request, body []byte, now time.Time) (Params, error) {
+// CheckHeaders makes every check of an incoming draft-cavage signature that
+// needs neither the body nor a key, cheapest first: one Signature header,
+// its parameters and algorithm (rsa-sha256 or hs2019), the signed headers
+// ((request-target), host, date, and digest for POST) and the Date window.
+// It returns the parsed header with the Date in Signed. The inbox runs it
+// before reading a body. go-fed checks neither Date nor the header list.
+// Errors wrap federation.ErrUnauthorized.
+func CheckHeaders(r *http.Request, now time.Time) (Params, error) {
 	values := r.Header.Values("Signature")
 	if len(values) == 0 {
 		return Params{}, fmt.Errorf("%w: no Signature header", federation.ErrUnauthorized)
@@ -276,7 +276,19 @@ func CheckRequest(r *http.Request, body []byte, now time.Time) (Params, error) {
 	if now.Sub(date) > MaxAge || date.Sub(now) > MaxFuture {
 		return Params{}, fmt.Errorf("%w: Date %s outside the accepted window", federation.ErrUnauthorized, date.UTC().Format(time.RFC3339))
 	}
+	p.Signed = date
+	return p, nil
+}
 
+// CheckRequest is CheckHeaders and then the Digest against body (Digest
+// is signed, so it binds the body to the signature): every check that
+// needs no key. Errors wrap federation.ErrUnauthorized, or
+// federation.ErrBadRequest for a POST without Digest.
+func CheckRequest(r *http.Request, body []byte, now time.Time) (Params, error) {
+	p, err := CheckHeaders(r, now)
+	if err != nil {
+		return Params{}, err
+	}
 	if err := checkDigest(r, body); err != nil {
 		return Params{}, err
 	}
