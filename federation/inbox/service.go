@@ -41,6 +41,7 @@ type Inbox struct {
 	log    *slog.Logger
 	now    func() time.Time
 	queued func()
+	keys   *keyPool // key fetches: one per key id, bounded, throttled
 }
 
 // New builds the Inbox; Docs, Store, Signer and Client are required.
@@ -67,5 +68,6 @@ func New(deps Deps) (*Inbox, error) {
 	if s.queued == nil {
 		s.queued = func() {}
 	}
+	s.keys = newKeyPool(keyPoolConfig{Now: s.now})
 	return s, nil
 }
