@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 )
@@ -27,6 +29,10 @@ const (
 	// hosts: each holds a connection and a goroutine for up to
 	// keyFetchTimeout.
 	keyFetchSlots = 32
+	// keyFetchesPerHost is how many of them one host may hold: a host
+	// that never answers, named by many key ids, then costs itself and
+	// not every other sender.
+	keyFetchesPerHost = 4
 	// keyFetchTimeout bounds one key resolution (the key document and
 	// its owner's), far below the transport's 30 s whole-request limit:
 	// senders wait for our answer meanwhile.
@@ -42,6 +48,7 @@ const (
 // keyPoolConfig sizes a keyPool; zero fields get the defaults.
 type keyPoolConfig struct {
 	Slots        int
+	PerHost      int
 	FetchTimeout time.Duration
 	RefetchEvery time.Duration
 	Remembered   int
@@ -49,8 +56,8 @@ type keyPoolConfig struct {
 }
 
 // keyPool runs the inbox's key fetches: one at a time per key id (every
-// request naming a key being fetched waits for that fetch), at most Slots
-// at once in all, each bounded by FetchTimeout, and a cached key fetched
+// request naming a key being fetched waits for that fetch), at most
+// PerHost at once per host and Slots in all, each bounded by FetchTimeout, and a cached key fetched
 // again at most once per RefetchEvery (a refetch that finds a new key does
 // not count: see rotated). A fetch runs apart from the request that
 // started it, so that request leaving does not fail the others waiting;
@@ -61,12 +68,22 @@ type keyPool struct {
 
 	mu      sync.Mutex
 	flights map[string]*keyFlight
+	// hosts holds the per-host slots of hosts with fetches running or
+	// waiting; a host leaves when its last one is done.
+	hosts map[string]*hostSlots
 	// refetched is when each key was last refetched (tried), for the
 	// throttle; at most cfg.Remembered entries.
 	refetched map[string]time.Time
 	// noPurgeBefore spares a full scan of refetched while no entry can
 	// have expired.
 	noPurgeBefore time.Time
+}
+
+// hostSlots are one host's fetch slots and how many fetches use or await
+// them.
+type hostSlots struct {
+	slots chan struct{}
+	users int
 }
 
 // keyFlight is one fetch of a key, shared by every request that needs it.
@@ -80,6 +97,9 @@ type keyFlight struct {
 func newKeyPool(cfg keyPoolConfig) *keyPool {
 	if cfg.Slots <= 0 {
 		cfg.Slots = keyFetchSlots
+	}
+	if cfg.PerHost <= 0 {
+		cfg.PerHost = keyFetchesPerHost
 	}
 	if cfg.FetchTimeout <= 0 {
 		cfg.FetchTimeout = keyFetchTimeout
@@ -97,6 +117,7 @@ func newKeyPool(cfg keyPoolConfig) *keyPool {
 		cfg:       cfg,
 		slots:     make(chan struct{}, cfg.Slots),
 		flights:   map[string]*keyFlight{},
+		hosts:     map[string]*hostSlots{},
 		refetched: map[string]time.Time{},
 	}
 }
@@ -131,14 +152,15 @@ func (p *keyPool) fetch(ctx context.Context, keyID string, refetch bool, fetch f
 	}()
 
 	if !running {
-		// The slot is taken within the starting request's context: when
-		// every slot stays busy that long, this request (and those that
-		// joined it) fail with ErrBusy rather than queue without bound.
-		select {
-		case p.slots <- struct{}{}:
-			go p.run(ctx, keyID, f, fetch)
-		case <-ctx.Done():
-			p.finish(keyID, f, resolvedKey{}, fmt.Errorf("%w: no key-fetch slot for %s: %w", ErrBusy, keyID, context.Cause(ctx)))
+		// The slots (the host's, then a global one) are taken within
+		// the starting request's context: when they stay busy that long,
+		// this request (and those that joined it) fail with ErrBusy
+		// rather than queue without bound.
+		host := keyHost(keyID)
+		if h, err := p.acquire(ctx, host); err != nil {
+			p.finish(keyID, f, resolvedKey{}, fmt.Errorf("%w: no key-fetch slot for %s: %w", ErrBusy, keyID, err))
+		} else {
+			go p.run(ctx, keyID, f, fetch, host, h)
 		}
 	}
 	select {
@@ -149,9 +171,62 @@ func (p *keyPool) fetch(ctx context.Context, keyID string, refetch bool, fetch f
 	}
 }
 
-// run is one fetch, holding a slot.
-func (p *keyPool) run(ctx context.Context, keyID string, f *keyFlight, fetch func(context.Context) (resolvedKey, error)) {
-	defer func() { <-p.slots }()
+// acquire takes a slot of host, then a global one, within ctx.
+func (p *keyPool) acquire(ctx context.Context, host string) (*hostSlots, error) {
+	p.mu.Lock()
+	h, ok := p.hosts[host]
+	if !ok {
+		h = &hostSlots{slots: make(chan struct{}, p.cfg.PerHost)}
+		p.hosts[host] = h
+	}
+	h.users++
+	p.mu.Unlock()
+	select {
+	case h.slots <- struct{}{}:
+	case <-ctx.Done():
+		p.leaveHost(host, h)
+		return nil, context.Cause(ctx)
+	}
+	select {
+	case p.slots <- struct{}{}:
+		return h, nil
+	case <-ctx.Done():
+		<-h.slots
+		p.leaveHost(host, h)
+		return nil, context.Cause(ctx)
+	}
+}
+
+// release gives back what acquire took.
+func (p *keyPool) release(host string, h *hostSlots) {
+	<-p.slots
+	<-h.slots
+	p.leaveHost(host, h)
+}
+
+// leaveHost forgets host once nothing uses or awaits its slots.
+func (p *keyPool) leaveHost(host string, h *hostSlots) {
+	p.mu.Lock()
+	h.users--
+	if h.users == 0 {
+		delete(p.hosts, host)
+	}
+	p.mu.Unlock()
+}
+
+// keyHost is the host a key is fetched from, "" when keyID is no URL
+// (its fetch fails at once).
+func keyHost(keyID string) string {
+	u, err := url.Parse(keyID)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(u.Host)
+}
+
+// run is one fetch, holding its slots.
+func (p *keyPool) run(ctx context.Context, keyID string, f *keyFlight, fetch func(context.Context) (resolvedKey, error), host string, h *hostSlots) {
+	defer p.release(host, h)
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.FetchTimeout)
 	defer cancel()
 	res, err := fetch(fctx)
@@ -213,6 +288,16 @@ func (p *keyPool) waiting(keyID string) int {
 	defer p.mu.Unlock()
 	if f, ok := p.flights[keyID]; ok {
 		return f.waiting
+	}
+	return 0
+}
+
+// hostUsers is how many fetches use or await host's slots (tests).
+func (p *keyPool) hostUsers(host string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if h, ok := p.hosts[host]; ok {
+		return h.users
 	}
 	return 0
 }

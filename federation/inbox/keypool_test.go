@@ -3,8 +3,10 @@ package inbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -95,7 +97,7 @@ func TestKeyFetchOnePerKey(t *testing.T) {
 	}
 	waitFor(t, "every request to wait for the one fetch", func() bool {
 		// A second fetch fails the test at once, below.
-		return c.svc.keys.waiting(slow.KeyID()) == requests || slow.hits.Load() > 1
+		return c.svc.keys.waiting(slow.KeyID()) == requests && slow.hits.Load() == 1 || slow.hits.Load() > 1
 	})
 	if n := slow.hits.Load(); n != 1 {
 		t.Fatalf("%d fetches of one key for %d requests, want 1", n, requests)
@@ -174,6 +176,46 @@ func TestKeyFetchBounds(t *testing.T) {
 	if _, err := c.svc.resolveKey(testkit.Context(t), good.KeyID(), false); err != nil {
 		t.Errorf("after the slot came back: %v", err)
 	}
+}
+
+// TestKeyFetchPerHost: a host that never answers, named by many key ids,
+// holds at most PerHost fetches; the others wait for its slots, not for
+// everyone's, and a key on another host is fetched meanwhile.
+func TestKeyFetchPerHost(t *testing.T) {
+	const keys, perHost = 10, 2
+	c := newProtoCrieur(t, protoOptions{})
+	c.svc.keys = newKeyPool(keyPoolConfig{PerHost: perHost})
+	slow := newStuckHost(t)
+	good := newProtoPeer(t, "alice", keyInActor, testkit.Key(t, 1), &c.key.PublicKey)
+	errs := make(chan error, keys)
+	for i := range keys {
+		go func() {
+			_, err := c.svc.resolveKey(testkit.Context(t), fmt.Sprintf("%s/users/slow%d#main-key", slow.srv.URL, i), false)
+			errs <- err
+		}()
+	}
+	host := strings.TrimPrefix(slow.srv.URL, "http://")
+	waitFor(t, "every fetch to hold or await the host's slots", func() bool {
+		// More fetches than slots fails the test at once, below.
+		return c.svc.keys.hostUsers(host) == keys && slow.hits.Load() == perHost || slow.hits.Load() > perHost
+	})
+	if n := slow.hits.Load(); n != perHost {
+		t.Fatalf("%d fetches at once on one host, want %d", n, perHost)
+	}
+	if _, err := c.svc.resolveKey(testkit.Context(t), good.KeyID(), false); err != nil {
+		t.Fatalf("a key on another host while one host hangs: %v", err)
+	}
+	slow.free()
+	for range keys {
+		if err := <-errs; !errors.Is(err, federation.ErrUnauthorized) {
+			t.Errorf("a key on the hung host: %v, want ErrUnauthorized", err)
+		}
+	}
+	if m := slow.maxIn.Load(); m > perHost {
+		t.Errorf("%d fetches at once on one host, want at most %d", m, perHost)
+	}
+	// The last fetch gives its slots back just after publishing.
+	waitFor(t, "the host to be forgotten", func() bool { return c.svc.keys.hostUsers(host) == 0 })
 }
 
 // TestKeyRefetchThrottle: forged signatures naming a cached key make
