@@ -23,6 +23,10 @@ import (
 // too). web enforces it while reading; Inbox checks again.
 const InboxMaxBody = 1 << 20
 
+// receiveTimeout bounds one request's handling: a key fetch (10 s at
+// most), the wait for a slot (DefaultWait) and the state change.
+const receiveTimeout = 30 * time.Second
+
 // Precheck makes the checks that need neither the body nor a key, before
 // web reads the body: the media type, the declared size, a signature whose
 // shape, parameters, signed headers and time window are acceptable, and the
@@ -79,6 +83,9 @@ func (s *Inbox) checkHeaders(r *http.Request) (string, error) {
 // key); a forger gains nothing, since what it removes is a follower whose
 // account does not resolve any more, and no delivery could reach it anyway.
 func (s *Inbox) Receive(ctx context.Context, r *http.Request, body []byte) error {
+	// Every wait below (a key fetch, a slot) ends with this request.
+	ctx, cancel := context.WithTimeout(ctx, receiveTimeout)
+	defer cancel()
 	if len(body) > InboxMaxBody {
 		return fmt.Errorf("%w: inbox body of %d bytes, limit %d", federation.ErrTooLarge, len(body), InboxMaxBody)
 	}
@@ -147,7 +154,8 @@ func (s *Inbox) Receive(ctx context.Context, r *http.Request, body []byte) error
 	}
 }
 
-// decodeActivity decodes a body whose shape is within bounds.
+// decodeActivity decodes one JSON object from the network (an inbox body,
+// a fetched document) once its shape is within bounds.
 func decodeActivity(body []byte) (map[string]any, error) {
 	if err := checkJSONShape(body); err != nil {
 		return nil, err

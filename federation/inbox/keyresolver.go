@@ -30,9 +30,12 @@ type resolvedKey struct {
 }
 
 // resolveKey returns the public key for keyID: from the cache unless
-// refresh, else by a signed GET of the keyId URL. Failures wrap
-// federation.ErrUnauthorized (a keyId we cannot use is the sender's problem, not a 500),
-// plus errKeyGone when the key URL answers 404/410; storage failures are
+// refresh, else by a signed GET of the keyId URL through the key pool (one
+// fetch per key at a time, a bound on fetches at once and on their time,
+// and a refresh at most once per key per keyRefetchEvery). Failures wrap
+// federation.ErrUnauthorized (a keyId we cannot use is the sender's
+// problem, not a 500), plus errKeyGone when the key URL answers 404/410;
+// ErrBusy when no fetch could be had within ctx; storage failures are
 // returned as they are.
 func (s *Inbox) resolveKey(ctx context.Context, keyID string, refresh bool) (resolvedKey, error) {
 	if !refresh {
@@ -48,24 +51,38 @@ func (s *Inbox) resolveKey(ctx context.Context, keyID string, refresh bool) (res
 			return resolvedKey{}, fmt.Errorf("inbox: resolve key %s: %w", keyID, err)
 		}
 	}
-	rec, pub, err := s.fetchKey(ctx, keyID)
-	if err != nil {
-		return resolvedKey{}, err
+	rk, err := s.keys.fetch(ctx, keyID, refresh, func(ctx context.Context) (resolvedKey, error) {
+		rec, pub, err := s.fetchKey(ctx, keyID)
+		if err != nil {
+			return resolvedKey{}, err
+		}
+		s.log.Debug("inbox: fetched remote key", "key_id", keyID, "owner", rec.Owner, "inbox", rec.Inbox)
+		if old, err := s.store.RemoteKey(keyID); refresh && err == nil && !samePublicKey(old.PublicKeyPEM, rec.PublicKeyPEM) {
+			s.keys.rotated(keyID)
+		}
+		if err := s.store.PutRemoteKey(rec); err != nil {
+			// Verification can go on; the next request fetches again.
+			s.log.Warn("inbox: cache remote key", "key_id", keyID, "err", err)
+		}
+		return resolvedKey{rec: rec, pub: pub, fresh: true}, nil
+	})
+	if errors.Is(err, errRefetchThrottled) {
+		return resolvedKey{}, fmt.Errorf("%w: %w", federation.ErrUnauthorized, err)
 	}
-	s.log.Debug("inbox: fetched remote key", "key_id", keyID, "owner", rec.Owner, "inbox", rec.Inbox)
-	if err := s.store.PutRemoteKey(rec); err != nil {
-		// Verification can go on; the next request fetches again.
-		s.log.Warn("inbox: cache remote key", "key_id", keyID, "err", err)
-	}
-	return resolvedKey{rec: rec, pub: pub, fresh: true}, nil
+	return rk, err
 }
 
 // fetchKey dereferences keyID. The document may be the actor itself (with
 // publicKey as one object or an array: the entry whose id is keyID), a stub
 // holding publicKey (GoToSocial's …/main-key), or a bare key with an owner.
-// When the document is not the full actor, the owner actor is fetched too,
-// and it must list keyID: that proves the owner claims the key. The owner's
-// host must be the keyId's host.
+// The owner's host must be the keyId's host, and the key is believed only
+// from its owner's actor document as served from the owner's own id
+// (fetchObject's origin rule): that is the document itself when its id is
+// the URL it was served from and it is the owner, else the owner fetched
+// by its id. That document must list keyID; its publicKeyPem is the key
+// (a key document served from its own id may give it when the entry does
+// not, and may not contradict it). A document served from another path of
+// the same host (an upload, a redirect target) so speaks for nobody.
 func (s *Inbox) fetchKey(ctx context.Context, keyID string) (storage.RemoteKey, *rsa.PublicKey, error) {
 	fail := func(format string, args ...any) (storage.RemoteKey, *rsa.PublicKey, error) {
 		return storage.RemoteKey{}, nil, fmt.Errorf("%w: key %s: %s", federation.ErrUnauthorized, keyID, fmt.Sprintf(format, args...))
@@ -77,16 +94,16 @@ func (s *Inbox) fetchKey(ctx context.Context, keyID string) (storage.RemoteKey, 
 	fetchURL := *ku
 	fetchURL.Fragment = ""
 	fetchURL.RawFragment = ""
-	doc, err := s.fetchObject(ctx, fetchURL.String())
+	doc, err := s.fetchDocument(ctx, fetchURL.String())
 	if err != nil {
 		return storage.RemoteKey{}, nil, fmt.Errorf("%w: key %s: %w", federation.ErrUnauthorized, keyID, err)
 	}
 
 	var keyDoc, actor map[string]any
 	var owner string
-	if k, ok := findPublicKey(doc, keyID); ok {
+	docID := jsonID(doc.obj["id"])
+	if k, ok := findPublicKey(doc.obj, keyID); ok {
 		keyDoc = k
-		docID := jsonID(doc["id"])
 		owner = jsonID(k["owner"])
 		if owner == "" {
 			owner = docID
@@ -94,12 +111,12 @@ func (s *Inbox) fetchKey(ctx context.Context, keyID string) (storage.RemoteKey, 
 		if docID != owner {
 			return fail("key owner %q is not the document %q", owner, docID)
 		}
-		if jsonString(doc["inbox"]) != "" {
-			actor = doc
+		if doc.servedFromID() {
+			actor = doc.obj
 		}
-	} else if jsonID(doc["id"]) == keyID && jsonString(doc["publicKeyPem"]) != "" {
-		keyDoc = doc
-		owner = jsonID(doc["owner"])
+	} else if docID == keyID && jsonString(doc.obj["publicKeyPem"]) != "" {
+		keyDoc = doc.obj
+		owner = jsonID(doc.obj["owner"])
 	} else {
 		return fail("document does not hold that key")
 	}
@@ -110,11 +127,6 @@ func (s *Inbox) fetchKey(ctx context.Context, keyID string) (storage.RemoteKey, 
 	if err != nil || !strings.EqualFold(ou.Host, ku.Host) {
 		return fail("owner %q is not on the key's host", owner)
 	}
-	pemText := jsonString(keyDoc["publicKeyPem"])
-	pub, err := signature.ParsePublicKeyPEM(pemText)
-	if err != nil {
-		return fail("publicKeyPem: %v", err)
-	}
 	if actor == nil {
 		actor, err = s.fetchObject(ctx, owner)
 		if err != nil {
@@ -123,9 +135,23 @@ func (s *Inbox) fetchKey(ctx context.Context, keyID string) (storage.RemoteKey, 
 		if jsonID(actor["id"]) != owner {
 			return fail("owner document has id %q", jsonID(actor["id"]))
 		}
-		if _, ok := findPublicKey(actor, keyID); !ok {
-			return fail("owner %s does not list the key", owner)
-		}
+	}
+	listed, ok := findPublicKey(actor, keyID)
+	if !ok {
+		return fail("owner %s does not list the key", owner)
+	}
+	pemText := jsonString(listed["publicKeyPem"])
+	switch keyPEM := jsonString(keyDoc["publicKeyPem"]); {
+	case pemText == "" && doc.servedFromID():
+		pemText = keyPEM
+	case pemText == "":
+		return fail("owner %s lists the key without its publicKeyPem", owner)
+	case keyPEM != "" && !samePublicKey(keyPEM, pemText):
+		return fail("the key document and owner %s give different keys", owner)
+	}
+	pub, err := signature.ParsePublicKeyPEM(pemText)
+	if err != nil {
+		return fail("publicKeyPem: %v", err)
 	}
 	info := remoteActorInfo(actor)
 	return storage.RemoteKey{
@@ -139,14 +165,84 @@ func (s *Inbox) fetchKey(ctx context.Context, keyID string) (storage.RemoteKey, 
 	}, pub, nil
 }
 
-// fetchObject GETs an ActivityPub document (signed) and decodes it as one
-// JSON object. A 404/410 answer wraps errKeyGone.
+// samePublicKey reports whether two PEM texts hold the same key (one may
+// be PKCS#1 and the other PKIX).
+func samePublicKey(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ka, err := signature.ParsePublicKeyPEM(a)
+	if err != nil {
+		return false
+	}
+	kb, err := signature.ParsePublicKeyPEM(b)
+	return err == nil && ka.Equal(kb)
+}
+
+// remoteDoc is a fetched JSON object and the URL that served it.
+type remoteDoc struct {
+	obj map[string]any
+	url string // after redirects, all on the origin asked for
+}
+
+// servedFromID reports whether the document speaks for its own id: it
+// was served from exactly that URL (a fragment in the id names a part of
+// the document, so it is left out of the comparison).
+func (d remoteDoc) servedFromID() bool {
+	id, err := url.Parse(jsonID(d.obj["id"]))
+	if err != nil || id.Host == "" {
+		return false
+	}
+	id.Fragment, id.RawFragment = "", ""
+	return sameURL(id.String(), d.url)
+}
+
+// sameURL compares two absolute URLs, scheme and host case-insensitively,
+// the rest exactly.
+func sameURL(a, b string) bool {
+	ua, err := url.Parse(a)
+	if err != nil {
+		return false
+	}
+	ub, err := url.Parse(b)
+	if err != nil {
+		return false
+	}
+	return strings.EqualFold(ua.Scheme, ub.Scheme) && strings.EqualFold(ua.Host, ub.Host) &&
+		ua.EscapedPath() == ub.EscapedPath() && ua.RawQuery == ub.RawQuery && ua.Fragment == ub.Fragment &&
+		ua.User == nil && ub.User == nil
+}
+
+// fetchObject GETs a remote ActivityStreams object (signed) and believes
+// it only when its id is the URL it was finally served from: redirects
+// must stay on the origin asked for, the Content-Type must be an
+// ActivityStreams JSON type (transport.FetchActivity checks both), and a
+// document whose id names another URL is refused, since any path of a
+// server (an upload, a redirect) could then speak for its actors. Every
+// remote object the inbox dereferences comes through here. A 404/410
+// answer wraps errKeyGone.
 func (s *Inbox) fetchObject(ctx context.Context, rawURL string) (map[string]any, error) {
-	data, err := s.client.GetActivity(ctx, rawURL, s.signer)
+	doc, err := s.fetchDocument(ctx, rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if !doc.servedFromID() {
+		return nil, fmt.Errorf("inbox: GET %s: document id %q is not the URL it was served from, %s", rawURL, jsonID(doc.obj["id"]), doc.url)
+	}
+	return doc.obj, nil
+}
+
+// fetchDocument GETs an ActivityStreams document (signed) under the
+// transport's origin rules and decodes it as one JSON object, without
+// judging its id: fetchKey reads GoToSocial's key stubs, whose id is their
+// actor's, and believes them only through the owner. A 404/410 answer
+// wraps errKeyGone.
+func (s *Inbox) fetchDocument(ctx context.Context, rawURL string) (remoteDoc, error) {
+	f, err := s.client.FetchActivity(ctx, rawURL, s.signer)
 	if err != nil {
 		switch st := transport.HTTPStatus(err); st {
 		case http.StatusGone, http.StatusNotFound:
-			return nil, fmt.Errorf("%w: %w", errKeyGone, err)
+			return remoteDoc{}, fmt.Errorf("%w: %w", errKeyGone, err)
 		case http.StatusUnauthorized, http.StatusForbidden:
 			// Servers that check signed GETs (GoToSocial, Mastodon in
 			// secure mode) refuse ours when they know crieur by another
@@ -155,13 +251,13 @@ func (s *Inbox) fetchObject(ctx context.Context, rawURL string) (map[string]any,
 			s.log.Warn("inbox: a server refused crieur's signed GET: it may know crieur by another key (a lost or replaced actor.pem), or block it",
 				"url", rawURL, "status", st)
 		}
-		return nil, err
+		return remoteDoc{}, err
 	}
-	doc, err := decodeJSONObject(data)
+	obj, err := decodeActivity(f.Body)
 	if err != nil {
-		return nil, fmt.Errorf("inbox: GET %s: %w", rawURL, err)
+		return remoteDoc{}, fmt.Errorf("inbox: GET %s: %w", rawURL, err)
 	}
-	return doc, nil
+	return remoteDoc{obj: obj, url: f.URL}, nil
 }
 
 // actorInfo is what the inbox needs to know about a remote actor.

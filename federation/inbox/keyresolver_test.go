@@ -29,11 +29,14 @@ type docServer struct {
 	srv  *httptest.Server
 	mu   sync.Mutex
 	docs map[string]docReply
+	hits int
 }
 
 type docReply struct {
-	status int
-	body   string
+	status      int
+	body        string
+	contentType string // "": application/activity+json
+	redirect    string // non-empty: a 302 there
 }
 
 func newDocServer(t *testing.T) *docServer {
@@ -41,11 +44,21 @@ func newDocServer(t *testing.T) *docServer {
 	d.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()
 		rep, ok := d.docs[r.URL.Path]
+		d.hits++
 		d.mu.Unlock()
 		if !ok {
 			http.NotFound(w, r)
 			return
 		}
+		if rep.redirect != "" {
+			http.Redirect(w, r, rep.redirect, http.StatusFound)
+			return
+		}
+		ct := rep.contentType
+		if ct == "" {
+			ct = "application/activity+json"
+		}
+		w.Header().Set("Content-Type", ct)
 		if rep.status != 0 {
 			w.WriteHeader(rep.status)
 		}
@@ -56,14 +69,34 @@ func newDocServer(t *testing.T) *docServer {
 }
 
 func (d *docServer) set(path string, status int, body any) {
+	d.setTyped(path, status, "", body)
+}
+
+// setTyped serves body at path with status and contentType ("":
+// application/activity+json).
+func (d *docServer) setTyped(path string, status int, contentType string, body any) {
 	s, ok := body.(string)
 	if !ok {
 		b, _ := json.Marshal(body)
 		s = string(b)
 	}
 	d.mu.Lock()
-	d.docs[path] = docReply{status, s}
+	d.docs[path] = docReply{status: status, body: s, contentType: contentType}
 	d.mu.Unlock()
+}
+
+// setRedirect makes path redirect (302) to target.
+func (d *docServer) setRedirect(path, target string) {
+	d.mu.Lock()
+	d.docs[path] = docReply{redirect: target}
+	d.mu.Unlock()
+}
+
+// count is how many requests the server got.
+func (d *docServer) count() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.hits
 }
 
 func TestResolveKeyRefusals(t *testing.T) {
@@ -106,6 +139,27 @@ func TestResolveKeyRefusals(t *testing.T) {
 			a.set("/u/6/main-key", 0, map[string]any{"id": A + "/u/6", "publicKey": map[string]any{"id": A + "/u/6/main-key", "owner": A + "/u/6", "publicKeyPem": goodPEM}})
 			a.set("/u/6", 0, actor(A+"/u/66", A+"/u/6/main-key", A+"/u/66", goodPEM))
 		}, A + "/u/6/main-key", false},
+		{"stub whose key is not the one its owner lists", func() {
+			otherPEM, _ := signature.PublicKeyPEM(&testkit.Key(t, 3).PublicKey)
+			a.set("/u/16/main-key", 0, map[string]any{"id": A + "/u/16", "publicKey": map[string]any{"id": A + "/u/16/main-key", "owner": A + "/u/16", "publicKeyPem": otherPEM}})
+			a.set("/u/16", 0, actor(A+"/u/16", A+"/u/16/main-key", A+"/u/16", goodPEM))
+		}, A + "/u/16/main-key", false},
+		{"stub whose owner lists the key without its PEM", func() {
+			a.set("/u/17/main-key", 0, map[string]any{"id": A + "/u/17", "publicKey": map[string]any{"id": A + "/u/17/main-key", "owner": A + "/u/17", "publicKeyPem": goodPEM}})
+			a.set("/u/17", 0, map[string]any{"id": A + "/u/17", "type": "Person", "inbox": A + "/u/17/inbox",
+				"publicKey": map[string]any{"id": A + "/u/17/main-key", "owner": A + "/u/17"}})
+		}, A + "/u/17/main-key", false},
+		{"actor served from another path of its host", func() {
+			a.set("/files/18.json", 0, actor(A+"/u/18", A+"/files/18.json#main-key", A+"/u/18", goodPEM))
+			a.set("/u/18", 0, actor(A+"/u/18", A+"/u/18#main-key", A+"/u/18", goodPEM))
+		}, A + "/files/18.json#main-key", false},
+		{"actor served as plain JSON", func() {
+			a.setTyped("/u/19", 0, "application/json", actor(A+"/u/19", A+"/u/19#main-key", A+"/u/19", goodPEM))
+		}, A + "/u/19#main-key", false},
+		{"key document redirected to another origin", func() {
+			b.set("/u/20", 0, actor(A+"/u/20", A+"/u/20#main-key", A+"/u/20", goodPEM))
+			a.setRedirect("/u/20", b.srv.URL+"/u/20")
+		}, A + "/u/20#main-key", false},
 		{"Ed25519 key", func() {
 			a.set("/u/7", 0, actor(A+"/u/7", A+"/u/7#main-key", A+"/u/7", edPEM))
 		}, A + "/u/7#main-key", false},
@@ -172,6 +226,31 @@ func TestResolveKeyCacheAndPKCS1(t *testing.T) {
 	}
 }
 
+// TestResolveKeyOriginAccepted: what the origin rule still believes: a
+// bare key document served from its own id whose owner lists it without
+// repeating the PEM, and an actor reached through a redirect on its own
+// origin whose id is the final URL.
+func TestResolveKeyOriginAccepted(t *testing.T) {
+	c := newProtoCrieur(t, protoOptions{})
+	a := newDocServer(t)
+	A := a.srv.URL
+	goodPEM, _ := signature.PublicKeyPEM(&testkit.Key(t, 1).PublicKey)
+	a.set("/keys/1", 0, map[string]any{"id": A + "/keys/1", "owner": A + "/u/1", "publicKeyPem": goodPEM})
+	a.set("/u/1", 0, map[string]any{"id": A + "/u/1", "type": "Person", "inbox": A + "/u/1/inbox",
+		"publicKey": map[string]any{"id": A + "/keys/1", "owner": A + "/u/1"}})
+	rk, err := c.svc.resolveKey(testkit.Context(t), A+"/keys/1", false)
+	if err != nil || !rk.pub.Equal(&testkit.Key(t, 1).PublicKey) || rk.rec.Owner != A+"/u/1" || rk.rec.Inbox != A+"/u/1/inbox" {
+		t.Errorf("bare key: %+v %v", rk.rec, err)
+	}
+	a.setRedirect("/@two", "/u/2")
+	a.set("/u/2", 0, map[string]any{"id": A + "/u/2", "type": "Person", "inbox": A + "/u/2/inbox",
+		"publicKey": map[string]any{"id": A + "/@two#main-key", "owner": A + "/u/2", "publicKeyPem": goodPEM}})
+	rk, err = c.svc.resolveKey(testkit.Context(t), A+"/@two#main-key", false)
+	if err != nil || rk.rec.Owner != A+"/u/2" {
+		t.Errorf("actor behind a same-origin redirect: %+v %v", rk.rec, err)
+	}
+}
+
 // FuzzFetchKey: whatever a remote server answers for a key and its owner,
 // fetchKey either refuses with federation.ErrUnauthorized, or returns a key that
 // parses, is owned by an actor on the keyId's host that lists it, and
@@ -197,6 +276,7 @@ func FuzzFetchKey(f *testing.F) {
 	var docs atomic.Pointer[[2]string] // key document, owner document
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d := docs.Load()
+		w.Header().Set("Content-Type", "application/activity+json")
 		switch {
 		case r.URL.Path == "/u" && d[1] != "":
 			w.Write([]byte(d[1]))

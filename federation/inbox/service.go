@@ -48,6 +48,7 @@ type Inbox struct {
 	log    *slog.Logger
 	now    func() time.Time
 	queued func()
+	keys   *keyPool // key fetches: one per key id, bounded, throttled
 
 	// unverified is charged by the keyId's host before any key is
 	// fetched; verified by the signer's host once the signature holds.
@@ -81,6 +82,7 @@ func New(deps Deps) (*Inbox, error) {
 	if s.queued == nil {
 		s.queued = func() {}
 	}
+	s.keys = newKeyPool(keyPoolConfig{Now: s.now})
 	if deps.Concurrency <= 0 {
 		deps.Concurrency = DefaultConcurrency
 	}

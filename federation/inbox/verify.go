@@ -46,7 +46,7 @@ func (s *Inbox) Verify(r *http.Request, body []byte) (*Verified, error) {
 	if err != nil && !rk.fresh {
 		// The cached key failed: the sender may have rotated it. Fetch
 		// once more, like Mastodon.
-		s.log.Info("inbox: signature failed with cached key, refetching", "key_id", p.KeyID)
+		s.log.Debug("inbox: signature failed with cached key, refetching", "key_id", p.KeyID)
 		rk, err = s.resolveKey(ctx, p.KeyID, true)
 		if err != nil {
 			return nil, err
@@ -77,7 +77,7 @@ func (s *Inbox) verifyRFC9421(r *http.Request, body []byte) (*Verified, error) {
 				return nil, err
 			}
 			if refresh {
-				s.log.Info("inbox: signature failed with cached key, refetching", "key_id", keyID)
+				s.log.Debug("inbox: signature failed with cached key, refetching", "key_id", keyID)
 			}
 			rk = k
 			return k.pub, nil

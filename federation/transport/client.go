@@ -303,55 +303,16 @@ func (c *Client) checkURL(raw string) (*url.URL, error) {
 // GetActivity fetches an ActivityPub document with a signed GET (servers in
 // authorized-fetch mode and GoToSocial refuse unsigned ones; sign may be nil
 // for an unsigned fetch). Redirects are followed up to MaxRedirects, each
-// target checked and re-signed. A non-2xx answer is a *StatusError.
+// target checked and re-signed. A non-2xx answer is a *StatusError. It
+// checks neither where the document was finally served from nor its
+// Content-Type: a document that will be believed is fetched with
+// FetchActivity.
 func (c *Client) GetActivity(ctx context.Context, rawURL string, sign *signature.Signer) ([]byte, error) {
-	u, err := c.checkURL(rawURL)
+	f, err := c.get(ctx, rawURL, sign, false)
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("transport: GET %s: %w", rawURL, err)
-	}
-	req.Header.Set("Accept", AcceptActivity)
-	req.Header.Set("User-Agent", c.cfg.UserAgent)
-	if sign != nil {
-		if err := sign.SignRequest(req, nil); err != nil {
-			return nil, err
-		}
-	}
-	// A per-call copy of the client (sharing the Transport) carries the
-	// redirect policy that re-signs for the new target.
-	hc := *c.http
-	hc.CheckRedirect = func(next *http.Request, via []*http.Request) error {
-		if len(via) > c.cfg.MaxRedirects {
-			return fmt.Errorf("%w (%d)", ErrTooManyRedirects, c.cfg.MaxRedirects)
-		}
-		if _, err := c.checkURL(next.URL.String()); err != nil {
-			return err
-		}
-		if sign != nil {
-			return sign.SignRequest(next, nil)
-		}
-		return nil
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("transport: GET %s: %w", rawURL, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		c.drain(resp.Body)
-		return nil, &StatusError{URL: rawURL, Status: resp.StatusCode}
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxBody+1))
-	if err != nil {
-		return nil, fmt.Errorf("transport: GET %s: read body: %w", rawURL, err)
-	}
-	if int64(len(data)) > c.cfg.MaxBody {
-		return nil, fmt.Errorf("%w: GET %s: more than %d bytes", ErrResponseTooLarge, rawURL, c.cfg.MaxBody)
-	}
-	return data, nil
+	return f.Body, nil
 }
 
 // Response is what Post learnt from the remote inbox.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -224,6 +225,128 @@ func TestParseRetryAfter(t *testing.T) {
 	for in, want := range cases {
 		if got := parseRetryAfter(in, now); got != want {
 			t.Errorf("parseRetryAfter(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+// TestFetchActivityOrigin: FetchActivity follows redirects on the origin
+// it was asked for and reports where the document came from; a redirect
+// to another origin (another port, another host name, another scheme) is
+// refused before the other origin sees a request. GetActivity keeps
+// following them, as before.
+func TestFetchActivityOrigin(t *testing.T) {
+	other, otherHits := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/activity+json")
+		w.Write([]byte(`{"id":"elsewhere"}`))
+	})
+	var self string
+	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/same":
+			http.Redirect(w, r, "/doc", http.StatusFound)
+		case "/same-absolute":
+			http.Redirect(w, r, self+"/doc", http.StatusMovedPermanently)
+		case "/other-port":
+			http.Redirect(w, r, other.URL+"/doc", http.StatusFound)
+		case "/other-host":
+			// Same address and port, another name: another origin.
+			http.Redirect(w, r, strings.Replace(self, "127.0.0.1", "localhost", 1)+"/doc", http.StatusFound)
+		case "/other-scheme":
+			http.Redirect(w, r, strings.Replace(self, "http://", "https://", 1)+"/doc", http.StatusFound)
+		case "/doc":
+			w.Header().Set("Content-Type", "application/activity+json; charset=utf-8")
+			w.Write([]byte(`{"id":"doc"}`))
+		}
+	})
+	self = srv.URL
+	c := NewClient(ClientConfig{AllowPrefixes: testkit.Loopback()})
+	t.Cleanup(c.CloseIdleConnections)
+
+	for _, path := range []string{"/doc", "/same", "/same-absolute"} {
+		f, err := c.FetchActivity(testkit.Context(t), srv.URL+path, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if f.URL != srv.URL+"/doc" || string(f.Body) != `{"id":"doc"}` || f.ContentType != "application/activity+json; charset=utf-8" {
+			t.Errorf("%s: %+v", path, f)
+		}
+	}
+	for _, path := range []string{"/other-port", "/other-host", "/other-scheme"} {
+		f, err := c.FetchActivity(testkit.Context(t), srv.URL+path, nil)
+		if !errors.Is(err, ErrCrossOrigin) || f != nil {
+			t.Errorf("%s: %+v, %v, want ErrCrossOrigin", path, f, err)
+		}
+	}
+	if n := otherHits.Load(); n != 0 {
+		t.Errorf("the other origin saw %d requests, want none", n)
+	}
+	if body, err := c.GetActivity(testkit.Context(t), srv.URL+"/other-port", nil); err != nil || string(body) != `{"id":"elsewhere"}` {
+		t.Errorf("GetActivity across origins: %q %v, want the old behaviour", body, err)
+	}
+}
+
+// TestFetchActivityContentType: only ActivityStreams JSON types are read;
+// anything else (plain JSON included) is refused, and a non-2xx answer is
+// still a *StatusError whatever its type.
+func TestFetchActivityContentType(t *testing.T) {
+	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if ct := r.URL.Query().Get("ct"); ct != "none" {
+			w.Header()["Content-Type"] = []string{ct}
+		}
+		if r.URL.Query().Get("status") == "410" {
+			w.WriteHeader(http.StatusGone)
+		}
+		w.Write([]byte(`{"id":"x"}`))
+	})
+	c := NewClient(ClientConfig{AllowPrefixes: testkit.Loopback()})
+	t.Cleanup(c.CloseIdleConnections)
+	get := func(ct, status string) (*Fetched, error) {
+		q := url.Values{"ct": {ct}, "status": {status}}
+		return c.FetchActivity(testkit.Context(t), srv.URL+"/?"+q.Encode(), nil)
+	}
+	for _, ct := range []string{
+		"application/activity+json",
+		"application/activity+json; charset=utf-8",
+		`application/ld+json; profile="https://www.w3.org/ns/activitystreams"`,
+		`application/ld+json;profile=https://www.w3.org/ns/activitystreams`,
+		`Application/LD+JSON; charset=utf-8; profile="https://www.w3.org/ns/activitystreams https://w3id.org/security/v1"`,
+	} {
+		if f, err := get(ct, ""); err != nil || string(f.Body) != `{"id":"x"}` {
+			t.Errorf("%q: %v", ct, err)
+		}
+	}
+	for _, ct := range []string{
+		"none", "", "application/json", "application/json; charset=utf-8", "text/plain; charset=utf-8",
+		"text/html", "application/ld+json", `application/ld+json; profile="https://www.w3.org/ns/activitystreams/x"`,
+		`application/ld+json; profile="https://w3id.org/security/v1"`, "application/activity+jsonx",
+	} {
+		if f, err := get(ct, ""); !errors.Is(err, ErrNotActivityStreams) || f != nil {
+			t.Errorf("%q: %+v, %v, want ErrNotActivityStreams", ct, f, err)
+		}
+	}
+	if _, err := get("text/html", "410"); HTTPStatus(err) != http.StatusGone {
+		t.Errorf("410 as HTML: %v, want the status", err)
+	}
+}
+
+func TestSameOrigin(t *testing.T) {
+	cases := []struct {
+		a, b string
+		same bool
+	}{
+		{"https://a.example/x", "https://a.example/y?z", true},
+		{"https://a.example/x", "https://A.EXAMPLE:443/y", true},
+		{"http://a.example/x", "http://a.example:80/y", true},
+		{"https://a.example/x", "http://a.example/x", false},
+		{"https://a.example/x", "https://a.example:8443/x", false},
+		{"https://a.example/x", "https://b.a.example/x", false},
+		{"https://a.example/x", "https://a.example.evil/x", false},
+	}
+	for _, tc := range cases {
+		a, _ := url.Parse(tc.a)
+		b, _ := url.Parse(tc.b)
+		if got := SameOrigin(a, b); got != tc.same {
+			t.Errorf("SameOrigin(%s, %s) = %v", tc.a, tc.b, got)
 		}
 	}
 }
