@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 
 // startProcess runs `crieur serve` as a child process and waits until it
 // answers.
-func (in *instance) startProcess(t *testing.T) *exec.Cmd {
+func (in *instance) startProcess(t testing.TB) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "serve")
 	cmd.Env = append(os.Environ(), "CRIEUR_TEST_MAIN=1")

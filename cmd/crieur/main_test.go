@@ -19,7 +19,7 @@ import (
 // instance is a crieur started through run() on a loopback port, the way
 // `crieur serve` starts, with its own posts and data folders.
 type instance struct {
-	t        *testing.T
+	t        testing.TB
 	base     string
 	posts    string
 	data     string
@@ -46,7 +46,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -57,7 +57,7 @@ func freePort(t *testing.T) int {
 }
 
 // newInstance prepares folders; files maps names in posts/ to contents.
-func newInstance(t *testing.T, files map[string]string) *instance {
+func newInstance(t testing.TB, files map[string]string) *instance {
 	t.Helper()
 	in := &instance{t: t, posts: t.TempDir(), data: t.TempDir(), extraEnv: map[string]string{}}
 	for name, body := range files {

@@ -26,7 +26,7 @@ import (
 // delivers to its inboxes after checking each signature with go-fed/httpsig
 // against the key published in crieur's actor document.
 type remote struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	key    *rsa.PrivateKey
 	mu     sync.Mutex
@@ -43,7 +43,7 @@ type received struct {
 	KeyID    string
 }
 
-func newRemote(t *testing.T) *remote {
+func newRemote(t testing.TB) *remote {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
