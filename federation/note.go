@@ -3,6 +3,7 @@ package federation
 import (
 	"errors"
 	"fmt"
+	"html"
 	"net/url"
 	"path"
 	"sort"
@@ -69,7 +70,7 @@ func (s *Service) BuildNote(p *posts.Post, lib *posts.Library, published, update
 	// summary is a content warning everywhere: only for one.
 	sensitive := p.Sensitive
 	if cw := strings.TrimSpace(p.ContentWarning); cw != "" {
-		d["summary"] = cw
+		d["summary"] = summaryHTML(cw)
 		sensitive = true
 	}
 	d["sensitive"] = sensitive
@@ -84,6 +85,17 @@ func (s *Service) BuildNote(p *posts.Post, lib *posts.Library, published, update
 	d["tag"] = tags
 	d["attachment"] = s.attachments(p)
 	return d, nil
+}
+
+// summaryHTML is the content warning as a Note's summary. ActivityStreams
+// reads summary as HTML, Mastodon as plain text: text that reads the same
+// both ways (no tag, no character reference) goes as it is, so "Q&A" stays
+// "Q&A" on Mastodon; anything else is escaped, never sent as markup.
+func summaryHTML(cw string) string {
+	if !strings.ContainsAny(cw, "<\x00") && html.UnescapeString(cw) == cw {
+		return cw
+	}
+	return escapeText(cw)
 }
 
 // NoteJSON is the Note document of one language version, served at its id.
