@@ -22,7 +22,7 @@ func main() {
 	stop()
 	if err != nil {
 		if !errors.Is(err, errUsage) {
-			fmt.Fprintln(os.Stderr, "crieur:", err)
+			printError(os.Stderr, err)
 		}
 		os.Exit(exitCode(err))
 	}
@@ -31,6 +31,13 @@ func main() {
 // errUsage marks errors whose message was already printed (flag errors,
 // problems listed by check).
 var errUsage = errors.New("usage")
+
+// printError writes err as the one line crieur ends with. Errors quote
+// remote servers and file names: termSafe keeps them on that line and off
+// the terminal's controls.
+func printError(w io.Writer, err error) {
+	fmt.Fprintln(w, "crieur:", termSafe(err.Error()))
+}
 
 func exitCode(err error) int {
 	if errors.Is(err, errUsage) {
