@@ -57,6 +57,8 @@ Usage:
   crieur publish   [flags] -dry-run | -again SLUG/LANG
   crieur status    [flags] [SLUG/LANG]   delivery status of articles
   crieur bench     [flags]   fan-out benchmark on loopback
+  crieur key       [flags] show | rotate   the actor key: its fingerprint, or a new key
+                             (with crieur serve stopped), announced to followers on the next start
   crieur version
 
 Every flag has an environment variable (see crieur serve -h and README.md).
@@ -85,6 +87,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runStatus(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, stdout, stderr)
+	case "key":
+		return runKey(ctx, rest, getenv, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "crieur", version)
 		printEngine(stdout, getenv("CRIEUR_RSA"))
