@@ -80,6 +80,21 @@ func TestDataProblemsStopWithOneLine(t *testing.T) {
 					t.Errorf("a new key was made")
 				}
 			}},
+		{"key gone, database from before the record", func(in *instance) {
+			// As a crieur older than the record left it: followers, no
+			// recorded key.
+			st, err := storage.Open(in.dbPath(), storage.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.SetMeta(metaKey, "")
+			st.Close()
+			os.Remove(in.keyPath())
+		}, (*instance).keyPath, []string{"missing", "followers or history", "backup", "crieur key rotate"}, func(t *testing.T, in *instance) {
+			if _, err := os.Stat(in.keyPath()); err == nil {
+				t.Errorf("a new key was made")
+			}
+		}},
 		{"foreign key", func(in *instance) {
 			os.Remove(in.keyPath())
 			loadKey(t, in.keyPath())

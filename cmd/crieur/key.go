@@ -218,20 +218,32 @@ func runKey(ctx context.Context, args []string, getenv func(string) string, stdo
 	// run while the key changes under it.
 	if c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "unix", cfg.sockPath()); err == nil {
 		c.Close()
+		if rest[0] == "show" {
+			return runAdmin(ctx, cfg, "key-show", nil, stdout, stderr)
+		}
 		return fmt.Errorf("crieur serve is running on %s: stop it first, then run crieur key %s", cfg.DataDir, rest[0])
 	}
 	if rest[0] == "show" {
-		return keyShow(cfg, stdout)
+		// Not through openApp, which refuses the very mismatch this
+		// command is there to show.
+		store, err := storage.Open(cfg.dbPath(), storage.Options{Timeout: storeOpenTimeout, MustExist: true})
+		if err != nil {
+			return dataError(cfg, err)
+		}
+		defer store.Close()
+		return keyShow(cfg, store, stdout)
 	}
 	return keyRotate(cfg, time.Now(), stdout)
 }
 
-func keyShow(cfg config, w io.Writer) error {
-	store, err := storage.Open(cfg.dbPath(), storage.Options{Timeout: storeOpenTimeout, MustExist: true})
-	if err != nil {
-		return dataError(cfg, err)
-	}
-	defer store.Close()
+// opKeyShow is crieur key show against a running server.
+func opKeyShow(_ context.Context, a *app, _ []string, w io.Writer) error {
+	return keyShow(a.cfg, a.store, w)
+}
+
+// keyShow prints the fingerprint of actor.pem and the one the database
+// records.
+func keyShow(cfg config, store *storage.Store, w io.Writer) error {
 	recorded, _, err := store.Meta(metaKey)
 	if err != nil {
 		return err

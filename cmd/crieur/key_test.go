@@ -145,14 +145,20 @@ func TestKeyRotateAnnouncesTheNewKey(t *testing.T) {
 		t.Fatalf("key rotate kept the same key")
 	}
 	// key show: the file's fingerprint, then the recorded one, the same.
-	if out, err := in.admin("key", "show"); err != nil {
-		t.Errorf("key show: %v\n%s", err, out)
-	} else if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 ||
-		!strings.Contains(lines[0], "SHA256:") || lastField(lines[0]) != lastField(lines[1]) {
-		t.Errorf("key show after the rotation:\n%s", out)
+	keyShows := func(when string) {
+		t.Helper()
+		out, err := in.admin("key", "show")
+		if err != nil {
+			t.Errorf("key show %s: %v\n%s", when, err, out)
+		} else if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 ||
+			!strings.Contains(lines[0], "SHA256:") || lastField(lines[0]) != lastField(lines[1]) {
+			t.Errorf("key show %s:\n%s", when, out)
+		}
 	}
+	keyShows("after the rotation")
 
 	in.start()
+	keyShows("through the running server")
 	isProfile := func(d delivery) bool {
 		obj, _ := d.Activity["object"].(map[string]any)
 		return d.Activity["type"] == "Update" && obj["type"] == "Service"
