@@ -23,7 +23,9 @@ var ErrDamaged = errors.New("storage: the database file is damaged")
 // openBolt is bbolt.Open that cannot crash the process. bbolt trusts the
 // file: on a damaged one it may panic on an assertion, or read past the
 // end of its memory map, which without SetPanicOnFault kills the process
-// with a fault. Both become ErrDamaged here.
+// with a fault. Both become ErrDamaged here. A panic inside bbolt.Open
+// leaves the file it opened (and its lock) held by this process, which
+// stops on that error anyway.
 func openBolt(path string, timeout time.Duration) (db *bbolt.DB, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {

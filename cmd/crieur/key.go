@@ -309,11 +309,11 @@ func keyRotate(cfg config, now time.Time, w io.Writer) error {
 		kept = fmt.Sprintf("%s.old-%s", keyPath, now.UTC().Format("20060102-150405"))
 		// A link, not a copy: the old key stays whole and private.
 		if err := os.Link(keyPath, kept); err != nil {
-			return fmt.Errorf("key rotate: keep the old key: %w", err)
+			return fmt.Errorf("key rotate: keep the old key: %w (actor.pem is unchanged; run crieur key rotate again)", err)
 		}
 	}
 	if err := os.Rename(newPath, keyPath); err != nil {
-		return fmt.Errorf("key rotate: %w", err)
+		return fmt.Errorf("key rotate: %w (actor.pem is unchanged; run crieur key rotate again)", err)
 	}
 	if d, err := os.Open(filepath.Dir(keyPath)); err == nil {
 		_ = d.Sync()
