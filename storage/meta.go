@@ -55,3 +55,22 @@ func (s *Store) EnqueueWithMeta(key, value string, act Activity, jobs []Job) err
 	}
 	return nil
 }
+
+// HasPast tells whether the database holds anything of an instance that
+// has run: followers in any state, activities, ledger entries or jobs.
+func (s *Store) HasPast() (bool, error) {
+	past := false
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		for _, name := range [][]byte{bucketFollowers, bucketActivities, bucketLedger, bucketJobs, bucketFailed} {
+			if k, _ := tx.Bucket(name).Cursor().First(); k != nil {
+				past = true
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("storage: has past: %w", err)
+	}
+	return past, nil
+}

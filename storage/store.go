@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strconv"
 	"time"
 
@@ -77,6 +79,10 @@ type Options struct {
 	// Now is the clock used for CreatedAt and default NextAttempt;
 	// time.Now when nil.
 	Now func() time.Time
+	// MustExist says the file belongs to an instance that has run before
+	// (its caller knows, from the actor key for instance): an absent or
+	// empty file is then ErrMissing, never a fresh database.
+	MustExist bool
 }
 
 // Store is crieur's durable state. It is safe for concurrent use.
@@ -90,8 +96,10 @@ type Store struct {
 	batch func(func(*bbolt.Tx) error) error
 }
 
-// Open opens (creating if needed) the bbolt file at path and makes sure
-// every bucket exists.
+// Open opens (creating if needed) the bbolt file at path, makes sure every
+// bucket exists and reads the whole file once: a damaged file is
+// ErrDamaged, never a panic then or later; with opts.MustExist, an absent
+// or empty file is ErrMissing.
 func Open(path string, opts Options) (*Store, error) {
 	timeout := opts.Timeout
 	if timeout <= 0 {
@@ -101,12 +109,28 @@ func Open(path string, opts Options) (*Store, error) {
 	if now == nil {
 		now = time.Now
 	}
-	db, err := bbolt.Open(path, fileMode, &bbolt.Options{Timeout: timeout})
+	if opts.MustExist {
+		// bbolt makes a new database of an empty file as of a missing one.
+		info, err := os.Stat(path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, fmt.Errorf("storage: open %s: %w (there is no such file)", path, ErrMissing)
+		case err != nil:
+			return nil, fmt.Errorf("storage: open %s: %w", path, err)
+		case info.Size() == 0:
+			return nil, fmt.Errorf("storage: open %s: %w (the file is empty)", path, ErrMissing)
+		}
+	}
+	db, err := openBolt(path, timeout)
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("storage: open %s: %w (waited %s; is another crieur running on this data folder?)",
 				path, ErrLocked, timeout)
 		}
+		return nil, fmt.Errorf("storage: open %s: %w", path, err)
+	}
+	if err := verify(db); err != nil {
+		_ = db.Close()
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {

@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/xml"
 	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"strings"
@@ -284,7 +285,7 @@ func (s *server) rssFeed(c *gin.Context) {
 	ch := rssChannel{
 		Title:       s.feedTitle(lang),
 		Link:        s.base + "/",
-		Description: description,
+		Description: rssHTMLText(description),
 		Language:    chLang,
 		Generator:   s.cfg.Software + " " + s.cfg.Version,
 		AtomLink:    atomLink{Rel: "self", Type: "application/rss+xml", Href: s.feedSelf("/feed.rss", lang)},
@@ -299,7 +300,7 @@ func (s *server) rssFeed(c *gin.Context) {
 			Link:        id,
 			GUID:        rssGUID{IsPermaLink: "true", Value: id},
 			PubDate:     p.Date.Format(time.RFC1123Z),
-			Description: p.Summary,
+			Description: rssHTMLText(p.Summary),
 			Content:     rssCDATA{Body: s.absoluteHTML(p.HTML)},
 			Language:    p.Lang,
 		}
@@ -315,6 +316,11 @@ func (s *server) rssFeed(c *gin.Context) {
 		Version: "2.0", NSAtom: nsAtom, NSContent: nsContent, NSDC: nsDC, Channel: ch,
 	})
 }
+
+// rssHTMLText makes editor text fit an RSS element that readers decode as
+// HTML (description): escaped once for HTML here, once more for XML by the
+// encoder, so a reader shows "<b>" instead of making it bold.
+func rssHTMLText(s string) string { return html.EscapeString(s) }
 
 // feedUpdated is the newest entry's time; an empty feed uses the current
 // time, since Atom requires an updated element.

@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/xml"
 	"fmt"
+	nethtml "golang.org/x/net/html"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -295,4 +296,46 @@ func indexOf(list []string, s string) int {
 		}
 	}
 	panic("indexOf: " + s + " not in list")
+}
+
+// RSS readers decode <description> as HTML: the editor's summary and bio
+// must come out as the text they typed, never as live markup. Atom says
+// type="text" and needs no second escape.
+func TestFeedDescriptionsAreText(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.Bio = `Reports <script>alert(1)</script> & more` })
+	f := parseRSS(t, e.get(t, "/feed.rss"))
+	// What a reader shows: the element's text, decoded as HTML.
+	shown := func(s string) string {
+		doc, err := nethtml.Parse(strings.NewReader(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		var walk func(*nethtml.Node)
+		walk = func(n *nethtml.Node) {
+			if n.Type == nethtml.ElementNode && n.Data != "html" && n.Data != "head" && n.Data != "body" {
+				t.Errorf("description %q is markup: a <%s> element", s, n.Data)
+			}
+			if n.Type == nethtml.TextNode {
+				b.WriteString(n.Data)
+			}
+			for c := n.FirstChild; c != nil; c = c.NextSibling {
+				walk(c)
+			}
+		}
+		walk(doc)
+		return b.String()
+	}
+	if got := shown(f.Channel.Description); got != "Reports <script>alert(1)</script> & more" {
+		t.Errorf("channel description shows %q", got)
+	}
+	want := e.visibleIDs("")
+	second := f.Channel.Items[indexOf(want, testBase+"/posts/second/en")]
+	if got := shown(second.Description); got != "Escaping matters: <b>not bold</b> & friends." {
+		t.Errorf("second/en description shows %q", got)
+	}
+	a := parseAtom(t, e.get(t, "/feed.atom"))
+	if s := a.Entries[indexOf(want, testBase+"/posts/second/en")].Summary; s != "Escaping matters: <b>not bold</b> & friends." {
+		t.Errorf("atom summary (type text) %q", s)
+	}
 }

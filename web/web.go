@@ -126,7 +126,7 @@ func versioned(u, version string) string {
 	return u + "?v=" + version
 }
 
-// AvatarURL is the absolute URL of the avatar, for federation.Config:
+// AvatarURL is the absolute URL of the avatar, for documents.Config:
 // BASE/avatar.<ext> for a configured image (some clients guess the type from
 // the extension), BASE/avatar.png for the placeholder: servers take no SVG
 // avatar (Mastodon refuses it, GoToSocial cannot decode it), so they get a
@@ -139,7 +139,7 @@ func (c Config) AvatarURL() string {
 	return versioned(base+"/avatar"+imageExt(c.AvatarPath), c.AvatarVersion)
 }
 
-// AvatarType is the media type served at AvatarURL, for federation.Config.
+// AvatarType is the media type served at AvatarURL, for documents.Config.
 func (c Config) AvatarType() string {
 	if c.AvatarPath == "" {
 		return "image/png"

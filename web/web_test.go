@@ -37,7 +37,7 @@ const (
 )
 
 // testKey is generated once per test binary: RSA generation is the slow
-// part of building a federation.Service.
+// part of building the documents and the inbox.
 var testKey = sync.OnceValue(func() *rsa.PrivateKey {
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -65,7 +65,7 @@ func (b *syncBuffer) String() string {
 }
 
 // testEnv is a running crieur web server on loopback with the testdata
-// articles, a real bbolt store and a real federation.Service.
+// articles, a real bbolt store, real documents and a real inbox.
 type testEnv struct {
 	srv   *httptest.Server
 	url   string // where the server listens (not BaseURL)

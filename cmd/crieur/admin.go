@@ -41,6 +41,7 @@ var adminOps = map[string]adminOp{
 	"publish-dry-run":   opPublishDryRun,
 	"publish-again":     opPublishAgain,
 	"status":            opStatus,
+	"key-show":          opKeyShow,
 }
 
 type adminRequest struct {
@@ -232,7 +233,7 @@ func writeQueueStats(w io.Writer, st storage.QueueStats, retryFor time.Duration)
 		if !s.RetryingSince.IsZero() {
 			giveUp = s.RetryingSince.Add(retryFor)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\n", h, s.Pending, s.Retrying, s.Failed, when(s.NextAttempt), when(giveUp), s.LastError)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\n", termSafe(h), s.Pending, s.Retrying, s.Failed, when(s.NextAttempt), when(giveUp), termSafe(s.LastError))
 	}
 	return tw.Flush()
 }
@@ -262,7 +263,7 @@ func printFollowers(w io.Writer, fs []storage.Follower) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ACTOR\tHANDLE\tINBOX\tSINCE")
 	for _, f := range fs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.ActorID, f.Handle, f.DeliveryInbox(), f.CreatedAt.Format(time.RFC3339))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", termSafe(f.ActorID), termSafe(f.Handle), termSafe(f.DeliveryInbox()), f.CreatedAt.Format(time.RFC3339))
 	}
 	fmt.Fprintf(tw, "%d in all\n", len(fs))
 	return tw.Flush()
@@ -292,7 +293,7 @@ func opFollowersRemove(_ context.Context, a *app, args []string, w io.Writer) er
 	if !ok {
 		return fmt.Errorf("no follower %s", args[0])
 	}
-	fmt.Fprintf(w, "removed %s\n", args[0])
+	fmt.Fprintf(w, "removed %s\n", termSafe(args[0]))
 	return nil
 }
 
@@ -300,7 +301,7 @@ func opFollowersApprove(ctx context.Context, a *app, args []string, w io.Writer)
 	if err := a.inbox.ApproveFollower(ctx, args[0]); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "approved %s: the Accept is queued\n", args[0])
+	fmt.Fprintf(w, "approved %s: the Accept is queued\n", termSafe(args[0]))
 	return nil
 }
 
@@ -308,7 +309,7 @@ func opFollowersReject(ctx context.Context, a *app, args []string, w io.Writer) 
 	if err := a.inbox.RejectFollower(ctx, args[0]); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "rejected %s: the Reject is queued\n", args[0])
+	fmt.Fprintf(w, "rejected %s: the Reject is queued\n", termSafe(args[0]))
 	return nil
 }
 
@@ -324,7 +325,7 @@ func opPublishDryRun(_ context.Context, a *app, _ []string, w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ACTIVITY\tARTICLE\tINBOXES")
 	for _, p := range plan {
-		fmt.Fprintf(tw, "%s\t%s\t%d\n", p.Type, p.Key, p.Inboxes)
+		fmt.Fprintf(tw, "%s\t%s\t%d\n", p.Type, termSafe(p.Key), p.Inboxes)
 	}
 	return tw.Flush()
 }
@@ -335,6 +336,6 @@ func opPublishAgain(ctx context.Context, a *app, args []string, w io.Writer) err
 		return err
 	}
 	a.del.Wake()
-	fmt.Fprintf(w, "announced %s again: %d deliveries queued\n", args[0], n)
+	fmt.Fprintf(w, "announced %s again: %d deliveries queued\n", termSafe(args[0]), n)
 	return nil
 }

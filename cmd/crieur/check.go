@@ -22,10 +22,10 @@ func runCheck(args []string, getenv func(string) string, stdout, stderr io.Write
 	now := time.Now()
 	all := lib.All()
 	visible := len(lib.Visible(now))
-	fmt.Fprintf(stdout, "%s: %d articles (%d published, %d scheduled)\n", cfg.PostsDir, len(all), visible, len(all)-visible)
+	fmt.Fprintf(stdout, "%s: %d articles (%d published, %d scheduled)\n", termSafe(cfg.PostsDir), len(all), visible, len(all)-visible)
 	probs := lib.Problems()
 	for _, p := range probs {
-		fmt.Fprintln(stdout, p.Error())
+		fmt.Fprintln(stdout, termSafe(p.Error()))
 	}
 	if len(probs) > 0 {
 		fmt.Fprintf(stdout, "%d problem(s): those files are not published\n", len(probs))

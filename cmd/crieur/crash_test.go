@@ -118,16 +118,13 @@ func TestCrashDuringFanOutLosesNothing(t *testing.T) {
 	}
 	// Followers are put in the data file before the first start, as if they
 	// had followed earlier.
-	st, err := storage.Open(in.data+"/crieur.db", storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range followers {
-		if err := st.PutFollower(f); err != nil {
-			t.Fatal(err)
+	in.seedData(func(st *storage.Store) {
+		for _, f := range followers {
+			if err := st.PutFollower(f); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	st.Close()
+	})
 
 	cmd := in.startProcess(t)
 	in.writePost("big.en.md", post("big", "en", "Big news", "2024-05-01T08:00:00Z", "For everyone."))

@@ -22,7 +22,7 @@ func main() {
 	stop()
 	if err != nil {
 		if !errors.Is(err, errUsage) {
-			fmt.Fprintln(os.Stderr, "crieur:", err)
+			printError(os.Stderr, err)
 		}
 		os.Exit(exitCode(err))
 	}
@@ -31,6 +31,13 @@ func main() {
 // errUsage marks errors whose message was already printed (flag errors,
 // problems listed by check).
 var errUsage = errors.New("usage")
+
+// printError writes err as the one line crieur ends with. Errors quote
+// remote servers and file names: termSafe keeps them on that line and off
+// the terminal's controls.
+func printError(w io.Writer, err error) {
+	fmt.Fprintln(w, "crieur:", termSafe(err.Error()))
+}
 
 func exitCode(err error) int {
 	if errors.Is(err, errUsage) {
@@ -50,6 +57,8 @@ Usage:
   crieur publish   [flags] -dry-run | -again SLUG/LANG
   crieur status    [flags] [SLUG/LANG]   delivery status of articles
   crieur bench     [flags]   fan-out benchmark on loopback
+  crieur key       [flags] show | rotate   the actor key: its fingerprint, or a new key
+                             (with crieur serve stopped), announced to followers on the next start
   crieur version
 
 Every flag has an environment variable (see crieur serve -h and README.md).
@@ -78,6 +87,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runStatus(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, stdout, stderr)
+	case "key":
+		return runKey(ctx, rest, getenv, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "crieur", version)
 		printEngine(stdout, getenv("CRIEUR_RSA"))

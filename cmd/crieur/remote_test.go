@@ -35,6 +35,9 @@ type remote struct {
 	// status, when set, decides the answer of the inbox (default 202).
 	status func(path string) int
 	keys   map[string]*rsa.PublicKey // crieur key cache, by keyId
+	// refetched counts keys fetched again after a signature failed with
+	// the cached one.
+	refetched int
 }
 
 type received struct {
@@ -136,7 +139,13 @@ func (r *remote) serveInbox(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "read", 400)
 		return
 	}
-	if err := checkSigned(req, body, r.crieurKey); err != nil {
+	err = checkSigned(req, body, r.crieurKey)
+	if err != nil && r.forgetKey(req) {
+		// As Mastodon does (actor_refresh_key!), fetch the key again
+		// once when the cached one fails: a rotated key is learnt so.
+		err = checkSigned(req, body, r.crieurKey)
+	}
+	if err != nil {
 		r.t.Errorf("remote inbox %s: crieur's delivery does not verify: %v", req.URL.Path, err)
 		http.Error(w, "bad signature", 401)
 		return
@@ -162,6 +171,22 @@ func (r *remote) serveInbox(w http.ResponseWriter, req *http.Request) {
 	default:
 	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// forgetKey drops the cached key a request names; false when none was cached.
+func (r *remote) forgetKey(req *http.Request) bool {
+	v, err := httpsig.NewVerifier(req)
+	if err != nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.keys[v.KeyId()]; !ok {
+		return false
+	}
+	delete(r.keys, v.KeyId())
+	r.refetched++
+	return true
 }
 
 // checkSigned verifies a request the way Mastodon does: the signature with

@@ -70,20 +70,8 @@ func openApp(cfg config, log *slog.Logger) (*app, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data folder: %w", err)
 	}
-	key, err := signature.LoadOrCreateKey(cfg.keyPath())
+	store, key, created, err := openData(cfg)
 	if err != nil {
-		return nil, err
-	}
-	created := time.Now().UTC()
-	if st, err := os.Stat(cfg.keyPath()); err == nil {
-		// The key is made once, on the first start: its age is the actor's.
-		created = st.ModTime().UTC()
-	}
-	store, err := storage.Open(cfg.dbPath(), storage.Options{Timeout: storeOpenTimeout})
-	if err != nil {
-		if errors.Is(err, storage.ErrLocked) {
-			return nil, fmt.Errorf("%s is in use by a running crieur: stop it first, or run this command against the running server's data folder", cfg.dbPath())
-		}
 		return nil, err
 	}
 	w, err := articles.NewWatcher(cfg.PostsDir, articles.WatchOptions{

@@ -80,14 +80,14 @@ func opStatus(_ context.Context, a *app, args []string, w io.Writer) error {
 			return err
 		}
 		if !ok {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\n", e.Key, state)
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\n", termSafe(e.Key), state)
 			continue
 		}
 		c, err := a.store.DeliveryCounts(act.ID)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s %s\t%d\t%d\t%d\n", e.Key, state, strings.ToLower(act.Type),
+		fmt.Fprintf(tw, "%s\t%s\t%s %s\t%d\t%d\t%d\n", termSafe(e.Key), state, strings.ToLower(act.Type),
 			act.Published.Format("2006-01-02 15:04"), c.Delivered, c.Pending, c.Failed)
 	}
 	return tw.Flush()

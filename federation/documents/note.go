@@ -3,6 +3,7 @@ package documents
 import (
 	"errors"
 	"fmt"
+	"html"
 	"net/url"
 	"path"
 	"sort"
@@ -70,7 +71,7 @@ func (s *Builder) BuildNote(p *articles.Post, lib *articles.Library, published, 
 	// summary is a content warning everywhere: only for one.
 	sensitive := p.Sensitive
 	if cw := strings.TrimSpace(p.ContentWarning); cw != "" {
-		d["summary"] = cw
+		d["summary"] = summaryHTML(cw)
 		sensitive = true
 	}
 	d["sensitive"] = sensitive
@@ -85,6 +86,17 @@ func (s *Builder) BuildNote(p *articles.Post, lib *articles.Library, published, 
 	d["tag"] = tags
 	d["attachment"] = s.attachments(p)
 	return d, nil
+}
+
+// summaryHTML is the content warning as a Note's summary. ActivityStreams
+// reads summary as HTML, Mastodon as plain text: text that reads the same
+// both ways (no tag, no character reference) goes as it is, so "Q&A" stays
+// "Q&A" on Mastodon; anything else is escaped, never sent as markup.
+func summaryHTML(cw string) string {
+	if !strings.ContainsAny(cw, "<\x00") && html.UnescapeString(cw) == cw {
+		return cw
+	}
+	return escapeText(cw)
 }
 
 // NoteJSON is the Note document of one language version, served at its id.

@@ -445,3 +445,35 @@ func walkHTML(s string, fn func(*html.Node)) {
 		walk(n)
 	}
 }
+
+// A content warning is editor text, and summary is HTML to ActivityStreams
+// readers: markup in it is escaped, never sent live. Text that reads the
+// same as text and as HTML goes as it is, since Mastodon shows summary as
+// plain text and would print "&amp;".
+func TestNoteContentWarningIsNotMarkup(t *testing.T) {
+	for cw, want := range map[string]string{
+		`Spoilers <img src=x onerror=alert(1)> <b>bold</b>`: `Spoilers &lt;img src=x onerror=alert(1)&gt; &lt;b&gt;bold&lt;/b&gt;`,
+		`Q&A about war & peace`:                             `Q&A about war & peace`,
+		`Tom &amp; Jerry &copy`:                             `Tom &amp;amp; Jerry &amp;copy`,
+		`a > b`:                                             `a > b`,
+	} {
+		dir := t.TempDir()
+		body := fmt.Sprintf("---\ntitle: \"CW\"\ndate: 2023-09-01T08:00:00Z\ncontent_warning: %q\nslug: cw\n---\n\nBody.\n", cw)
+		if err := os.WriteFile(filepath.Join(dir, "cw.en.md"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s := newVocabService(t, vocabConfig(), dir)
+		b, err := s.NoteJSON("cw", "en")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := decodeJSON(t, b)
+		if n["summary"] != want {
+			t.Errorf("content_warning %q: summary %q, want %q", cw, n["summary"], want)
+		}
+		// Read as HTML, the summary is the editor's text, nothing more.
+		if got := html.UnescapeString(fmt.Sprint(n["summary"])); got != cw {
+			t.Errorf("content_warning %q reads as %q in HTML", cw, got)
+		}
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/crieur/crieur/federation/signature"
 	"github.com/crieur/crieur/storage"
 )
 
@@ -173,6 +174,11 @@ func (c *crieurRun) discover(ctx context.Context) (bool, error) {
 // those would measure crieur's inbox and the Accept deliveries, not the
 // fan-out of one article.
 func (c *crieurRun) seed(fl *fleet) (int, error) {
+	// A database with followers belongs to an actor key: crieur refuses
+	// to start on one without it.
+	if _, err := signature.LoadOrCreateKey(filepath.Join(c.data, "actor.pem")); err != nil {
+		return 0, fmt.Errorf("fanout: seed: %w", err)
+	}
 	st, err := storage.Open(filepath.Join(c.data, "crieur.db"), storage.Options{Timeout: storeTimeout})
 	if err != nil {
 		return 0, fmt.Errorf("fanout: seed: %w", err)
