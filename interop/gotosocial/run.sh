@@ -66,6 +66,25 @@ remove_hosts_lines() {
   fi
 }
 
+# Debian's update-ca-certificates adds a local CA (links in /etc/ssl/certs,
+# the bundle, and its hooks: Java's cacerts) but, for a CA file that is simply
+# deleted, only rebuilds the bundle: its links stay and the hooks are not told.
+# So the removal is done as the script does it for a CA it removes itself.
+untrust_ca() {
+  local link=/etc/ssl/certs/$CA_NAME.pem hook
+  rm -f "$CA_DIR/$CA_NAME.crt"
+  if [ -L "$link" ]; then
+    find /etc/ssl/certs -maxdepth 1 -type l -lname "$CA_NAME.pem" -delete
+    rm -f "$link"
+    if [ -d /etc/ca-certificates/update.d ]; then
+      run-parts --test -- /etc/ca-certificates/update.d | while read -r hook; do
+        echo "-$link" | "$hook" >/dev/null 2>&1 || echo "gotosocial/run.sh: trust-store hook $hook failed" >&2
+      done
+    fi
+  fi
+  update-ca-certificates >/dev/null 2>&1 || echo "gotosocial/run.sh: update-ca-certificates failed" >&2
+}
+
 cleanup() {
   local i pid waited
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
@@ -84,10 +103,7 @@ cleanup() {
   done
   pids=()
   [ -n "$hosts_added" ] && remove_hosts_lines
-  if [ -n "$ca_added" ]; then
-    rm -f "$CA_DIR/$CA_NAME.crt"
-    update-ca-certificates >/dev/null 2>&1 || echo "gotosocial/run.sh: update-ca-certificates failed at cleanup" >&2
-  fi
+  [ -n "$ca_added" ] && untrust_ca
   if [ -n "${GTS_INTEROP_LOGS:-}" ]; then
     mkdir -p "$GTS_INTEROP_LOGS" && cp "$tmp"/*.log "$GTS_INTEROP_LOGS"/ 2>/dev/null
   fi
@@ -121,9 +137,9 @@ if grep -q "$MARK" /etc/hosts; then
   remove_hosts_lines
   hosts_added=
 fi
-if [ -e "$CA_DIR/$CA_NAME.crt" ]; then
+if [ -e "$CA_DIR/$CA_NAME.crt" ] || [ -L "/etc/ssl/certs/$CA_NAME.pem" ]; then
   log "removing a CA left by an earlier run"
-  rm -f "$CA_DIR/$CA_NAME.crt" && update-ca-certificates >/dev/null 2>&1
+  untrust_ca
 fi
 
 # --- build crieur and the checker
@@ -155,8 +171,9 @@ hosts_added=1
 printf '%s %s %s\n%s %s %s\n' "$GTS_IP" "$GTS_HOST" "$MARK" "$CRIEUR_IP" "$CRIEUR_HOST" "$MARK" >>/etc/hosts ||
   die "cannot write /etc/hosts"
 
-# --- GoToSocial: config, the checker's user (made before the server starts,
-# since its admin CLI opens the database itself), then the server.
+# --- GoToSocial: config, the server, then the checker's user (its admin CLI
+# refuses to make users before the server has run once: it needs the
+# instance application the first start creates).
 gts_dir="$tmp/gts"
 mkdir -p "$gts_dir/storage" "$gts_dir/assets"
 cat >"$gts_dir/config.yaml" <<EOF
@@ -185,18 +202,23 @@ export GTS_WAZERO_COMPILATION_CACHE
 GTS_WAZERO_COMPILATION_CACHE="$(dirname "$gts_bin")/wazero-cache"
 mkdir -p "$GTS_WAZERO_COMPILATION_CACHE"
 
-user=checker
-email=checker@$GTS_HOST
-password="Crieur-$(openssl rand -hex 16)-Interop!"
-gts() { "$gts_bin" --config-path "$gts_dir/config.yaml" "$@"; }
-{
-  gts admin account create --username "$user" --email "$email" --password "$password" &&
-    gts admin account confirm --username "$user"
-} >"$tmp/gts-admin.log" 2>&1 || { tail -n 20 "$tmp/gts-admin.log"; die "gotosocial admin account create/confirm failed"; }
-
 log "starting GoToSocial $("$gts_bin" --version 2>/dev/null | head -n 1) on https://$GTS_HOST ($GTS_IP:443)"
 start gotosocial "$tmp/gts.log" "$gts_bin" --config-path "$gts_dir/config.yaml" server start
 gts_pid=${pids[-1]}
+t0=$SECONDS
+"$tmp/gtscheck" wait -timeout "${READY_TIMEOUT}s" -pid "$gts_pid" -url "https://$GTS_HOST/api/v1/instance" ||
+  { log_tails; die "GoToSocial did not come up"; }
+log "GoToSocial up after $((SECONDS - t0)) s"
+# The user the checks sign in as (its sqlite is in WAL mode: the CLI and the
+# running server share it).
+user=checker
+email=checker@$GTS_HOST
+password="Crieur-$(openssl rand -hex 16)-Interop!"
+gts_admin() { "$gts_bin" --config-path "$gts_dir/config.yaml" "$@"; }
+{
+  gts_admin admin account create --username "$user" --email "$email" --password "$password" &&
+    gts_admin admin account confirm --username "$user"
+} >"$tmp/gts-admin.log" 2>&1 || { tail -n 20 "$tmp/gts-admin.log"; die "gotosocial admin account create/confirm failed"; }
 
 # --- crieur, with a profile the checks can recognise, behind TLS
 mkdir -p "$tmp/posts" "$tmp/data" "$tmp/scratch"
@@ -220,10 +242,7 @@ start proxy "$tmp/proxy.log" "$tmp/gtscheck" proxy -listen "$CRIEUR_IP:443" \
 "$tmp/gtscheck" wait -timeout 30s -pid "$crieur_pid" \
   -url "https://$CRIEUR_HOST/.well-known/webfinger?resource=acct:$HANDLE@$CRIEUR_HOST" ||
   { log_tails; die "crieur is not reachable over https"; }
-t0=$SECONDS
-"$tmp/gtscheck" wait -timeout "${READY_TIMEOUT}s" -pid "$gts_pid" -url "https://$GTS_HOST/api/v1/instance" ||
-  { log_tails; die "GoToSocial did not come up"; }
-log "both servers up (GoToSocial answered after $((SECONDS - t0)) s)"
+log "crieur up"
 
 timeout "$STAGE_TIMEOUT" "$tmp/gtscheck" check -gts "https://$GTS_HOST" -email "$email" -password "$password" \
   -crieur "https://$CRIEUR_HOST" -handle "$HANDLE" -posts "$tmp/posts" -scratch "$tmp/scratch" \

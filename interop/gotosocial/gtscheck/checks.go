@@ -86,6 +86,11 @@ func runCheck(args []string) int {
 	return 0
 }
 
+// info prints a line of information, not a check.
+func info(format string, args ...any) {
+	fmt.Printf("#   "+format+"\n", args...)
+}
+
 func (c *checker) check(name string, needs []string, fn func() error) {
 	start := time.Now()
 	var err error
@@ -135,9 +140,21 @@ func (c *checker) acct() string {
 	return c.handle + "@" + u.Host
 }
 
-// lookup: GoToSocial finds the bot by its handle (WebFinger, then the actor).
+// lookup: GoToSocial finds the bot by its handle (WebFinger, then the
+// actor). Its accounts/lookup answers only from what it already knows, so
+// the handle is first resolved through search, as a user would type it.
 func (c *checker) lookup() error {
 	return c.poll(func() (bool, string, error) {
+		var found struct {
+			Accounts []account `json:"accounts"`
+		}
+		q := url.Values{"q": {"@" + c.acct()}, "resolve": {"true"}, "type": {"accounts"}}
+		if err := c.g.do("GET", "/api/v2/search?"+q.Encode(), nil, &found); err != nil {
+			return false, "search: " + err.Error(), nil
+		}
+		if len(found.Accounts) == 0 {
+			return false, "search resolved no account", nil
+		}
 		var a account
 		err := c.g.do("GET", "/api/v1/accounts/lookup?acct="+url.QueryEscape(c.acct()), nil, &a)
 		if err != nil {
@@ -147,6 +164,7 @@ func (c *checker) lookup() error {
 			return false, fmt.Sprintf("acct is %q", a.Acct), nil
 		}
 		c.bot = a
+		info("%s is GoToSocial account %s", a.Acct, a.ID)
 		return true, "", nil
 	})
 }
@@ -186,6 +204,7 @@ func (c *checker) profile() error {
 		if len(problems) > 0 {
 			return false, strings.Join(problems, "; "), nil
 		}
+		info("name %q, bot, %d field(s), avatar %s", a.DisplayName, len(a.Fields), a.Avatar)
 		return true, "", nil
 	})
 }
@@ -234,6 +253,7 @@ func (c *checker) follow() error {
 			return false, fmt.Sprintf("crieur's followers collection has totalItems %d", n), nil
 		}
 		c.followersSeen = n
+		info("GoToSocial: following; crieur's followers collection: totalItems %d", n)
 		return true, "", nil
 	})
 }
@@ -398,6 +418,7 @@ func (c *checker) article() error {
 		return err
 	}
 	c.en = s
+	info("%s: %s, language %q, %d tag(s), %d bytes of HTML", s.URI, s.Visibility, s.lang(), len(s.Tags), len(s.Content))
 	return checkStatus(s, "en", "en-lede-"+c.run, "A section", "first version", "en-end-"+c.run)
 }
 
@@ -422,6 +443,7 @@ func (c *checker) edit() error {
 	if err != nil {
 		return err
 	}
+	info("edited_at %s", *last.EditedAt)
 	return checkStatus(last, "en", "en-end-"+c.run)
 }
 
@@ -436,6 +458,7 @@ func (c *checker) translation() error {
 		return err
 	}
 	c.fr = s
+	info("%s: language %q", s.URI, s.lang())
 	if s.ID == c.en.ID || s.URI == c.en.URI {
 		return fmt.Errorf("the translation is the English status %s", s.URI)
 	}
@@ -493,6 +516,7 @@ func (c *checker) unfollow() error {
 		if n != want {
 			return false, fmt.Sprintf("crieur's followers collection has totalItems %d, want %d", n, want), nil
 		}
+		info("crieur's followers collection: totalItems %d", n)
 		return true, "", nil
 	})
 }
