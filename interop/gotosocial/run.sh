@@ -244,7 +244,7 @@ start proxy "$tmp/proxy.log" "$tmp/gtscheck" proxy -listen "$CRIEUR_IP:443" \
   { log_tails; die "crieur is not reachable over https"; }
 log "crieur up"
 
-timeout "$STAGE_TIMEOUT" "$tmp/gtscheck" check -gts "https://$GTS_HOST" -email "$email" -password "$password" \
+GTSCHECK_PASSWORD=$password timeout "$STAGE_TIMEOUT" "$tmp/gtscheck" check -gts "https://$GTS_HOST" -email "$email" \
   -crieur "https://$CRIEUR_HOST" -handle "$HANDLE" -posts "$tmp/posts" -scratch "$tmp/scratch" \
   -name "$name" -bio "$bio" -field-name "$field_name" -field-value "$field_value" \
   -timeout "${CHECK_TIMEOUT}s" &

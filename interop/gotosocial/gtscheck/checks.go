@@ -41,7 +41,7 @@ func runCheck(args []string) int {
 	c := &checker{done: map[string]bool{}}
 	gtsBase := fs.String("gts", "https://gts.crieur.test", "GoToSocial's base URL")
 	email := fs.String("email", "", "the GoToSocial user's email")
-	password := fs.String("password", "", "the GoToSocial user's password")
+	password := fs.String("password", os.Getenv("GTSCHECK_PASSWORD"), "the GoToSocial user's password (default $GTSCHECK_PASSWORD, kept out of ps)")
 	fs.StringVar(&c.crieur, "crieur", "https://crieur.crieur.test", "crieur's base URL")
 	fs.StringVar(&c.handle, "handle", "reports", "crieur's handle")
 	fs.StringVar(&c.posts, "posts", "", "crieur's posts folder")
