@@ -175,7 +175,8 @@ printf '%s %s %s\n%s %s %s\n' "$GTS_IP" "$GTS_HOST" "$MARK" "$CRIEUR_IP" "$CRIEU
 # refuses to make users before the server has run once: it needs the
 # instance application the first start creates).
 gts_dir="$tmp/gts"
-mkdir -p "$gts_dir/storage" "$gts_dir/assets"
+# Empty asset folders: GoToSocial reads its default avatars and themes there.
+mkdir -p "$gts_dir/storage" "$gts_dir/assets/default_avatars" "$gts_dir/assets/themes"
 cat >"$gts_dir/config.yaml" <<EOF
 host: "$GTS_HOST"
 protocol: "https"
