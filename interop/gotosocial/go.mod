@@ -1,0 +1,3 @@
+module github.com/crieur/crieur/interop/gotosocial
+
+go 1.24
