@@ -45,6 +45,12 @@ var (
 	bucketRemoteKeys    = []byte("remote_keys") // keyID → RemoteKey
 	bucketMeta          = []byte("meta")
 	bucketFollowEnds    = []byte("follow_ends") // actorID → signed time of the activity that ended its follow
+	// Interactions with our Notes (interactions.go has the index layouts).
+	bucketInteractions      = []byte("interactions") // id → Interaction
+	bucketInteractionNote   = []byte("interactions_by_note")
+	bucketInteractionActor  = []byte("interactions_by_actor")
+	bucketInteractionRecent = []byte("interactions_recent")
+	bucketInteractionCounts = []byte("interaction_counts")
 	// delivery inbox → uvarint count of accepted followers delivering there
 	bucketDeliveryInboxes = []byte("delivery_inboxes")
 
@@ -52,6 +58,8 @@ var (
 		bucketFollowers, bucketFollowerOrder, bucketActivities, bucketOutbox,
 		bucketLedger, bucketJobs, bucketDue, bucketChain, bucketFailed,
 		bucketCounters, bucketRemoteKeys, bucketMeta, bucketDeliveryInboxes, bucketFollowEnds,
+		bucketInteractions, bucketInteractionNote, bucketInteractionActor, bucketInteractionRecent,
+		bucketInteractionCounts,
 	}
 )
 
