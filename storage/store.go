@@ -51,6 +51,7 @@ var (
 	bucketInteractionActor  = []byte("interactions_by_actor")
 	bucketInteractionRecent = []byte("interactions_recent")
 	bucketInteractionCounts = []byte("interaction_counts")
+	bucketBlocks            = []byte("blocks") // kind + " " + value → Block
 	// delivery inbox → uvarint count of accepted followers delivering there
 	bucketDeliveryInboxes = []byte("delivery_inboxes")
 
@@ -59,7 +60,7 @@ var (
 		bucketLedger, bucketJobs, bucketDue, bucketChain, bucketFailed,
 		bucketCounters, bucketRemoteKeys, bucketMeta, bucketDeliveryInboxes, bucketFollowEnds,
 		bucketInteractions, bucketInteractionNote, bucketInteractionActor, bucketInteractionRecent,
-		bucketInteractionCounts,
+		bucketInteractionCounts, bucketBlocks,
 	}
 )
 

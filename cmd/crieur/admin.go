@@ -42,6 +42,11 @@ var adminOps = map[string]adminOp{
 	"publish-again":     opPublishAgain,
 	"status":            opStatus,
 	"key-show":          opKeyShow,
+	"blocks-list":       opBlocksList,
+	"blocks-add":        opBlocksAdd,
+	"blocks-remove":     opBlocksRemove,
+	"blocks-import":     opBlocksImport,
+	"blocks-export":     opBlocksExport,
 }
 
 type adminRequest struct {
@@ -72,7 +77,9 @@ func newAdminHandler(a *app) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /admin", func(w http.ResponseWriter, r *http.Request) {
 		var req adminRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+		// A blocklist to import travels in the request: 8 MiB holds the
+		// largest shared lists many times over.
+		if err := json.NewDecoder(io.LimitReader(r.Body, 8<<20)).Decode(&req); err != nil {
 			http.Error(w, "bad admin request", http.StatusBadRequest)
 			return
 		}

@@ -59,6 +59,8 @@ Usage:
   crieur bench     [flags]   fan-out benchmark on loopback
   crieur key       [flags] show | rotate   the actor key: its fingerprint, or a new key
                              (with crieur serve stopped), announced to followers on the next start
+  crieur blocks    [flags] [list | add TARGET | remove TARGET | import FILE.csv | export]
+                             block a domain (with its subdomains) or an actor, at once
   crieur version
 
 Every flag has an environment variable (see crieur serve -h and README.md).
@@ -89,6 +91,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runBench(ctx, rest, stdout, stderr)
 	case "key":
 		return runKey(ctx, rest, getenv, stdout, stderr)
+	case "blocks":
+		return runBlocks(ctx, rest, getenv, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "crieur", version)
 		printEngine(stdout, getenv("CRIEUR_RSA"))

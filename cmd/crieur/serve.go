@@ -22,6 +22,7 @@ import (
 	"github.com/crieur/crieur/federation/delivery"
 	"github.com/crieur/crieur/federation/documents"
 	"github.com/crieur/crieur/federation/inbox"
+	"github.com/crieur/crieur/federation/moderation"
 	"github.com/crieur/crieur/federation/publish"
 	"github.com/crieur/crieur/federation/signature"
 	"github.com/crieur/crieur/federation/transport"
@@ -52,6 +53,7 @@ type app struct {
 	signer  *signature.Signer
 	pub     *publish.Publisher
 	del     *delivery.Deliverer
+	blocks  *moderation.Blocklist
 }
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {
@@ -106,7 +108,13 @@ func openApp(cfg config, log *slog.Logger) (*app, error) {
 	wc := webConfig(cfg)
 	fcfg.AvatarURL, fcfg.AvatarType = wc.AvatarURL(), wc.AvatarType()
 	fcfg.HeaderURL, fcfg.HeaderType = wc.HeaderURL(), wc.HeaderType()
+	blocks, err := moderation.New(store, fcfg.Host())
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
 	client := transport.NewClient(transport.ClientConfig{
+		Blocked:       blocks.Host,
 		UserAgent:     fmt.Sprintf("crieur/%s (+%s)", version, cfg.BaseURL),
 		AllowPrefixes: allowPrefixes(cfg.AllowPrivate),
 	})
@@ -138,6 +146,9 @@ func openApp(cfg config, log *slog.Logger) (*app, error) {
 		Signer: signer,
 		Client: client,
 		Logger: log.With("room", "inbox"),
+		// Blocks apply at once: the inbox asks the live list every time.
+		Blocked:     blocks.Actor,
+		BlockedHost: blocks.Host,
 		// An Accept queued by the inbox goes out now, not at the
 		// Deliverer's next wake-up.
 		Queued: del.Wake,
@@ -149,7 +160,7 @@ func openApp(cfg config, log *slog.Logger) (*app, error) {
 	pub := publish.NewPublisher(docs, del, publish.Options{
 		Logger: log.With("room", "publisher"),
 	})
-	return &app{cfg: cfg, log: log, store: store, watcher: w, docs: docs, inbox: in, signer: signer, pub: pub, del: del}, nil
+	return &app{cfg: cfg, log: log, store: store, watcher: w, docs: docs, inbox: in, signer: signer, pub: pub, del: del, blocks: blocks}, nil
 }
 
 func (a *app) close() error { return a.store.Close() }

@@ -43,6 +43,10 @@ func (s *Inbox) Precheck(r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if u, err := url.Parse(keyID); err == nil && s.blockedHost(u.Hostname()) {
+		// Blocked: refused before anything is read or fetched.
+		return fmt.Errorf("%w: inbox: %s is blocked", federation.ErrForbidden, u.Hostname())
+	}
 	return s.unverified.allow(urlHost(keyID), s.now())
 }
 
@@ -105,6 +109,9 @@ func (s *Inbox) Receive(ctx context.Context, r *http.Request, body []byte) error
 		}
 		s.log.Info("inbox: refused", "err", err)
 		return err
+	}
+	if s.blocked(v.Owner) {
+		return fmt.Errorf("%w: inbox: %s is blocked", federation.ErrForbidden, v.Owner)
 	}
 	if !s.seen.add(v.signature, v.SignedAt.Add(signature.MaxAge), s.now()) {
 		return fmt.Errorf("%w: inbox: signature by %s already used (a replay)", federation.ErrUnauthorized, v.KeyID)

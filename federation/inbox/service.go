@@ -29,6 +29,10 @@ type Deps struct {
 	// delivery (an Accept, a Reject), so the Deliverer sends it now rather
 	// than at its next wake-up. Optional.
 	Queued func()
+	// Blocked says whether the admin blocked an actor (by itself or its
+	// domain); BlockedHost whether a host is. Both optional.
+	Blocked     func(actorID string) bool
+	BlockedHost func(host string) bool
 	// Concurrency and Wait bound the requests verified and handled at
 	// once (DefaultConcurrency, DefaultWait); HostRate and HostBurst
 	// bound one remote host (DefaultHostRate, DefaultHostBurst).
@@ -54,6 +58,8 @@ type Inbox struct {
 	// fetched; verified by the signer's host once the signature holds.
 	unverified, verified *hostLimiter
 	seen                 *seenSignatures
+	blocked              func(actorID string) bool
+	blockedHost          func(host string) bool
 	slots                chan struct{}
 	wait                 time.Duration
 }
@@ -98,6 +104,13 @@ func New(deps Deps) (*Inbox, error) {
 	s.unverified = newHostLimiter(deps.HostRate, deps.HostBurst)
 	s.verified = newHostLimiter(deps.HostRate, deps.HostBurst)
 	s.seen = newSeenSignatures()
+	s.blocked, s.blockedHost = deps.Blocked, deps.BlockedHost
+	if s.blocked == nil {
+		s.blocked = func(string) bool { return false }
+	}
+	if s.blockedHost == nil {
+		s.blockedHost = func(string) bool { return false }
+	}
 	s.slots = make(chan struct{}, deps.Concurrency)
 	return s, nil
 }

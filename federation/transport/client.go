@@ -101,6 +101,10 @@ type ClientConfig struct {
 	// of their signatures; 0 is dialGatePerCPU per CPU, reached over the
 	// gate's start ramp. A size given here applies at once.
 	DialGate int
+	// Blocked, when set, says whether the admin blocked a host (and its
+	// subdomains): crieur then neither fetches from it nor delivers to it,
+	// whatever address it resolves to.
+	Blocked func(host string) bool
 	// BeforeDial, when set, is called on every delivery connection attempt
 	// the address guard admitted, just before connect(2): tests hold or
 	// count attempts with it.
@@ -296,6 +300,9 @@ func (c *Client) checkURL(raw string) (*url.URL, error) {
 		if err := c.checkAddr(ip); err != nil {
 			return nil, err
 		}
+	}
+	if c.cfg.Blocked != nil && c.cfg.Blocked(u.Hostname()) {
+		return nil, fmt.Errorf("%w: %s is blocked by the admin", ErrRefused, u.Hostname())
 	}
 	return u, nil
 }

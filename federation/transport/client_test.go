@@ -350,3 +350,22 @@ func TestSameOrigin(t *testing.T) {
 		}
 	}
 }
+
+// A blocked host is refused before any connection, for fetches and
+// deliveries alike, and its subdomains with it.
+func TestBlockedHostRefused(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+	c := NewClient(ClientConfig{AllowPrefixes: testkit.Loopback(), Blocked: func(h string) bool { return h == "127.0.0.1" }})
+	defer c.CloseIdleConnections()
+	if _, err := c.FetchActivity(testkit.Context(t), srv.URL+"/a", nil); !IsRefused(err) {
+		t.Errorf("fetch from a blocked host: %v", err)
+	}
+	if _, err := c.PostDigest(testkit.Context(t), srv.URL+"/inbox", []byte("{}"), signature.BodyDigest([]byte("{}")), nil, PostOptions{}); !IsRefused(err) {
+		t.Errorf("delivery to a blocked host: %v", err)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the blocked host got %d requests", n)
+	}
+}
