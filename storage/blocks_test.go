@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 // A block removes, in one transaction, the followers, interactions and
@@ -60,5 +61,24 @@ func TestDomainCovers(t *testing.T) {
 		if got := DomainCovers("bad.example", tc.host); got != tc.want {
 			t.Errorf("%s: %v", tc.host, got)
 		}
+	}
+}
+
+func TestReports(t *testing.T) {
+	s, clock, _ := newTestStore(t)
+	r1 := Report{ID: "https://remote.example/flags/1", ActorID: "https://remote.example/actor", Objects: []string{noteA}, Content: "spam"}
+	if created, err := s.PutReport(r1); err != nil || !created {
+		t.Fatalf("put: %v %v", created, err)
+	}
+	clock.Advance(time.Minute)
+	if created, _ := s.PutReport(r1); created {
+		t.Fatal("the same Flag recorded twice")
+	}
+	if _, err := s.PutReport(Report{ID: "https://remote.example/flags/2", ActorID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.Reports()
+	if err != nil || len(list) != 2 || list[0].ID != "https://remote.example/flags/2" || list[1].Content != "spam" {
+		t.Fatalf("reports: %+v %v", list, err)
 	}
 }

@@ -59,6 +59,27 @@ type Interaction struct {
 	Published  time.Time // as the remote server says
 	Updated    time.Time `json:",omitzero"` // last edit, zero if never edited
 	ReceivedAt time.Time // when crieur stored it first
+	// Moderation is "" for an interaction shown on pages and in
+	// collections, ModerationHidden when the admin hid it, and
+	// ModerationPending while it waits for the admin's approval. Only
+	// shown ones are listed by NoteInteractions and counted.
+	Moderation string `json:",omitempty"`
+}
+
+// Moderation states of an interaction.
+const (
+	ModerationHidden  = "hidden"
+	ModerationPending = "pending"
+)
+
+// indexKind is the kind an interaction is indexed and counted under: its
+// own when shown, kind:state when hidden or pending, so that listings and
+// counts of a kind hold the shown ones only.
+func indexKind(i Interaction) InteractionKind {
+	if i.Moderation == "" {
+		return i.Kind
+	}
+	return i.Kind + InteractionKind(":"+i.Moderation)
 }
 
 // ErrNotOwner is returned when an interaction would be changed or removed by
@@ -73,7 +94,7 @@ var ErrNotOwner = errors.New("storage: interaction belongs to another actor")
 //	recent:  timeKey(ReceivedAt) id → empty
 //	counts:  NoteID 0x00 kind → uint64 big endian
 func interactionNoteKey(i Interaction) []byte {
-	k := append(notePrefix(i.NoteID, i.Kind), timeKey(i.Published)...)
+	k := append(notePrefix(i.NoteID, indexKind(i)), timeKey(i.Published)...)
 	return append(k, i.ID...)
 }
 
@@ -124,7 +145,8 @@ func (s *Store) PutInteraction(i Interaction) (created bool, err error) {
 			if old.Actor.ID != i.Actor.ID {
 				return ErrNotOwner
 			}
-			i.ReceivedAt = old.ReceivedAt
+			// An edit keeps the admin's decision about it.
+			i.ReceivedAt, i.Moderation = old.ReceivedAt, old.Moderation
 			if err := unindexInteraction(tx, old); err != nil {
 				return err
 			}
@@ -183,7 +205,7 @@ func indexInteraction(tx *bbolt.Tx, i Interaction) error {
 	if err := tx.Bucket(bucketInteractionRecent).Put(interactionRecentKey(i), nil); err != nil {
 		return err
 	}
-	return addCount(tx, countKey(i.NoteID, i.Kind), 1)
+	return addCount(tx, countKey(i.NoteID, indexKind(i)), 1)
 }
 
 func unindexInteraction(tx *bbolt.Tx, i Interaction) error {
@@ -196,7 +218,7 @@ func unindexInteraction(tx *bbolt.Tx, i Interaction) error {
 	if err := tx.Bucket(bucketInteractionRecent).Delete(interactionRecentKey(i)); err != nil {
 		return err
 	}
-	return addCount(tx, countKey(i.NoteID, i.Kind), -1)
+	return addCount(tx, countKey(i.NoteID, indexKind(i)), -1)
 }
 
 func addCount(tx *bbolt.Tx, key []byte, delta int64) error {
@@ -393,4 +415,32 @@ func (s *Store) RecentInteractions(limit int) ([]Interaction, error) {
 		return nil, fmt.Errorf("storage: recent interactions: %w", err)
 	}
 	return out, nil
+}
+
+// SetModeration sets the moderation state of the interaction id ("" shows
+// it) and moves it in the listings and counts accordingly.
+func (s *Store) SetModeration(id, state string) (Interaction, error) {
+	var i Interaction
+	err := s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketInteractions)
+		found, err := getJSON(b, []byte(id), &i)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return ErrNotFound
+		}
+		if err := unindexInteraction(tx, i); err != nil {
+			return err
+		}
+		i.Moderation = state
+		if err := putJSON(b, []byte(id), i); err != nil {
+			return err
+		}
+		return indexInteraction(tx, i)
+	})
+	if err != nil {
+		return Interaction{}, fmt.Errorf("storage: moderate %s: %w", id, err)
+	}
+	return i, nil
 }

@@ -48,7 +48,7 @@ func checkInteractionIndexes(t *testing.T, s *Store) {
 					return fmt.Errorf("%s missing from %s", i.ID, c.b)
 				}
 			}
-			counts[string(countKey(i.NoteID, i.Kind))]++
+			counts[string(countKey(i.NoteID, indexKind(i)))]++
 		}
 		for _, b := range [][]byte{bucketInteractionNote, bucketInteractionActor, bucketInteractionRecent} {
 			if n := tx.Bucket(b).Stats().KeyN; n != len(records) {
@@ -185,5 +185,41 @@ func TestInteractionCountsUnderConcurrency(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	checkInteractionIndexes(t, s)
+}
+
+// A hidden or pending reply is kept but neither listed nor counted; an edit
+// keeps the admin's decision; showing it brings it back.
+func TestInteractionModeration(t *testing.T) {
+	s, _, _ := newTestStore(t)
+	shown := Interaction{ID: "https://remote.example/notes/1", Kind: KindReply, NoteID: noteA, Actor: actor("alice")}
+	waiting := Interaction{ID: "https://remote.example/notes/2", Kind: KindReply, NoteID: noteA, Actor: actor("bob"), Moderation: ModerationPending}
+	for _, i := range []Interaction{shown, waiting} {
+		if _, err := s.PutInteraction(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.SetModeration(shown.ID, ModerationHidden); err != nil {
+		t.Fatal(err)
+	}
+	shown.Content = "<p>edited</p>"
+	if _, err := s.PutInteraction(shown); err != nil {
+		t.Fatal(err)
+	}
+	if list, total, _ := s.NoteInteractions(noteA, KindReply, 0, 0, false); total != 0 || len(list) != 0 {
+		t.Fatalf("hidden and pending replies listed: %d %v", total, list)
+	}
+	if got, _ := s.Interaction(shown.ID); got.Moderation != ModerationHidden || got.Content != "<p>edited</p>" {
+		t.Fatalf("after an edit: %+v", got)
+	}
+	if _, err := s.SetModeration(waiting.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if list, total, _ := s.NoteInteractions(noteA, KindReply, 0, 0, false); total != 1 || len(list) != 1 || list[0].ID != waiting.ID {
+		t.Fatalf("approved reply: %d %v", total, list)
+	}
+	if _, err := s.SetModeration("https://nowhere.example/x", ""); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown id: %v", err)
+	}
 	checkInteractionIndexes(t, s)
 }

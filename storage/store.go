@@ -51,7 +51,8 @@ var (
 	bucketInteractionActor  = []byte("interactions_by_actor")
 	bucketInteractionRecent = []byte("interactions_recent")
 	bucketInteractionCounts = []byte("interaction_counts")
-	bucketBlocks            = []byte("blocks") // kind + " " + value → Block
+	bucketBlocks            = []byte("blocks")  // kind + " " + value → Block
+	bucketReports           = []byte("reports") // Flag id → Report
 	// delivery inbox → uvarint count of accepted followers delivering there
 	bucketDeliveryInboxes = []byte("delivery_inboxes")
 
@@ -60,7 +61,7 @@ var (
 		bucketLedger, bucketJobs, bucketDue, bucketChain, bucketFailed,
 		bucketCounters, bucketRemoteKeys, bucketMeta, bucketDeliveryInboxes, bucketFollowEnds,
 		bucketInteractions, bucketInteractionNote, bucketInteractionActor, bucketInteractionRecent,
-		bucketInteractionCounts, bucketBlocks,
+		bucketInteractionCounts, bucketBlocks, bucketReports,
 	}
 )
 

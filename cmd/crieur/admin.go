@@ -47,6 +47,11 @@ var adminOps = map[string]adminOp{
 	"blocks-remove":     opBlocksRemove,
 	"blocks-import":     opBlocksImport,
 	"blocks-export":     opBlocksExport,
+	"replies-waiting":   opRepliesWaiting,
+	"replies-hide":      opRepliesHide,
+	"replies-show":      opRepliesShow,
+	"replies-approve":   opRepliesApprove,
+	"reports":           opReports,
 }
 
 type adminRequest struct {

@@ -30,6 +30,7 @@ type config struct {
 	Header        string
 	Fields        []string // "Name=Value" pairs
 	ManualApprove bool
+	Replies       string // whose replies show at once: everyone, followers or approval
 	ShowFollowers bool
 	LedeOnly      bool
 	AllowPrivate  bool
@@ -61,6 +62,7 @@ var settingsDoc = []setting{
 	{"header", "CRIEUR_HEADER", "", "image file for the profile header"},
 	{"field", "CRIEUR_FIELDS", "", "profile field Name=Value; repeat the flag, or separate with ';' in the variable"},
 	{"manual-approval", "CRIEUR_MANUAL_APPROVAL", "false", "keep follow requests pending until `crieur followers approve`"},
+	{"replies", "CRIEUR_REPLIES", "everyone", "whose replies show under articles at once: everyone, followers, or approval (each waits for crieur replies approve)"},
 	{"show-followers", "CRIEUR_SHOW_FOLLOWERS", "false", "list followers in the public followers collection (the count is always shown)"},
 	{"lede-only", "CRIEUR_LEDE_ONLY", "false", "publish the summary and a link instead of the full article"},
 	{"allow-private", "CRIEUR_ALLOW_PRIVATE", "false", "let outgoing requests reach loopback and private addresses (tests, local federation)"},
@@ -186,6 +188,11 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		return n
 	}
 	c.ManualApprove = boolOf("manual-approval")
+	switch c.Replies = get("replies"); c.Replies {
+	case "everyone", "followers", "approval":
+	default:
+		errs = append(errs, fmt.Errorf("-replies: %q is not everyone, followers or approval", c.Replies))
+	}
 	c.ShowFollowers = boolOf("show-followers")
 	c.LedeOnly = boolOf("lede-only")
 	c.AllowPrivate = boolOf("allow-private")

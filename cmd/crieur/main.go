@@ -61,6 +61,8 @@ Usage:
                              (with crieur serve stopped), announced to followers on the next start
   crieur blocks    [flags] [list | add TARGET | remove TARGET | import FILE.csv | export]
                              block a domain (with its subdomains) or an actor, at once
+  crieur replies   [flags] [waiting | hide ID | show ID | approve ID]   moderate replies
+  crieur reports   [flags]   reports (Flag) other servers sent about crieur's posts
   crieur version
 
 Every flag has an environment variable (see crieur serve -h and README.md).
@@ -93,6 +95,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runKey(ctx, rest, getenv, stdout, stderr)
 	case "blocks":
 		return runBlocks(ctx, rest, getenv, stdout, stderr)
+	case "replies":
+		return runReplies(ctx, rest, getenv, stdout, stderr)
+	case "reports":
+		return runReports(ctx, rest, getenv, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "crieur", version)
 		printEngine(stdout, getenv("CRIEUR_RSA"))
