@@ -51,6 +51,9 @@ var (
 	bucketInteractionActor  = []byte("interactions_by_actor")
 	bucketInteractionRecent = []byte("interactions_recent")
 	bucketInteractionCounts = []byte("interaction_counts")
+	// Authorizations granted for interactions (authorizations.go).
+	bucketAuthorizations      = []byte("authorizations")           // id → Authorization
+	bucketAuthorizationObject = []byte("authorizations_by_object") // interacting object 0x00 id → empty
 	// delivery inbox → uvarint count of accepted followers delivering there
 	bucketDeliveryInboxes = []byte("delivery_inboxes")
 
@@ -59,7 +62,7 @@ var (
 		bucketLedger, bucketJobs, bucketDue, bucketChain, bucketFailed,
 		bucketCounters, bucketRemoteKeys, bucketMeta, bucketDeliveryInboxes, bucketFollowEnds,
 		bucketInteractions, bucketInteractionNote, bucketInteractionActor, bucketInteractionRecent,
-		bucketInteractionCounts,
+		bucketInteractionCounts, bucketAuthorizations, bucketAuthorizationObject,
 	}
 )
 
