@@ -54,7 +54,11 @@ func (s *Inbox) inboxInteractionRequest(ctx context.Context, v *Verified, doc ma
 		s.log.Info("inbox: ignored "+typ+" about a Note that is not ours", "actor", actorID, "object", req.Object)
 		return nil
 	}
-	if err := s.checkInstrument(ctx, req, doc["instrument"]); err != nil {
+	if err := s.checkInstrument(ctx, req, doc["instrument"]); errors.Is(err, errKeyGone) {
+		// The interacting object is gone (404/410): nothing to consent to.
+		s.log.Info("inbox: ignored "+typ+" about a gone object", "actor", actorID, "object", req.Instrument)
+		return nil
+	} else if err != nil {
 		return err
 	}
 	if kind == storage.KindQuote {
@@ -95,6 +99,8 @@ func (s *Inbox) checkInstrument(ctx context.Context, req documents.Request, raw 
 		return fmt.Errorf("%w: inbox: %s instrument %s is not on %s's host", federation.ErrForbidden, req.ID, req.Instrument, req.Actor)
 	}
 	if !embedded {
+		// A failed fetch (other than 404/410) is worth a retry by the
+		// sender: the error is not one of the 4xx sentinels.
 		var err error
 		if obj, err = s.fetchObject(ctx, req.Instrument); err != nil {
 			return fmt.Errorf("inbox: %s: fetch instrument: %w", req.ID, err)
