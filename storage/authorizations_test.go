@@ -2,10 +2,13 @@ package storage
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"go.etcd.io/bbolt"
 )
 
 const (
@@ -63,6 +66,7 @@ func TestGrantAuthorizationStoresAcceptAndJob(t *testing.T) {
 		t.Errorf("%d jobs after the second grant, want 2", len(pending))
 	}
 	checkInvariants(t, s)
+	checkAuthorizationIndex(t, s)
 }
 
 // Another actor cannot take over an authorization, and a revoked one is
@@ -145,6 +149,7 @@ func TestRevokeAuthorizations(t *testing.T) {
 		t.Errorf("AuthorizationsFor: %+v, %v", list, err)
 	}
 	checkInvariants(t, s)
+	checkAuthorizationIndex(t, s)
 }
 
 // Concurrent identical grants (a request delivered twice at once) leave one
@@ -183,4 +188,37 @@ func TestGrantAuthorizationConcurrent(t *testing.T) {
 		t.Errorf("%d authorizations", len(list))
 	}
 	checkInvariants(t, s)
+	checkAuthorizationIndex(t, s)
+}
+
+// checkAuthorizationIndex: every authorization is indexed once under its
+// interacting object, and every index entry names a record of that object.
+func checkAuthorizationIndex(t *testing.T, s *Store) {
+	t.Helper()
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		records := tx.Bucket(bucketAuthorizations)
+		index := tx.Bucket(bucketAuthorizationObject)
+		n := 0
+		err := records.ForEach(func(k, v []byte) error {
+			var a Authorization
+			if err := decode(v, &a); err != nil {
+				return err
+			}
+			if a.ID != string(k) || index.Get(authorizationObjectKey(a.InteractingObject, a.ID)) == nil {
+				return fmt.Errorf("authorization %q not indexed", k)
+			}
+			n++
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if got := index.Stats().KeyN; got != n {
+			return fmt.Errorf("%d index entries for %d authorizations", got, n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
 }
