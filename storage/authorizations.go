@@ -165,3 +165,40 @@ func (s *Store) RevokeAuthorizations(object, actorID string, at time.Time) ([]Au
 	}
 	return revoked, nil
 }
+
+// RevokeActorAuthorizations revokes, at the time at, every standing
+// authorization granted to actorID (the account was deleted). It walks
+// every authorization: accounts are deleted rarely, and an index by actor
+// would cost every grant a write for that.
+func (s *Store) RevokeActorAuthorizations(actorID string, at time.Time) ([]Authorization, error) {
+	var revoked []Authorization
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketAuthorizations)
+		var hit []Authorization
+		err := b.ForEach(func(k, v []byte) error {
+			var a Authorization
+			if err := decode(v, &a); err != nil {
+				return fmt.Errorf("authorization %q: %w", k, err)
+			}
+			if a.ActorID == actorID && a.RevokedAt.IsZero() {
+				hit = append(hit, a)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, a := range hit {
+			a.RevokedAt = at
+			if err := putJSON(b, []byte(a.ID), a); err != nil {
+				return err
+			}
+			revoked = append(revoked, a)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: revoke authorizations of actor %s: %w", actorID, err)
+	}
+	return revoked, nil
+}

@@ -222,3 +222,30 @@ func checkAuthorizationIndex(t *testing.T, s *Store) {
 		t.Error(err)
 	}
 }
+
+// An account's deletion revokes all its authorizations, no one else's.
+func TestRevokeActorAuthorizations(t *testing.T) {
+	s, clock, _ := newTestStore(t)
+	ann, bob := actor("ann").ID, actor("bob").ID
+	for _, g := range []struct{ id, object, actor string }{
+		{authA, quoteOfA, ann},
+		{"https://crieur.example/authorizations/bbbb", ann + "/likes/2", ann},
+		{"https://crieur.example/authorizations/cccc", bob + "/statuses/1", bob},
+	} {
+		a, act, jobs := grantFixture(g.id, g.object, g.actor)
+		if _, err := s.GrantAuthorization(a, act, jobs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.RevokeActorAuthorizations(ann, clock.Now())
+	if err != nil || len(got) != 2 {
+		t.Fatalf("revoked %+v, %v", got, err)
+	}
+	if a, _ := s.Authorization("https://crieur.example/authorizations/cccc"); !a.RevokedAt.IsZero() {
+		t.Errorf("bob's revoked: %+v", a)
+	}
+	if again, err := s.RevokeActorAuthorizations(ann, clock.Now()); err != nil || len(again) != 0 {
+		t.Errorf("twice: %+v, %v", again, err)
+	}
+	checkAuthorizationIndex(t, s)
+}

@@ -270,3 +270,20 @@ func (s *Inbox) revokeAuthorizationsFor(ctx context.Context, objectID, actorID s
 	}
 	return nil
 }
+
+// revokeActorAuthorizations revokes every authorization granted to actorID:
+// to be called when the account is deleted (Delete with object == actor),
+// with the same reasons as revokeAuthorizationsFor.
+func (s *Inbox) revokeActorAuthorizations(ctx context.Context, actorID string) error {
+	if actorID == "" {
+		return nil
+	}
+	revoked, err := s.store.RevokeActorAuthorizations(actorID, s.now())
+	if err != nil {
+		return fmt.Errorf("inbox: revoke authorizations of %s: %w", actorID, err)
+	}
+	if len(revoked) > 0 {
+		s.log.Info("inbox: authorizations revoked with the account", "actor", actorID, "count", len(revoked))
+	}
+	return nil
+}

@@ -284,6 +284,9 @@ func TestGoToSocialRequestsAccepted(t *testing.T) {
 			auth["attributedTo"] != c.ActorID() {
 			t.Errorf("%s: authorization %s", tc.typ, body)
 		}
+		if i == 0 {
+			continue // the Like is revoked with the account below
+		}
 		// The Undo or Delete of the interaction revokes it.
 		if err := c.svc.revokeAuthorizationsFor(testkit.Context(t), instrument, bob.ActorID()); err != nil {
 			t.Fatal(err)
@@ -291,6 +294,17 @@ func TestGoToSocialRequestsAccepted(t *testing.T) {
 		if _, err := c.docs.AuthorizationJSON(result); !errors.Is(err, federation.ErrGone) {
 			t.Errorf("%s: after revocation %v", tc.typ, err)
 		}
+	}
+	// The account's deletion revokes what is left (the Like).
+	like := c.docs.Config().AuthorizationID(storage.KindLike, bob.ActorID()+"/likes/1", c.NoteID())
+	if _, err := c.docs.AuthorizationJSON(like); err != nil {
+		t.Fatalf("like before the account's deletion: %v", err)
+	}
+	if err := c.svc.revokeActorAuthorizations(testkit.Context(t), bob.ActorID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.docs.AuthorizationJSON(like); !errors.Is(err, federation.ErrGone) {
+		t.Errorf("like after the account's deletion: %v", err)
 	}
 }
 
