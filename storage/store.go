@@ -53,6 +53,9 @@ var (
 	bucketInteractionCounts = []byte("interaction_counts")
 	bucketBlocks            = []byte("blocks")  // kind + " " + value → Block
 	bucketReports           = []byte("reports") // Flag id → Report
+	// Authorizations granted for interactions (authorizations.go).
+	bucketAuthorizations      = []byte("authorizations")           // id → Authorization
+	bucketAuthorizationObject = []byte("authorizations_by_object") // interacting object 0x00 id → empty
 	// delivery inbox → uvarint count of accepted followers delivering there
 	bucketDeliveryInboxes = []byte("delivery_inboxes")
 
@@ -61,7 +64,7 @@ var (
 		bucketLedger, bucketJobs, bucketDue, bucketChain, bucketFailed,
 		bucketCounters, bucketRemoteKeys, bucketMeta, bucketDeliveryInboxes, bucketFollowEnds,
 		bucketInteractions, bucketInteractionNote, bucketInteractionActor, bucketInteractionRecent,
-		bucketInteractionCounts, bucketBlocks, bucketReports,
+		bucketInteractionCounts, bucketBlocks, bucketReports, bucketAuthorizations, bucketAuthorizationObject,
 	}
 )
 

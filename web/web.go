@@ -336,6 +336,7 @@ func (s *server) routes(e *gin.Engine) {
 	get(actor+"/following", s.following)
 	get(actor+"/featured", s.featured)
 	get("/activities/:id", s.activity)
+	get(documents.AuthorizationPath+":id", s.authorization)
 	for _, inbox := range []string{actor + "/inbox", "/inbox"} {
 		e.POST(inbox, s.inbox)
 		get(inbox, s.inboxGet)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/crieur/crieur/federation/documents"
 	"github.com/crieur/crieur/federation/signature"
 )
 
@@ -33,6 +34,7 @@ type config struct {
 	Replies       string // whose replies show at once: everyone, followers or approval
 	ShowFollowers bool
 	LedeOnly      bool
+	Quotes        documents.QuotePolicy
 	AllowPrivate  bool
 	Workers       int
 	PerHost       int
@@ -65,6 +67,7 @@ var settingsDoc = []setting{
 	{"replies", "CRIEUR_REPLIES", "everyone", "whose replies show under articles at once: everyone, followers, or approval (each waits for crieur replies approve)"},
 	{"show-followers", "CRIEUR_SHOW_FOLLOWERS", "false", "list followers in the public followers collection (the count is always shown)"},
 	{"lede-only", "CRIEUR_LEDE_ONLY", "false", "publish the summary and a link instead of the full article"},
+	{"quotes", "CRIEUR_QUOTES", "auto", "who may quote the articles: auto (anyone, approved at once), followers or nobody (quote requests get a Reject)"},
 	{"allow-private", "CRIEUR_ALLOW_PRIVATE", "false", "let outgoing requests reach loopback and private addresses (tests, local federation)"},
 	{"workers", "CRIEUR_WORKERS", "0", "requests in flight (0: 4096; signing is limited to one per CPU apart from this)"},
 	{"per-host", "CRIEUR_PER_HOST", "4", "concurrent deliveries to one remote host"},
@@ -195,10 +198,16 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	}
 	c.ShowFollowers = boolOf("show-followers")
 	c.LedeOnly = boolOf("lede-only")
+	quotes, err := documents.ParseQuotePolicy(get("quotes"))
+	c.Quotes = quotes
+	if err != nil {
+		errs = append(errs, fmt.Errorf("-quotes: %q must be auto, followers or nobody", get("quotes")))
+	}
 	c.AllowPrivate = boolOf("allow-private")
 	c.Workers = intOf("workers")
 	c.PerHost = intOf("per-host")
-	d, err := time.ParseDuration(get("retry-for"))
+	var d time.Duration
+	d, err = time.ParseDuration(get("retry-for"))
 	if err != nil || d <= 0 {
 		errs = append(errs, fmt.Errorf("-retry-for: %q is not a positive duration such as 48h", get("retry-for")))
 	}

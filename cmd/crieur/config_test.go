@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crieur/crieur/federation/documents"
 	"github.com/crieur/crieur/federation/signature"
 )
 
@@ -69,6 +70,7 @@ func TestConfigRejectsBadValuesWithClearMessages(t *testing.T) {
 		"field":                {"-field", "novalue"},
 		"log level":            {"-log-level", "loud"},
 		"rsa engine":           {"-rsa", "boringssl"},
+		"quotes":               {"-quotes", "everyone"},
 	}
 	for name, args := range cases {
 		_, _, err := parseConfig("serve", args, envOf(nil), io.Discard, nil)
@@ -134,5 +136,27 @@ func TestFlagsAfterWords(t *testing.T) {
 	}
 	if c.DataDir != "/srv/crieur" || !slices.Equal(rest, []string{"remove", "https://h.example/u/a", "-x"}) {
 		t.Errorf("data %q, words %q", c.DataDir, rest)
+	}
+}
+
+// -quotes and CRIEUR_QUOTES reach documents.Config; auto by default.
+func TestConfigQuotes(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want documents.QuotePolicy
+	}{
+		{nil, nil, documents.QuotesAuto},
+		{[]string{"-quotes", "followers"}, nil, documents.QuotesFollowers},
+		{nil, map[string]string{"CRIEUR_QUOTES": "nobody"}, documents.QuotesNobody},
+		{[]string{"-quotes", "auto"}, map[string]string{"CRIEUR_QUOTES": "nobody"}, documents.QuotesAuto},
+	} {
+		c, _, err := parseConfig("serve", tc.args, envOf(tc.env), io.Discard, nil)
+		if err != nil {
+			t.Fatalf("%v %v: %v", tc.args, tc.env, err)
+		}
+		if c.Quotes != tc.want {
+			t.Errorf("%v %v: quotes %q, want %q", tc.args, tc.env, c.Quotes, tc.want)
+		}
 	}
 }

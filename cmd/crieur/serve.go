@@ -100,6 +100,7 @@ func openApp(cfg config, log *slog.Logger) (*app, error) {
 		Indexable:                 true,
 		ShowFollowers:             cfg.ShowFollowers,
 		LedeOnly:                  cfg.LedeOnly,
+		Quotes:                    cfg.Quotes,
 		Created:                   created,
 		Software:                  "crieur",
 		Version:                   version,

@@ -17,7 +17,12 @@ const Public = "https://www.w3.org/ns/activitystreams#Public"
 // expand JSON-LD for unsigned documents, so the compact names are what it
 // reads; Fedify does expand, so every term must be a valid definition: "as"
 // comes from the ActivityStreams context, "toot" and "schema" are defined
-// here. It is a constant (a raw JSON text), not a package variable, so no
+// here. The consent terms (interactionPolicy and its sub-policies, the
+// interaction requests and authorizations) carry the ids of Mastodon's
+// interaction_policies and quote_authorizations extensions and of
+// GoToSocial's namespace (https://gotosocial.org/ns, written out here, not
+// linked: a JSON-LD processor would have to fetch it); GoToSocial's
+// resolver reads the unprefixed names whatever the context maps. It is a constant (a raw JSON text), not a package variable, so no
 // caller can change it.
 const ldContext = `["https://www.w3.org/ns/activitystreams","https://w3id.org/security/v1",` +
 	`{"manuallyApprovesFollowers":"as:manuallyApprovesFollowers",` +
@@ -29,7 +34,27 @@ const ldContext = `["https://www.w3.org/ns/activitystreams","https://w3id.org/se
 	`"PropertyValue":"schema:PropertyValue",` +
 	`"value":"schema:value",` +
 	`"Hashtag":"as:Hashtag",` +
-	`"sensitive":"as:sensitive"}]`
+	`"sensitive":"as:sensitive",` +
+	`"gts":"https://gotosocial.org/ns#",` +
+	`"interactionPolicy":{"@id":"gts:interactionPolicy","@type":"@id"},` +
+	`"canLike":{"@id":"gts:canLike","@type":"@id"},` +
+	`"canReply":{"@id":"gts:canReply","@type":"@id"},` +
+	`"canAnnounce":{"@id":"gts:canAnnounce","@type":"@id"},` +
+	`"canQuote":{"@id":"gts:canQuote","@type":"@id"},` +
+	`"automaticApproval":{"@id":"gts:automaticApproval","@type":"@id"},` +
+	`"manualApproval":{"@id":"gts:manualApproval","@type":"@id"},` +
+	`"always":{"@id":"gts:always","@type":"@id"},` +
+	`"approvalRequired":{"@id":"gts:approvalRequired","@type":"@id"},` +
+	`"interactingObject":{"@id":"gts:interactingObject","@type":"@id"},` +
+	`"interactionTarget":{"@id":"gts:interactionTarget","@type":"@id"},` +
+	`"LikeRequest":"gts:LikeRequest",` +
+	`"ReplyRequest":"gts:ReplyRequest",` +
+	`"AnnounceRequest":"gts:AnnounceRequest",` +
+	`"LikeAuthorization":"gts:LikeAuthorization",` +
+	`"ReplyAuthorization":"gts:ReplyAuthorization",` +
+	`"AnnounceAuthorization":"gts:AnnounceAuthorization",` +
+	`"QuoteRequest":"https://w3id.org/fep/044f#QuoteRequest",` +
+	`"QuoteAuthorization":"https://w3id.org/fep/044f#QuoteAuthorization"}]`
 
 // document is a JSON object under construction. Go's encoder sorts map keys,
 // so "@context" always comes first; the only key whose order matters to

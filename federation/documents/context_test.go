@@ -85,6 +85,28 @@ func TestContextShape(t *testing.T) {
 		"value":                     "schema:value",
 		"Hashtag":                   "as:Hashtag",
 		"sensitive":                 "as:sensitive",
+		// Consent: Mastodon's interaction_policies, quote_requests and
+		// quote_authorizations, GoToSocial's namespace.
+		"gts":                   "https://gotosocial.org/ns#",
+		"interactionPolicy":     map[string]any{"@id": "gts:interactionPolicy", "@type": "@id"},
+		"canLike":               map[string]any{"@id": "gts:canLike", "@type": "@id"},
+		"canReply":              map[string]any{"@id": "gts:canReply", "@type": "@id"},
+		"canAnnounce":           map[string]any{"@id": "gts:canAnnounce", "@type": "@id"},
+		"canQuote":              map[string]any{"@id": "gts:canQuote", "@type": "@id"},
+		"automaticApproval":     map[string]any{"@id": "gts:automaticApproval", "@type": "@id"},
+		"manualApproval":        map[string]any{"@id": "gts:manualApproval", "@type": "@id"},
+		"always":                map[string]any{"@id": "gts:always", "@type": "@id"},
+		"approvalRequired":      map[string]any{"@id": "gts:approvalRequired", "@type": "@id"},
+		"interactingObject":     map[string]any{"@id": "gts:interactingObject", "@type": "@id"},
+		"interactionTarget":     map[string]any{"@id": "gts:interactionTarget", "@type": "@id"},
+		"LikeRequest":           "gts:LikeRequest",
+		"ReplyRequest":          "gts:ReplyRequest",
+		"AnnounceRequest":       "gts:AnnounceRequest",
+		"LikeAuthorization":     "gts:LikeAuthorization",
+		"ReplyAuthorization":    "gts:ReplyAuthorization",
+		"AnnounceAuthorization": "gts:AnnounceAuthorization",
+		"QuoteRequest":          "https://w3id.org/fep/044f#QuoteRequest",
+		"QuoteAuthorization":    "https://w3id.org/fep/044f#QuoteAuthorization",
 	}
 	for k, v := range want {
 		got, err1 := json.Marshal(ext[k])

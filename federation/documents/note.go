@@ -85,6 +85,9 @@ func (s *Builder) BuildNote(p *articles.Post, lib *articles.Library, published, 
 	}
 	d["tag"] = tags
 	d["attachment"] = s.attachments(p)
+	// Without it Mastodon refuses every quote, and GoToSocial assumes
+	// anyone may like, reply and boost (consent.go says what is written).
+	d["interactionPolicy"] = c.InteractionPolicy()
 	return d, nil
 }
 

@@ -46,6 +46,9 @@ type Config struct {
 	ShowFollowers bool
 	// LedeOnly publishes the summary and a link instead of the full text.
 	LedeOnly bool
+	// Quotes says who may quote the Notes (QuotesAuto when empty): it is
+	// written in each Note's interactionPolicy and applied to QuoteRequests.
+	Quotes QuotePolicy
 	// Created is when the actor first existed (actor "published").
 	Created time.Time
 	// Software name and version, for User-Agent and NodeInfo.

@@ -150,6 +150,8 @@ func (s *Inbox) Receive(ctx context.Context, r *http.Request, body []byte) error
 			return nil
 		}
 		return s.inboxDropActor(actorID, v.KeyID, v.SignedAt, "Delete")
+	case "QuoteRequest", "LikeRequest", "ReplyRequest", "AnnounceRequest":
+		return s.inboxInteractionRequest(ctx, v, doc, actorID, typ)
 	case "Block":
 		if jsonID(doc["object"]) != s.cfg.ActorID() {
 			return nil
