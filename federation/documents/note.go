@@ -85,6 +85,11 @@ func (s *Builder) BuildNote(p *articles.Post, lib *articles.Library, published, 
 	}
 	d["tag"] = tags
 	d["attachment"] = s.attachments(p)
+	replies, likes, shares, err := s.noteCollections(id)
+	if err != nil {
+		return nil, fmt.Errorf("documents: build note %s: %w", p.Key(), err)
+	}
+	d["replies"], d["likes"], d["shares"] = replies, likes, shares
 	return d, nil
 }
 
