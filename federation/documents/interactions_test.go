@@ -88,7 +88,6 @@ func TestNoteCollectionsGolden(t *testing.T) {
 	}
 }
 
-
 // TestNoteCollectionsMissing: the collections of an unknown Note are not
 // found, those of a deleted one gone, like the Note.
 func TestNoteCollectionsMissing(t *testing.T) {
