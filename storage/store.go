@@ -53,13 +53,16 @@ var (
 	bucketInteractionCounts = []byte("interaction_counts")
 	// delivery inbox → uvarint count of accepted followers delivering there
 	bucketDeliveryInboxes = []byte("delivery_inboxes")
+	// Remote avatars fetched once and served by crieur (avatars.go).
+	bucketAvatars     = []byte("avatars")      // key → Avatar
+	bucketAvatarBytes = []byte("avatar_bytes") // key → the image's bytes
 
 	allBuckets = [][]byte{
 		bucketFollowers, bucketFollowerOrder, bucketActivities, bucketOutbox,
 		bucketLedger, bucketJobs, bucketDue, bucketChain, bucketFailed,
 		bucketCounters, bucketRemoteKeys, bucketMeta, bucketDeliveryInboxes, bucketFollowEnds,
 		bucketInteractions, bucketInteractionNote, bucketInteractionActor, bucketInteractionRecent,
-		bucketInteractionCounts,
+		bucketInteractionCounts, bucketAvatars, bucketAvatarBytes,
 	}
 )
 
