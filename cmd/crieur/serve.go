@@ -52,6 +52,9 @@ type app struct {
 	signer  *signature.Signer
 	pub     *publish.Publisher
 	del     *delivery.Deliverer
+	// client is the one guarded outgoing client; web fetches remote
+	// avatars through it.
+	client *transport.Client
 }
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {
@@ -149,7 +152,7 @@ func openApp(cfg config, log *slog.Logger) (*app, error) {
 	pub := publish.NewPublisher(docs, del, publish.Options{
 		Logger: log.With("room", "publisher"),
 	})
-	return &app{cfg: cfg, log: log, store: store, watcher: w, docs: docs, inbox: in, signer: signer, pub: pub, del: del}, nil
+	return &app{cfg: cfg, log: log, store: store, watcher: w, docs: docs, inbox: in, signer: signer, pub: pub, del: del, client: client}, nil
 }
 
 func (a *app) close() error { return a.store.Close() }
@@ -246,6 +249,16 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Store:    a.store,
 		Logger:   log.With("room", "web"),
 		PostsDir: cfg.PostsDir,
+		// Remote avatars, fetched in the background through the guard
+		// and served by crieur; the fetchers end with the server.
+		FetchImage: func(ctx context.Context, u string) ([]byte, string, error) {
+			img, err := a.client.FetchImage(ctx, u)
+			if err != nil {
+				return nil, "", err
+			}
+			return img.Body, img.ContentType, nil
+		},
+		Context: ctx,
 	})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
