@@ -75,13 +75,16 @@ func (s *server) conversation(c *gin.Context, noteID string, page int) (*convers
 		return cv, page == 1
 	}
 	cv.Likes, cv.Boosts, cv.Quotes = counts[storage.KindLike], counts[storage.KindAnnounce], counts[storage.KindQuote]
-	replies, total, err := s.store.NoteInteractions(noteID, storage.KindReply, 0, 0, false)
+	// The thread is built from the replies' ids and parents only; the
+	// replies of the page shown are then read in full, in one
+	// transaction. A reply deleted in between is simply missing.
+	links, err := s.store.ReplyLinks(noteID)
 	if err != nil {
 		_ = c.Error(err)
 		return cv, page == 1
 	}
-	cv.Replies = total
-	roots := threads(replies, noteID)
+	cv.Replies = len(links)
+	roots := threads(links, noteID)
 	cut, pg, ok := paginate(roots, page, threadsPerPage, c.Request.URL.Path)
 	if !ok {
 		return nil, false
@@ -98,14 +101,42 @@ func (s *server) conversation(c *gin.Context, noteID string, page int) (*convers
 		}
 		cv.Pager = pg
 	}
+	var ids []string
+	for _, t := range cut {
+		ids = append(ids, t.root)
+		for _, ch := range t.children {
+			ids = append(ids, ch.id)
+		}
+	}
+	full, err := s.store.Interactions(ids)
+	if err != nil {
+		_ = c.Error(err)
+		return cv, true
+	}
+	byID := make(map[string]storage.Interaction, len(full))
+	for _, r := range full {
+		byID[r.ID] = r
+	}
 	// Only the page shown is rendered: sanitising and avatar look-ups
 	// cost per comment.
 	seen := map[string]string{}
 	for _, t := range cut {
-		root := s.comment(t.root, seen)
+		r, ok := byID[t.root]
+		if !ok {
+			continue
+		}
+		root := s.comment(r, seen)
 		for _, ch := range t.children {
-			v := s.comment(ch.reply, seen)
-			v.InReplyTo = ch.parentName
+			r, ok := byID[ch.id]
+			if !ok {
+				continue
+			}
+			v := s.comment(r, seen)
+			if ch.parent != "" {
+				if p, ok := byID[ch.parent]; ok {
+					v.InReplyTo = displayName(p.Actor)
+				}
+			}
 			root.Children = append(root.Children, v)
 		}
 		cv.Comments = append(cv.Comments, root)
@@ -113,15 +144,15 @@ func (s *server) conversation(c *gin.Context, noteID string, page int) (*convers
 	return cv, true
 }
 
-// thread is a reply to the article and every reply under it.
+// thread is a reply to the article and every reply under it, by id.
 type thread struct {
-	root     storage.Interaction
+	root     string
 	children []threadChild
 }
 
 type threadChild struct {
-	reply      storage.Interaction
-	parentName string // set when the parent is not the thread's root
+	id     string
+	parent string // set when the parent is not the thread's root
 }
 
 // threads groups replies (oldest first) under the reply to the article
@@ -130,7 +161,7 @@ type threadChild struct {
 // article. Deeper replies are shown one level down, in time order, naming
 // the author they answer: a conversation under an article is read top to
 // bottom, and deep nesting is unreadable on a phone.
-func threads(replies []storage.Interaction, noteID string) []thread {
+func threads(replies []storage.ReplyLink, noteID string) []thread {
 	byID := make(map[string]int, len(replies))
 	for i, r := range replies {
 		byID[r.ID] = i
@@ -149,22 +180,17 @@ func threads(replies []storage.Interaction, noteID string) []thread {
 	at := map[int]int{} // root index → position in out
 	for i, r := range replies {
 		root := rootOf(i)
-		if root == i {
-			at[i] = len(out)
-			out = append(out, thread{root: r})
-			continue
-		}
 		pos, ok := at[root]
-		if !ok {
-			// A parent published after its child (clocks differ):
-			// the child opens the thread.
+		if root == i || !ok {
+			// A thread's first reply; or a reply seen before its
+			// parent (clocks differ), which opens a thread itself.
 			at[i] = len(out)
-			out = append(out, thread{root: r})
+			out = append(out, thread{root: r.ID})
 			continue
 		}
-		ch := threadChild{reply: r}
+		ch := threadChild{id: r.ID}
 		if p := byID[r.InReplyTo]; p != root {
-			ch.parentName = displayName(replies[p].Actor)
+			ch.parent = r.InReplyTo
 		}
 		out[pos].children = append(out[pos].children, ch)
 	}

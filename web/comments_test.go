@@ -220,7 +220,7 @@ func TestNoteCollectionsServed(t *testing.T) {
 
 func TestThreadsAndInitials(t *testing.T) {
 	note := "https://crieur.example/posts/a/en"
-	rs := []storage.Interaction{
+	rs := []storage.ReplyLink{
 		{ID: "a", InReplyTo: note},
 		{ID: "loop1", InReplyTo: "loop2"}, // a parent loop ends
 		{ID: "loop2", InReplyTo: "loop1"},
@@ -230,9 +230,9 @@ func TestThreadsAndInitials(t *testing.T) {
 	th := threads(rs, note)
 	var got []string
 	for _, x := range th {
-		s := x.root.ID + ":"
+		s := x.root + ":"
 		for _, c := range x.children {
-			s += c.reply.ID + ","
+			s += c.id + ","
 		}
 		got = append(got, s)
 	}

@@ -75,15 +75,18 @@ type testEnv struct {
 	store *storage.Store
 	lib   *articles.Library
 	logs  *syncBuffer
+	// handler is the server's handler, for benchmarks that call it
+	// without a network in between.
+	handler http.Handler
 }
 
-func newTestEnv(t *testing.T, tweak ...func(*Config)) *testEnv {
+func newTestEnv(t testing.TB, tweak ...func(*Config)) *testEnv {
 	t.Helper()
 	return newTestEnvDir(t, "testdata/posts", tweak...)
 }
 
 // newTestEnvDir is newTestEnv with another posts folder.
-func newTestEnvDir(t *testing.T, postsDir string, tweak ...func(*Config)) *testEnv {
+func newTestEnvDir(t testing.TB, postsDir string, tweak ...func(*Config)) *testEnv {
 	t.Helper()
 	cfg := Config{
 		BaseURL:      testBase,
@@ -165,7 +168,7 @@ func newTestEnvDir(t *testing.T, postsDir string, tweak ...func(*Config)) *testE
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &testEnv{srv: srv, url: srv.URL, cfg: cfg, store: store, lib: lib, logs: logs}
+	return &testEnv{srv: srv, url: srv.URL, cfg: cfg, store: store, lib: lib, logs: logs, handler: h}
 }
 
 // response is a fully read answer.
