@@ -245,3 +245,34 @@ func TestThreadsAndInitials(t *testing.T) {
 		}
 	}
 }
+
+// TestConversationFollowsEditsAndDeletes: an edited reply shows its new
+// text and the edited mark; a deleted one leaves the page and the counts,
+// and its answer stays, opening a thread of its own.
+func TestConversationFollowsEditsAndDeletes(t *testing.T) {
+	e := newTestEnv(t)
+	note := testBase + "/posts/hello/en"
+	alice, bob := remoteActor("Alice", ""), remoteActor("Bob", "")
+	first := storage.Interaction{ID: "https://social.example/notes/1", Kind: storage.KindReply, NoteID: note, InReplyTo: note,
+		Actor: alice, Content: "<p>first version</p>", Published: testNow.Add(-2 * time.Hour)}
+	put(t, e, first)
+	put(t, e, storage.Interaction{ID: "https://social.example/notes/2", Kind: storage.KindReply, NoteID: note,
+		InReplyTo: first.ID, Actor: bob, Content: "<p>Bob agrees</p>", Published: testNow.Add(-time.Hour)})
+	r := e.get(t, "/posts/hello/en", "Accept", browserAccept)
+	contains(t, r, "first version", "Bob agrees", "Replies: 2", `<ol class="comments replies">`)
+	lacks(t, r, `class="edited"`)
+
+	edited := first
+	edited.Content, edited.Updated = "<p>second version</p>", testNow.Add(-30*time.Minute)
+	put(t, e, edited)
+	r = e.get(t, "/posts/hello/en", "Accept", browserAccept)
+	contains(t, r, "second version", `class="edited"`, "Replies: 2")
+	lacks(t, r, "first version")
+
+	if _, _, err := e.store.DeleteInteraction(first.ID, alice.ID); err != nil {
+		t.Fatal(err)
+	}
+	r = e.get(t, "/posts/hello/en", "Accept", browserAccept)
+	contains(t, r, "Bob agrees", "Replies: 1")
+	lacks(t, r, "second version", `<ol class="comments replies">`)
+}
