@@ -89,7 +89,7 @@ var ErrNotOwner = errors.New("storage: interaction belongs to another actor")
 // Index layouts (bucketInteractionNote, bucketInteractionActor,
 // bucketInteractionRecent) and counters:
 //
-//	note:    NoteID 0x00 kind 0x00 timeKey(Published) id → empty
+//	note:    NoteID 0x00 kind 0x00 timeKey(Published) id → InReplyTo
 //	actor:   ActorID 0x00 NoteID 0x00 kind 0x00 id → empty
 //	recent:  timeKey(ReceivedAt) id → empty
 //	counts:  NoteID 0x00 kind → uint64 big endian
@@ -196,7 +196,9 @@ func dropSameKind(tx *bbolt.Tx, i Interaction) error {
 }
 
 func indexInteraction(tx *bbolt.Tx, i Interaction) error {
-	if err := tx.Bucket(bucketInteractionNote).Put(interactionNoteKey(i), nil); err != nil {
+	// The note index's value is the parent, so a conversation is
+	// threaded from the index alone (ReplyLinks).
+	if err := tx.Bucket(bucketInteractionNote).Put(interactionNoteKey(i), []byte(i.InReplyTo)); err != nil {
 		return err
 	}
 	if err := tx.Bucket(bucketInteractionActor).Put(interactionActorKey(i), nil); err != nil {

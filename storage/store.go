@@ -58,6 +58,9 @@ var (
 	bucketAuthorizationObject = []byte("authorizations_by_object") // interacting object 0x00 id → empty
 	// delivery inbox → uvarint count of accepted followers delivering there
 	bucketDeliveryInboxes = []byte("delivery_inboxes")
+	// Remote avatars fetched once and served by crieur (avatars.go).
+	bucketAvatars     = []byte("avatars")      // key → Avatar
+	bucketAvatarBytes = []byte("avatar_bytes") // key → the image's bytes
 
 	allBuckets = [][]byte{
 		bucketFollowers, bucketFollowerOrder, bucketActivities, bucketOutbox,
@@ -65,6 +68,7 @@ var (
 		bucketCounters, bucketRemoteKeys, bucketMeta, bucketDeliveryInboxes, bucketFollowEnds,
 		bucketInteractions, bucketInteractionNote, bucketInteractionActor, bucketInteractionRecent,
 		bucketInteractionCounts, bucketBlocks, bucketReports, bucketAuthorizations, bucketAuthorizationObject,
+		bucketAvatars, bucketAvatarBytes,
 	}
 )
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -103,6 +104,47 @@ func (s *server) collection(c *gin.Context, fn func(page int) ([]byte, error)) {
 		return
 	}
 	s.document(c, func() ([]byte, error) { return fn(page) })
+}
+
+// noteCollection serves a Note's replies, likes or shares collection at
+// its own id. A browser asking for one is sent to the article's
+// comments: that is where people read them.
+func (s *server) noteCollection(c *gin.Context, fn func(slug, lang string, page int) ([]byte, error)) {
+	dual(c)
+	slug, lang := c.Param("slug"), c.Param("lang")
+	if !wantsActivityJSON(c.Request) {
+		c.Header("Cache-Control", cachePages)
+		c.Redirect(http.StatusSeeOther, "/posts/"+url.PathEscape(slug)+"/"+url.PathEscape(lang)+"#comments")
+		return
+	}
+	s.collection(c, func(page int) ([]byte, error) { return fn(slug, lang, page) })
+}
+
+// replies is NoteID/replies: the public replies, paged (?page=N).
+func (s *server) replies(c *gin.Context) {
+	s.noteCollection(c, func(slug, lang string, page int) ([]byte, error) {
+		return s.docs.RepliesJSON(slug, lang, page)
+	})
+}
+
+// likes is NoteID/likes: a count, no pages.
+func (s *server) likes(c *gin.Context) {
+	s.noteCollection(c, func(slug, lang string, page int) ([]byte, error) {
+		if page > 0 {
+			return nil, fmt.Errorf("web: likes page %d: %w", page, federation.ErrNotFound)
+		}
+		return s.docs.LikesJSON(slug, lang)
+	})
+}
+
+// shares is NoteID/shares: a count, no pages.
+func (s *server) shares(c *gin.Context) {
+	s.noteCollection(c, func(slug, lang string, page int) ([]byte, error) {
+		if page > 0 {
+			return nil, fmt.Errorf("web: shares page %d: %w", page, federation.ErrNotFound)
+		}
+		return s.docs.SharesJSON(slug, lang)
+	})
 }
 
 func (s *server) outbox(c *gin.Context) {

@@ -6,12 +6,14 @@ import (
 	"html"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/crieur/crieur/articles"
+	"github.com/crieur/crieur/storage"
 )
 
 // Namespaces written in the feeds.
@@ -19,11 +21,14 @@ const (
 	nsAtom    = "http://www.w3.org/2005/Atom"
 	nsContent = "http://purl.org/rss/1.0/modules/content/"
 	nsDC      = "http://purl.org/dc/elements/1.1/"
+	// nsThr is the Atom threading extension (RFC 4685).
+	nsThr = "http://purl.org/syndication/thread/1.0"
 )
 
 // Atom 1.0 (RFC 4287) as written by crieur.
 type atomFeed struct {
 	XMLName   xml.Name    `xml:"http://www.w3.org/2005/Atom feed"`
+	NSThr     string      `xml:"xmlns:thr,attr"`
 	Lang      string      `xml:"xml:lang,attr,omitempty"`
 	ID        string      `xml:"id"`
 	Title     string      `xml:"title"`
@@ -41,6 +46,8 @@ type atomLink struct {
 	Type     string `xml:"type,attr,omitempty"`
 	Href     string `xml:"href,attr"`
 	HrefLang string `xml:"hreflang,attr,omitempty"`
+	// Count is RFC 4685's thr:count on a replies link.
+	Count string `xml:"thr:count,attr,omitempty"`
 }
 
 type atomPerson struct {
@@ -119,6 +126,7 @@ type rssCDATA struct {
 type rssItem struct {
 	Title       string   `xml:"title"`
 	Link        string   `xml:"link"`
+	Comments    string   `xml:"comments,omitempty"`
 	GUID        rssGUID  `xml:"guid"`
 	PubDate     string   `xml:"pubDate"`
 	Description string   `xml:"description,omitempty"`
@@ -220,6 +228,7 @@ func (s *server) atomFeed(c *gin.Context) {
 		feedLang = s.cfg.SiteLanguage
 	}
 	f := atomFeed{
+		NSThr:    nsThr,
 		Lang:     feedLang,
 		ID:       s.feedSelf("/feed.atom", lang),
 		Title:    s.feedTitle(lang),
@@ -243,8 +252,13 @@ func (s *server) atomFeed(c *gin.Context) {
 			Title:     p.Title,
 			Updated:   u.UTC().Format(time.RFC3339),
 			Published: p.Date.UTC().Format(time.RFC3339),
-			Links:     []atomLink{{Rel: "alternate", Type: "text/html", Href: id, HrefLang: p.Lang}},
-			Content:   atomText{Type: "html", Body: s.absoluteHTML(p.HTML)},
+			Links: []atomLink{
+				{Rel: "alternate", Type: "text/html", Href: id, HrefLang: p.Lang},
+				// RFC 4685: where the entry's replies are read, and how
+				// many; feed readers that know it show the count.
+				{Rel: "replies", Type: "text/html", Href: id + "#comments", Count: strconv.Itoa(s.replyCount(c, id))},
+			},
+			Content: atomText{Type: "html", Body: s.absoluteHTML(p.HTML)},
 		}
 		if a := p.Attribution.Author; a != "" {
 			e.Author = &atomPerson{Name: a}
@@ -264,6 +278,20 @@ func (s *server) atomFeed(c *gin.Context) {
 	}
 	f.Updated = s.feedUpdated(newest).Format(time.RFC3339)
 	s.writeXML(c, typeAtom, f)
+}
+
+// replyCount is how many public replies the Note id has (0 when storage
+// fails: a feed is not refused for a count).
+func (s *server) replyCount(c *gin.Context, id string) int {
+	if s.store == nil {
+		return 0
+	}
+	counts, err := s.store.InteractionCounts(id)
+	if err != nil {
+		_ = c.Error(err)
+		return 0
+	}
+	return counts[storage.KindReply]
 }
 
 // rssFeed serves /feed.rss.
@@ -298,6 +326,7 @@ func (s *server) rssFeed(c *gin.Context) {
 		it := rssItem{
 			Title:       p.Title,
 			Link:        id,
+			Comments:    id + "#comments",
 			GUID:        rssGUID{IsPermaLink: "true", Value: id},
 			PubDate:     p.Date.Format(time.RFC1123Z),
 			Description: rssHTMLText(p.Summary),

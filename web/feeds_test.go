@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crieur/crieur/storage"
 )
 
 // Reader-side views of the feeds, with full namespaces: parsing into them
@@ -34,8 +36,10 @@ type atomBack struct {
 		Title     string `xml:"http://www.w3.org/2005/Atom title"`
 		Updated   string `xml:"http://www.w3.org/2005/Atom updated"`
 		Published string `xml:"http://www.w3.org/2005/Atom published"`
-		Link      struct {
-			Href string `xml:"href,attr"`
+		Links     []struct {
+			Rel   string `xml:"rel,attr"`
+			Href  string `xml:"href,attr"`
+			Count string `xml:"http://purl.org/syndication/thread/1.0 count,attr"`
 		} `xml:"http://www.w3.org/2005/Atom link"`
 		Summary string `xml:"http://www.w3.org/2005/Atom summary"`
 		Content struct {
@@ -135,8 +139,8 @@ func TestAtomFeed(t *testing.T) {
 	}
 	langs := map[string]bool{}
 	for i, en := range f.Entries {
-		if en.ID != want[i] || en.Link.Href != want[i] {
-			t.Errorf("entry %d: id %q link %q, want %q", i, en.ID, en.Link.Href, want[i])
+		if en.ID != want[i] || len(en.Links) == 0 || en.Links[0].Rel != "alternate" || en.Links[0].Href != want[i] {
+			t.Errorf("entry %d: id %q links %v, want %q", i, en.ID, en.Links, want[i])
 		}
 		pub, err1 := time.Parse(time.RFC3339, en.Published)
 		upd, err2 := time.Parse(time.RFC3339, en.Updated)
@@ -338,4 +342,37 @@ func TestFeedDescriptionsAreText(t *testing.T) {
 	if s := a.Entries[indexOf(want, testBase+"/posts/second/en")].Summary; s != "Escaping matters: <b>not bold</b> & friends." {
 		t.Errorf("atom summary (type text) %q", s)
 	}
+}
+
+// TestFeedsLinkReplies: each Atom entry links its comments with the
+// count of public replies (RFC 4685), each RSS item names its comments.
+func TestFeedsLinkReplies(t *testing.T) {
+	e := newTestEnv(t)
+	note := testBase + "/posts/hello/en"
+	for i, kind := range []storage.InteractionKind{storage.KindReply, storage.KindReply, storage.KindMention, storage.KindLike} {
+		_, err := e.store.PutInteraction(storage.Interaction{
+			ID: fmt.Sprintf("https://social.example/notes/%d", i), Kind: kind, NoteID: note, InReplyTo: note,
+			Actor: storage.RemoteActor{ID: fmt.Sprintf("https://social.example/users/%d", i)}, Published: testNow,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := e.get(t, "/feed.atom")
+	contains(t, r, `xmlns:thr="http://purl.org/syndication/thread/1.0"`)
+	f := parseAtom(t, r)
+	found := false
+	for _, en := range f.Entries {
+		want := "0"
+		if en.ID == note {
+			want, found = "2", true
+		}
+		if len(en.Links) != 2 || en.Links[1].Rel != "replies" || en.Links[1].Href != en.ID+"#comments" || en.Links[1].Count != want {
+			t.Errorf("entry %s: links %+v, want a replies link counting %s", en.ID, en.Links, want)
+		}
+	}
+	if !found {
+		t.Fatalf("no entry for %s", note)
+	}
+	contains(t, e.get(t, "/feed.rss"), "<comments>"+note+"#comments</comments>")
 }

@@ -83,7 +83,17 @@ func (s *server) articleHTML(c *gin.Context, slug, lang string) {
 		s.htmlError(c, s.missingStatus(c, slug+"/"+lang), nil)
 		return
 	}
+	cpage, ok := commentsParam(c)
+	if !ok {
+		s.htmlError(c, http.StatusBadRequest, nil)
+		return
+	}
 	noteID := s.base + postURL(p)
+	conv, ok := s.conversation(c, noteID, cpage)
+	if !ok {
+		s.htmlError(c, http.StatusNotFound, nil)
+		return
+	}
 	d := s.newPage(p.Lang)
 	d.Title = p.Title
 	d.Description = p.Summary
@@ -103,6 +113,7 @@ func (s *server) articleHTML(c *gin.Context, slug, lang string) {
 		d.Alternates = append(d.Alternates, l)
 	}
 	d.Article = av
+	d.Conversation = conv
 	s.alternateLink(c, noteID)
 	c.Header("Cache-Control", cachePages)
 	s.render(c, http.StatusOK, "article", d)

@@ -45,6 +45,9 @@ func parsePages() map[string]*template.Template {
 		// UTC: html/template would write the '+' of an offset as &#43;.
 		"datetime": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"langName": languageName,
+		// commentData hands a comment template the page too (its
+		// language and strings).
+		"commentData": func(p *page, c *commentView) commentData { return commentData{Page: p, Comment: c} },
 	}
 	out := make(map[string]*template.Template, len(pageNames))
 	for _, name := range pageNames {
@@ -89,9 +92,17 @@ type page struct {
 	Items   []listItem
 	Pager   *pager
 	Article *articleView
-	Tags    []tagLink
-	Object  string     // the uri asked about on /authorize_interaction
-	Feeds   []feedLink // per-language feeds, on the home page
+	// Conversation is the replies, counts and reply link under an article.
+	Conversation *conversationView
+	Tags         []tagLink
+	Object       string     // the uri asked about on /authorize_interaction
+	Feeds        []feedLink // per-language feeds, on the home page
+}
+
+// commentData is what the "comment" template gets.
+type commentData struct {
+	Page    *page
+	Comment *commentView
 }
 
 // feedLink points at the feeds of one language.

@@ -7,6 +7,7 @@
 package web
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"html/template"
@@ -184,6 +185,12 @@ type Deps struct {
 	// PostsDir is the posts folder; images beside articles are served
 	// from it under /media/.
 	PostsDir string
+	// FetchImage fetches a remote avatar through the guarded client; nil
+	// shows every remote avatar as a placeholder.
+	FetchImage FetchImageFunc
+	// Context ends the background avatar fetchers (the server's life);
+	// nil is context.Background().
+	Context context.Context
 }
 
 // server holds everything the handlers share. It is built once by New and
@@ -205,6 +212,8 @@ type server struct {
 	cssURL   string // /static/style.css?v=<hash>, so browsers refetch on change
 	// inboxBytes is what the inbox bodies being read hold now.
 	inboxBytes *atomic.Int64
+	// avatars are the remote authors' avatars, served by crieur.
+	avatars *avatarCache
 }
 
 // New builds the HTTP handler: a gin.Engine made with gin.New() (gin mode is
@@ -286,6 +295,7 @@ func newServer(cfg Config, deps Deps) *server {
 		cssURL:   "/static/style.css?v=" + hex.EncodeToString(sum[:6]),
 
 		inboxBytes: new(atomic.Int64),
+		avatars:    newAvatarCache(deps.Store, deps.FetchImage, deps.Context, logger, now),
 	}
 	s.pages = parsePages()
 	return s
@@ -302,6 +312,10 @@ func (s *server) routes(e *gin.Engine) {
 	get("/", s.home)
 	get("/posts/:slug", s.postRedirect)
 	get("/posts/:slug/:lang", s.article)
+	get("/posts/:slug/:lang/replies", s.replies)
+	get("/posts/:slug/:lang/likes", s.likes)
+	get("/posts/:slug/:lang/shares", s.shares)
+	get("/avatars/:key", s.avatarImage)
 	get("/tags", s.tagIndex)
 	get("/tags/:tag", s.tagPage)
 	get("/feed.atom", s.atomFeed)

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,15 +75,18 @@ type testEnv struct {
 	store *storage.Store
 	lib   *articles.Library
 	logs  *syncBuffer
+	// handler is the server's handler, for benchmarks that call it
+	// without a network in between.
+	handler http.Handler
 }
 
-func newTestEnv(t *testing.T, tweak ...func(*Config)) *testEnv {
+func newTestEnv(t testing.TB, tweak ...func(*Config)) *testEnv {
 	t.Helper()
 	return newTestEnvDir(t, "testdata/posts", tweak...)
 }
 
 // newTestEnvDir is newTestEnv with another posts folder.
-func newTestEnvDir(t *testing.T, postsDir string, tweak ...func(*Config)) *testEnv {
+func newTestEnvDir(t testing.TB, postsDir string, tweak ...func(*Config)) *testEnv {
 	t.Helper()
 	cfg := Config{
 		BaseURL:      testBase,
@@ -142,13 +147,28 @@ func newTestEnvDir(t *testing.T, postsDir string, tweak ...func(*Config)) *testE
 	if err != nil {
 		t.Fatalf("inbox.New: %v", err)
 	}
+	// Avatars come from loopback test servers: the guarded client with
+	// the loopback allowance tests get (private ranges stay refused).
+	images := transport.NewClient(transport.ClientConfig{UserAgent: "crieur-test", AllowPrefixes: []netip.Prefix{
+		netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"),
+	}})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	h := New(cfg, Deps{
 		Posts: current, Docs: docs, Inbox: in, Store: store, Logger: logger,
 		Now: func() time.Time { return testNow }, PostsDir: postsDir,
+		FetchImage: func(ctx context.Context, u string) ([]byte, string, error) {
+			img, err := images.FetchImage(ctx, u)
+			if err != nil {
+				return nil, "", err
+			}
+			return img.Body, img.ContentType, nil
+		},
+		Context: ctx,
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &testEnv{srv: srv, url: srv.URL, cfg: cfg, store: store, lib: lib, logs: logs}
+	return &testEnv{srv: srv, url: srv.URL, cfg: cfg, store: store, lib: lib, logs: logs, handler: h}
 }
 
 // response is a fully read answer.

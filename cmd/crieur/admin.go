@@ -41,6 +41,7 @@ var adminOps = map[string]adminOp{
 	"publish-dry-run":   opPublishDryRun,
 	"publish-again":     opPublishAgain,
 	"status":            opStatus,
+	"inbox":             opInbox,
 	"key-show":          opKeyShow,
 	"blocks-list":       opBlocksList,
 	"blocks-add":        opBlocksAdd,

@@ -55,7 +55,10 @@ Usage:
                              failed, per host), or give failed deliveries another 48 hours
   crieur followers [flags] [list | remove ACTOR | pending | approve ACTOR | reject ACTOR]
   crieur publish   [flags] -dry-run | -again SLUG/LANG
-  crieur status    [flags] [SLUG/LANG]   delivery status of articles
+  crieur status    [flags] [SLUG/LANG]   delivery status of articles, and their replies,
+                             likes, boosts and quotes
+  crieur inbox     [flags] [-n N] [SLUG/LANG]   the latest replies, mentions, likes, boosts
+                             and quotes received, per article, with links
   crieur bench     [flags]   fan-out benchmark on loopback
   crieur key       [flags] show | rotate   the actor key: its fingerprint, or a new key
                              (with crieur serve stopped), announced to followers on the next start
@@ -89,6 +92,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runPublish(ctx, rest, getenv, stdout, stderr)
 	case "status":
 		return runStatus(ctx, rest, getenv, stdout, stderr)
+	case "inbox":
+		return runInbox(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, stdout, stderr)
 	case "key":

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/crieur/crieur/storage"
@@ -71,7 +70,7 @@ func opRepliesWaiting(_ context.Context, a *app, _ []string, w io.Writer) error 
 		}
 		n++
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", i.Moderation, i.ReceivedAt.UTC().Format("2006-01-02 15:04"),
-			termSafe(i.Actor.Handle), termSafe(i.NoteID), termSafe(i.ID), termSafe(excerpt(i.Content, 60)))
+			termSafe(i.Actor.Handle), termSafe(i.NoteID), termSafe(i.ID), termSafe(excerpt(i.Summary, i.Content)))
 	}
 	if n == 0 {
 		fmt.Fprintln(w, "no reply waits for approval or is hidden")
@@ -140,25 +139,4 @@ func opReports(_ context.Context, a *app, _ []string, w io.Writer) error {
 		}
 	}
 	return nil
-}
-
-// excerpt is the start of an HTML fragment as plain text, for a table.
-func excerpt(html string, n int) string {
-	var b strings.Builder
-	in := false
-	for _, r := range html {
-		switch {
-		case r == '<':
-			in = true
-		case r == '>':
-			in = false
-		case !in:
-			b.WriteRune(r)
-		}
-	}
-	s := strings.Join(strings.Fields(b.String()), " ")
-	if r := []rune(s); len(r) > n {
-		s = string(r[:n-1]) + "…"
-	}
-	return s
 }

@@ -54,6 +54,9 @@ type app struct {
 	pub     *publish.Publisher
 	del     *delivery.Deliverer
 	blocks  *moderation.Blocklist
+	// client is the one guarded outgoing client; web fetches remote
+	// avatars through it.
+	client *transport.Client
 }
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {
@@ -161,7 +164,7 @@ func openApp(cfg config, log *slog.Logger) (*app, error) {
 	pub := publish.NewPublisher(docs, del, publish.Options{
 		Logger: log.With("room", "publisher"),
 	})
-	return &app{cfg: cfg, log: log, store: store, watcher: w, docs: docs, inbox: in, signer: signer, pub: pub, del: del, blocks: blocks}, nil
+	return &app{cfg: cfg, log: log, store: store, watcher: w, docs: docs, inbox: in, signer: signer, pub: pub, del: del, blocks: blocks, client: client}, nil
 }
 
 func (a *app) close() error { return a.store.Close() }
@@ -258,6 +261,16 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Store:    a.store,
 		Logger:   log.With("room", "web"),
 		PostsDir: cfg.PostsDir,
+		// Remote avatars, fetched in the background through the guard
+		// and served by crieur; the fetchers end with the server.
+		FetchImage: func(ctx context.Context, u string) ([]byte, string, error) {
+			img, err := a.client.FetchImage(ctx, u)
+			if err != nil {
+				return nil, "", err
+			}
+			return img.Body, img.ContentType, nil
+		},
+		Context: ctx,
 	})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

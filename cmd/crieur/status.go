@@ -64,7 +64,9 @@ func opStatus(_ context.Context, a *app, args []string, w io.Writer) error {
 		return act, ok, nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ARTICLE\tSTATE\tLAST\tDELIVERED\tPENDING\tFAILED")
+	// The fediverse's answers sit between the article's state and its
+	// deliveries: DELIVERED PENDING FAILED stay the last three columns.
+	fmt.Fprintln(tw, "ARTICLE\tSTATE\tLAST\tREPLIES\tLIKES\tBOOSTS\tQUOTES\tMENTIONS\tDELIVERED\tPENDING\tFAILED")
 	for _, e := range ledger {
 		state := "published"
 		switch {
@@ -79,16 +81,22 @@ func opStatus(_ context.Context, a *app, args []string, w io.Writer) error {
 		if err != nil {
 			return err
 		}
+		ic, err := a.store.InteractionCounts(e.NoteID)
+		if err != nil {
+			return err
+		}
+		answers := fmt.Sprintf("%d\t%d\t%d\t%d\t%d", ic[storage.KindReply], ic[storage.KindLike],
+			ic[storage.KindAnnounce], ic[storage.KindQuote], ic[storage.KindMention])
 		if !ok {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\n", termSafe(e.Key), state)
+			fmt.Fprintf(tw, "%s\t%s\t-\t%s\t-\t-\t-\n", termSafe(e.Key), state, answers)
 			continue
 		}
 		c, err := a.store.DeliveryCounts(act.ID)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s %s\t%d\t%d\t%d\n", termSafe(e.Key), state, strings.ToLower(act.Type),
-			act.Published.Format("2006-01-02 15:04"), c.Delivered, c.Pending, c.Failed)
+		fmt.Fprintf(tw, "%s\t%s\t%s %s\t%s\t%d\t%d\t%d\n", termSafe(e.Key), state, strings.ToLower(act.Type),
+			act.Published.Format("2006-01-02 15:04"), answers, c.Delivered, c.Pending, c.Failed)
 	}
 	return tw.Flush()
 }

@@ -184,3 +184,135 @@ func lastPage(total int) int {
 	}
 	return (total + pageSize - 1) / pageSize
 }
+
+// The interaction collections of a Note live under its id, so they are
+// dereferenced by content negotiation like the Note itself.
+
+// RepliesURL is the id of a Note's replies collection.
+func RepliesURL(noteID string) string { return noteID + "/replies" }
+
+// LikesURL is the id of a Note's likes collection.
+func LikesURL(noteID string) string { return noteID + "/likes" }
+
+// SharesURL is the id of a Note's shares (boosts) collection.
+func SharesURL(noteID string) string { return noteID + "/shares" }
+
+// noteCollections are the replies, likes and shares of the Note id, as
+// embedded in the Note: replies with its first page inline (Mastodon 4.5
+// reads that page when one of its users opens the post, and fetches the
+// next pages itself), likes and shares with their counts only (Mastodon
+// shows them as the post's counts; the lists are nobody's business).
+// Without a store (some documents tests) the collections are empty.
+func (s *Builder) noteCollections(id string) (replies, likes, shares map[string]any, err error) {
+	counts := map[storage.InteractionKind]int{}
+	if s.store != nil {
+		if counts, err = s.store.InteractionCounts(id); err != nil {
+			return nil, nil, nil, fmt.Errorf("documents: collections of %s: %w", id, err)
+		}
+	}
+	first, total, err := s.repliesPage(id, 1)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	// totalItems is the count read with the first page's items, in one
+	// transaction: a reply arriving meanwhile is in both or in neither.
+	replies = map[string]any{
+		"id":         RepliesURL(id),
+		"type":       "OrderedCollection",
+		"totalItems": total,
+		"first":      first,
+	}
+	return replies, countCollection(LikesURL(id), counts[storage.KindLike]),
+		countCollection(SharesURL(id), counts[storage.KindAnnounce]), nil
+}
+
+// countCollection is a collection that tells its size and lists nothing.
+func countCollection(id string, total int) map[string]any {
+	return map[string]any{"id": id, "type": "OrderedCollection", "totalItems": total}
+}
+
+// repliesPage is page n (from 1) of the Note id's replies: the ids of the
+// public replies crieur keeps in the article's thread, at any depth (each
+// names its own parent in inReplyTo, so a crawler rebuilds the tree, and a
+// reply whose parent's server is gone is still found), oldest first, so a
+// page's content changes only at the end of the thread. Mentions (replies
+// addressed to the bot only) are never listed: they are not public.
+func (s *Builder) repliesPage(id string, n int) (page map[string]any, total int, err error) {
+	collection := RepliesURL(id)
+	items := []any{}
+	if s.store != nil {
+		rs, t, err := s.store.NoteInteractions(id, storage.KindReply, (n-1)*pageSize, pageSize, false)
+		if err != nil {
+			return nil, 0, fmt.Errorf("documents: replies of %s page %d: %w", id, n, err)
+		}
+		total = t
+		for _, r := range rs {
+			items = append(items, r.ID)
+		}
+	}
+	page = map[string]any{
+		"id":           pageURL(collection, n),
+		"type":         "OrderedCollectionPage",
+		"partOf":       collection,
+		"orderedItems": items,
+	}
+	// The count read with the items, in the same transaction: next is
+	// there exactly when more replies exist after this page.
+	if n*pageSize < total {
+		page["next"] = pageURL(collection, n+1)
+	}
+	if n > 1 {
+		page["prev"] = pageURL(collection, min(n-1, lastPage(total)))
+	}
+	return page, total, nil
+}
+
+// RepliesJSON is the replies collection of a visible Note (page 0, with
+// its first page inline) or its page n >= 1. Like NoteJSON, it fails with
+// federation.ErrGone after the Note's Delete and federation.ErrNotFound for
+// a Note that is not visible.
+func (s *Builder) RepliesJSON(slug, lang string, page int) ([]byte, error) {
+	if _, _, err := s.visiblePost(slug, lang); err != nil {
+		return nil, err
+	}
+	id := s.cfg.NoteID(slug, lang)
+	if page >= 1 {
+		p, _, err := s.repliesPage(id, page)
+		if err != nil {
+			return nil, err
+		}
+		return encodeDocument(p)
+	}
+	replies, _, _, err := s.noteCollections(id)
+	if err != nil {
+		return nil, err
+	}
+	return encodeDocument(replies)
+}
+
+// LikesJSON is the likes collection of a visible Note: its count only.
+func (s *Builder) LikesJSON(slug, lang string) ([]byte, error) {
+	return s.countJSON(slug, lang, storage.KindLike, LikesURL)
+}
+
+// SharesJSON is the shares (boosts) collection of a visible Note: its
+// count only.
+func (s *Builder) SharesJSON(slug, lang string) ([]byte, error) {
+	return s.countJSON(slug, lang, storage.KindAnnounce, SharesURL)
+}
+
+func (s *Builder) countJSON(slug, lang string, kind storage.InteractionKind, url func(string) string) ([]byte, error) {
+	if _, _, err := s.visiblePost(slug, lang); err != nil {
+		return nil, err
+	}
+	id := s.cfg.NoteID(slug, lang)
+	total := 0
+	if s.store != nil {
+		counts, err := s.store.InteractionCounts(id)
+		if err != nil {
+			return nil, fmt.Errorf("documents: %s of %s: %w", kind, id, err)
+		}
+		total = counts[kind]
+	}
+	return encodeDocument(countCollection(url(id), total))
+}

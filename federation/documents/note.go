@@ -88,6 +88,11 @@ func (s *Builder) BuildNote(p *articles.Post, lib *articles.Library, published, 
 	// Without it Mastodon refuses every quote, and GoToSocial assumes
 	// anyone may like, reply and boost (consent.go says what is written).
 	d["interactionPolicy"] = c.InteractionPolicy()
+	replies, likes, shares, err := s.noteCollections(id)
+	if err != nil {
+		return nil, fmt.Errorf("documents: build note %s: %w", p.Key(), err)
+	}
+	d["replies"], d["likes"], d["shares"] = replies, likes, shares
 	return d, nil
 }
 
