@@ -638,7 +638,7 @@ func checkSentinel(t *testing.T, err error) {
 		return
 	}
 	for _, s := range []error{federation.ErrBadRequest, federation.ErrUnauthorized, federation.ErrForbidden,
-		federation.ErrTooLarge, federation.ErrUnsupportedMediaType, federation.ErrRateLimited, federation.ErrBusy} {
+		federation.ErrTooLarge, federation.ErrUnsupportedMediaType, federation.ErrRateLimited, federation.ErrBusy, federation.ErrGone} {
 		if errors.Is(err, s) {
 			return
 		}
