@@ -303,3 +303,42 @@ func TestQueueShowsNextAttemptAndGiveUp(t *testing.T) {
 		t.Errorf("crieur queue printed:\n%s\nwant (testdata/queue.golden):\n%s", out.String(), want)
 	}
 }
+
+// crieur status shows each article's interactions as the inbox kept them,
+// between its last activity and its deliveries.
+func TestStatusCountsInteractions(t *testing.T) {
+	st, err := storage.Open(filepath.Join(t.TempDir(), "crieur.db"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	note := "https://crieur.example/posts/a/en"
+	act := storage.Activity{ID: "https://crieur.example/activities/1", Type: "Create", ObjectID: note,
+		Published: time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC), InOutbox: true, JSON: []byte(`{}`)}
+	if _, err := st.Publish(storage.LedgerEntry{Key: "a/en", NoteID: note, Pushed: true}, act, nil); err != nil {
+		t.Fatal(err)
+	}
+	who := func(n string) storage.RemoteActor { return storage.RemoteActor{ID: "https://remote.example/users/" + n} }
+	for _, i := range []storage.Interaction{
+		{ID: "https://remote.example/notes/1", Kind: storage.KindReply, NoteID: note, Actor: who("a")},
+		{ID: "https://remote.example/notes/2", Kind: storage.KindReply, NoteID: note, Actor: who("b")},
+		{ID: "https://remote.example/likes/1", Kind: storage.KindLike, NoteID: note, Actor: who("a")},
+		{ID: "https://remote.example/boosts/1", Kind: storage.KindAnnounce, NoteID: note, Actor: who("a")},
+		{ID: "https://remote.example/notes/3", Kind: storage.KindMention, NoteID: note, Actor: who("c")},
+	} {
+		if _, err := st.PutInteraction(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out strings.Builder
+	if err := opStatus(context.Background(), &app{store: st}, nil, &out); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if h := strings.Fields(lines[0]); strings.Join(h[3:8], " ") != "REPLIES LIKES BOOSTS QUOTES MENTIONS" {
+		t.Errorf("header %q", lines[0])
+	}
+	if f := strings.Fields(lines[1]); len(f) != 13 || strings.Join(f[5:10], " ") != "2 1 1 0 1" {
+		t.Errorf("line %q, want 2 replies, 1 like, 1 boost, 0 quotes, 1 mention", lines[1])
+	}
+}

@@ -10,8 +10,10 @@ import (
 	"github.com/crieur/crieur/storage"
 )
 
-// opStatus reports, per announced article, where the deliveries of its
-// latest activity stand. With a slug/lang argument, only that article.
+// opStatus reports, per announced article, how many replies, likes, boosts,
+// quotes and mentions it has (what the inbox kept), and where the
+// deliveries of its latest activity stand. With a slug/lang argument, only
+// that article.
 func opStatus(_ context.Context, a *app, args []string, w io.Writer) error {
 	ledger, err := a.store.Ledger()
 	if err != nil {
@@ -64,7 +66,7 @@ func opStatus(_ context.Context, a *app, args []string, w io.Writer) error {
 		return act, ok, nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ARTICLE\tSTATE\tLAST\tDELIVERED\tPENDING\tFAILED")
+	fmt.Fprintln(tw, "ARTICLE\tSTATE\tLAST\tREPLIES\tLIKES\tBOOSTS\tQUOTES\tMENTIONS\tDELIVERED\tPENDING\tFAILED")
 	for _, e := range ledger {
 		state := "published"
 		switch {
@@ -75,20 +77,26 @@ func opStatus(_ context.Context, a *app, args []string, w io.Writer) error {
 		case !e.Updated.IsZero():
 			state = "edited"
 		}
+		n, err := a.store.InteractionCounts(e.NoteID)
+		if err != nil {
+			return err
+		}
+		talk := fmt.Sprintf("%d\t%d\t%d\t%d\t%d", n[storage.KindReply], n[storage.KindLike], n[storage.KindAnnounce],
+			n[storage.KindQuote], n[storage.KindMention])
 		act, ok, err := latest(e)
 		if err != nil {
 			return err
 		}
 		if !ok {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\n", termSafe(e.Key), state)
+			fmt.Fprintf(tw, "%s\t%s\t-\t%s\t-\t-\t-\n", termSafe(e.Key), state, talk)
 			continue
 		}
 		c, err := a.store.DeliveryCounts(act.ID)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s %s\t%d\t%d\t%d\n", termSafe(e.Key), state, strings.ToLower(act.Type),
-			act.Published.Format("2006-01-02 15:04"), c.Delivered, c.Pending, c.Failed)
+		fmt.Fprintf(tw, "%s\t%s\t%s %s\t%s\t%d\t%d\t%d\n", termSafe(e.Key), state, strings.ToLower(act.Type),
+			act.Published.Format("2006-01-02 15:04"), talk, c.Delivered, c.Pending, c.Failed)
 	}
 	return tw.Flush()
 }
