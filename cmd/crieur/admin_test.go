@@ -318,7 +318,9 @@ func TestStatusCountsInteractions(t *testing.T) {
 	if _, err := st.Publish(storage.LedgerEntry{Key: "a/en", NoteID: note, Pushed: true}, act, nil); err != nil {
 		t.Fatal(err)
 	}
-	who := func(n string) storage.RemoteActor { return storage.RemoteActor{ID: "https://remote.example/users/" + n} }
+	who := func(n string) storage.RemoteActor {
+		return storage.RemoteActor{ID: "https://remote.example/users/" + n}
+	}
 	for _, i := range []storage.Interaction{
 		{ID: "https://remote.example/notes/1", Kind: storage.KindReply, NoteID: note, Actor: who("a")},
 		{ID: "https://remote.example/notes/2", Kind: storage.KindReply, NoteID: note, Actor: who("b")},
