@@ -137,8 +137,11 @@ func (s *Inbox) inboxCreate(v *Verified, doc map[string]any, actorID string) err
 // one by another actor than the author is refused (403).
 func (s *Inbox) inboxUpdate(v *Verified, doc map[string]any, actorID string) error {
 	obj, ok := doc["object"].(map[string]any)
+	if ok && actorTypes[jsonString(obj["type"])] {
+		return s.updateProfile(v, obj, actorID)
+	}
 	if !ok || !postTypes[jsonString(obj["type"])] {
-		return nil // a profile Update: the key cache refreshes names
+		return nil
 	}
 	p, err := s.remotePost(doc, obj, actorID)
 	if err != nil {
@@ -171,6 +174,34 @@ func (s *Inbox) inboxUpdate(v *Verified, doc map[string]any, actorID string) err
 		i.ActivityID = id
 	}
 	return s.putInteraction(i, "update")
+}
+
+// actorTypes are the ActivityStreams actor types.
+var actorTypes = map[string]bool{"Person": true, "Service": true, "Application": true, "Group": true, "Organization": true}
+
+// updateProfile takes the display data (name, profile page, avatar) of the
+// signer's own profile Update into its cached key, so that its next
+// interactions show them; interactions kept before keep what they were
+// stored with. Inboxes are not taken from it: they change only with a
+// fetch of the actor at its id (fetchKey).
+func (s *Inbox) updateProfile(v *Verified, obj map[string]any, actorID string) error {
+	if jsonID(obj["id"]) != actorID || v.Owner != actorID || v.key.KeyID == "" {
+		return nil
+	}
+	info := remoteActorInfo(obj)
+	k := v.key
+	k.Name, k.URL, k.Avatar = info.Name, info.URL, info.Avatar
+	if info.Handle != "" {
+		k.Handle = info.Handle
+	}
+	if k == v.key {
+		return nil
+	}
+	if err := s.store.PutRemoteKey(k); err != nil {
+		return fmt.Errorf("inbox: profile update of %s: %w", actorID, err)
+	}
+	s.log.Debug("inbox: display data of an actor updated", "actor", actorID)
+	return nil
 }
 
 // inboxLike takes in a Like of one of our Notes, a Misskey reaction (a Like

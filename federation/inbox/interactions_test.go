@@ -591,3 +591,37 @@ func TestPlainText(t *testing.T) {
 		}
 	}
 }
+
+// A profile Update signed by its actor refreshes the display data cached
+// with its key (inboxes untouched); interactions kept keep theirs.
+func TestInteractionsProfileUpdate(t *testing.T) {
+	c := newProtoCrieur(t, protoOptions{})
+	p := mastodonPeer(t, c)
+	mallory := newProtoPeer(t, "mallory", keyInActor, testkit.Key(t, 5), &c.key.PublicKey)
+	note := c.publishNote("hello", "en")
+	c.must(p, c.talk("mastodon_like.json", p, note), http.StatusAccepted)
+	actor := p.actorDoc()
+	actor["name"] = "Alice <i>Renamed</i>"
+	actor["icon"] = map[string]any{"type": "Image", "url": p.srv.URL + "/new.png"}
+	actor["inbox"] = "https://elsewhere.example/inbox"
+	update := map[string]any{"@context": "https://www.w3.org/ns/activitystreams", "id": p.ActorID() + "#updates/1",
+		"type": "Update", "actor": p.ActorID(), "object": actor}
+	// Someone else's word about alice changes nothing.
+	forged := map[string]any{"id": mallory.ActorID() + "#updates/1", "type": "Update", "actor": mallory.ActorID(), "object": actor}
+	c.must(mallory, forged, http.StatusAccepted)
+	if k, _ := c.store.RemoteKey(p.KeyID()); k.Name != "Alice Smith :blobcat:" {
+		t.Fatalf("mallory's Update changed alice's name to %q", k.Name)
+	}
+	c.must(p, update, http.StatusAccepted)
+	k, err := c.store.RemoteKey(p.KeyID())
+	if err != nil || k.Name != "Alice Renamed" || k.Avatar != p.srv.URL+"/new.png" || k.Inbox != p.Inbox() {
+		t.Errorf("cached key after the profile Update: %+v %v", k, err)
+	}
+	if like, _ := c.interaction(p.ActorID() + "#likes/123"); like.Actor.Name != "Alice Smith :blobcat:" {
+		t.Errorf("a kept like's author became %q", like.Actor.Name)
+	}
+	c.must(p, c.talk("gts_like.json", p, c.publishNote("second", "en")), http.StatusAccepted)
+	if like, _ := c.interaction(p.ActorID() + "/liked/01JEXAMPLE00000000000000LK"); like.Actor.Name != "Alice Renamed" {
+		t.Errorf("a new like's author is %q, want the new name", like.Actor.Name)
+	}
+}
