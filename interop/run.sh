@@ -115,7 +115,9 @@ until "$node" -e "$probe" "$base/.well-known/webfinger?resource=acct:$HANDLE@127
 done
 log "server ready (pid $server_pid)"
 
-INTEROP_BASE_URL="$base" INTEROP_HANDLE="$HANDLE" INTEROP_POSTS="$tmp/posts" \
+crieur_env=()
+[ -z "${INTEROP_SELFTEST:-}" ] && crieur_env=(INTEROP_CRIEUR_BIN="$tmp/crieur" INTEROP_DATA="$tmp/data")
+env "${crieur_env[@]}" INTEROP_BASE_URL="$base" INTEROP_HANDLE="$HANDLE" INTEROP_POSTS="$tmp/posts" \
   timeout "$SUITE_TIMEOUT" "$node" "$here/suite.mjs" &
 suite_pid=$!
 pids+=("$suite_pid")

@@ -16,6 +16,7 @@
 import http from "node:http";
 import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 
@@ -26,6 +27,8 @@ import {
   CryptographicKey,
   Endpoints,
   Follow,
+  Like,
+  Mention,
   Note,
   Object as APObject,
   OrderedCollection,
@@ -83,6 +86,10 @@ const BASE = (process.env.INTEROP_BASE_URL ?? "").replace(/\/+$/, "");
 const HANDLE = process.env.INTEROP_HANDLE || "reports";
 const POSTS_DIR = process.env.INTEROP_POSTS ?? "";
 const VERBOSE = process.env.INTEROP_VERBOSE === "1";
+/** crieur's binary and data folder, to ask the running server what it kept
+ * (crieur status over its admin socket); unset against the selftest fake. */
+const CRIEUR_BIN = process.env.INTEROP_CRIEUR_BIN ?? "";
+const CRIEUR_DATA = process.env.INTEROP_DATA ?? "";
 if (BASE === "") {
   console.error("suite: INTEROP_BASE_URL is required (run interop/run.sh)");
   process.exit(2);
@@ -833,6 +840,55 @@ async function main() {
     must(ids.includes(noteId), `featured lists ${ids.join(", ") || "nothing"}, not ${noteId}`);
   });
 
+  // Interactions ------------------------------------------------------------
+  // A reply and a like of the new article, built and signed by Fedify, are
+  // accepted; crieur status (the running server, over its admin socket)
+  // then counts them for the article. crieur serves no replies/likes
+  // collections yet: the admin output reads the same storage counters.
+  const talkAt = Date.now();
+  let replyOk = false;
+  let likeOk = false;
+  await check("talk: a public reply to the article, signed by Fedify, gets a 2xx", async () => {
+    must(noteId, "no Note to reply to");
+    const reply = new Note({
+      id: new URL(`${tester.id}/notes/${randomBytes(8).toString("hex")}`),
+      attribution: new URL(tester.id),
+      replyTarget: new URL(noteId),
+      content: `<p>A reply from the interop suite, ${marker1}.</p>`,
+      to: PUBLIC_COLLECTION,
+      ccs: [new URL(`${tester.id}/followers`), new URL(ctx.actorId)],
+      tags: [new Mention({ href: new URL(ctx.actorId), name: `@${HANDLE}@${crieurHost}` })],
+    });
+    const create = new Create({
+      id: newId(tester), actor: new URL(tester.id), object: reply,
+      to: PUBLIC_COLLECTION, ccs: [new URL(`${tester.id}/followers`), new URL(ctx.actorId)],
+    });
+    const r = await post(ctx.sharedInbox ?? ctx.inbox, create, { signer: tester });
+    must(r.status >= 200 && r.status < 300, `POST: HTTP ${r.status} ${r.text}`);
+    replyOk = true;
+  });
+  await check("talk: a Like of the article, signed by Fedify, gets a 2xx", async () => {
+    must(noteId, "no Note to like");
+    const like = new Like({ id: newId(tester), actor: new URL(tester.id), object: new URL(noteId) });
+    const r = await post(ctx.inbox, like, { signer: tester });
+    must(r.status >= 200 && r.status < 300, `POST: HTTP ${r.status} ${r.text}`);
+    likeOk = true;
+  });
+  if (CRIEUR_BIN && CRIEUR_DATA) {
+    await check("talk: crieur kept the reply and the like (crieur status counts them for the article)", async () => {
+      must(replyOk && likeOk, "the reply or the like was not accepted");
+      let last = "never asked";
+      await waitFor("crieur status to count 1 reply and 1 like", COUNT_WAIT_MS, async () => {
+        const counts = await crieurCounts(`${slug}/en`);
+        last = JSON.stringify(counts);
+        return counts.replies === 1 && counts.likes === 1 ? true : undefined;
+      }).catch((e) => fail(`${e.message}; crieur status says ${last}`));
+      note(`crieur status ${slug}/en: ${last}, ${((Date.now() - talkAt) / 1000).toFixed(1)}s after the reply was sent`);
+    });
+  } else {
+    note("talk: INTEROP_CRIEUR_BIN/INTEROP_DATA unset (selftest): what crieur kept is not checked");
+  }
+
   if (!accept) {
     const late = deliveries((e) => e.at >= sentAt && e.inbox !== "victim" && e.json?.type === "Accept")[0];
     note(late
@@ -915,6 +971,22 @@ function article(slug, title, text, extra = []) {
     `This article was dropped by the interop suite. ${text}`,
     "",
   ].join("\n");
+}
+
+/** An article's interaction counts, from `crieur status SLUG/LANG`: the
+ * five numbers before the last three (the deliveries). */
+function crieurCounts(key) {
+  return new Promise((resolve, reject) => {
+    execFile(CRIEUR_BIN, ["status", "-data", CRIEUR_DATA, key], { timeout: FETCH_TIMEOUT_MS },
+      (err, stdout, stderr) => {
+        if (err) return reject(new Error(`crieur status: ${err.message} ${oneLine(String(stderr)).slice(0, 200)}`));
+        const line = String(stdout).split("\n").find((l) => l.split(/\s+/)[0] === key);
+        if (!line) return reject(new Error(`crieur status has no line for ${key}`));
+        const f = line.trim().split(/\s+/);
+        const [replies, likes, boosts, quotes, mentions] = f.slice(-8, -3).map(Number);
+        resolve({ replies, likes, boosts, quotes, mentions });
+      });
+  });
 }
 
 function finish(server) {

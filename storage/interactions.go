@@ -318,6 +318,21 @@ func (s *Store) DeleteInteractionsOf(actorID string) (int, error) {
 	return n, nil
 }
 
+// HasInteractionsOf reports whether actorID has any interaction stored.
+func (s *Store) HasInteractionsOf(actorID string) (bool, error) {
+	found := false
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		prefix := actorPrefix(actorID)
+		k, _ := tx.Bucket(bucketInteractionActor).Cursor().Seek(prefix)
+		found = k != nil && bytes.HasPrefix(k, prefix)
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("storage: interactions of %s: %w", actorID, err)
+	}
+	return found, nil
+}
+
 // NoteInteractions lists the interactions of kind about noteID, oldest
 // first (or newest first), from offset, at most limit (0: all), with their
 // total.

@@ -151,8 +151,17 @@ func TestInteractionsRemovedByTheirAuthorOnly(t *testing.T) {
 	if got, err := s.Interaction(reply.ID); err != nil || got.Actor.ID != actor("alice").ID {
 		t.Fatalf("reply after refused changes: %+v %v", got, err)
 	}
+	// "alice" must not match "al": the actor index separates ids.
+	for name, want := range map[string]bool{"alice": true, "al": false, "mallory": false} {
+		if has, err := s.HasInteractionsOf(actor(name).ID); err != nil || has != want {
+			t.Errorf("HasInteractionsOf(%s) = %v %v, want %v", name, has, err, want)
+		}
+	}
 	if n, err := s.DeleteInteractionsOf(actor("alice").ID); err != nil || n != 2 {
 		t.Fatalf("delete alice's: %d %v", n, err)
+	}
+	if has, _ := s.HasInteractionsOf(actor("alice").ID); has {
+		t.Error("HasInteractionsOf after the account deletion")
 	}
 	if counts, _ := s.InteractionCounts(noteA); counts[KindReply] != 0 || counts[KindLike] != 1 {
 		t.Errorf("counts after the account deletion: %v", counts)

@@ -132,5 +132,11 @@ type RemoteKey struct {
 	Inbox        string // owner's inbox, learnt with the key
 	SharedInbox  string
 	Handle       string
-	FetchedAt    time.Time
+	// The owner's display data, learnt with the key so that an interaction
+	// needs no second fetch of its author: plain-text name, profile page,
+	// avatar URL. Empty in keys cached before they existed.
+	Name      string `json:",omitempty"`
+	URL       string `json:",omitempty"`
+	Avatar    string `json:",omitempty"`
+	FetchedAt time.Time
 }

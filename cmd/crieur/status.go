@@ -10,8 +10,10 @@ import (
 	"github.com/crieur/crieur/storage"
 )
 
-// opStatus reports, per announced article, where the deliveries of its
-// latest activity stand. With a slug/lang argument, only that article.
+// opStatus reports, per announced article, how many replies, likes, boosts,
+// quotes and mentions it has (what the inbox kept), and where the
+// deliveries of its latest activity stand. With a slug/lang argument, only
+// that article.
 func opStatus(_ context.Context, a *app, args []string, w io.Writer) error {
 	ledger, err := a.store.Ledger()
 	if err != nil {

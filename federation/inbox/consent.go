@@ -50,7 +50,7 @@ func (s *Inbox) inboxInteractionRequest(ctx context.Context, v *Verified, doc ma
 	if !strings.EqualFold(urlHost(req.ID), urlHost(actorID)) {
 		return fmt.Errorf("%w: inbox: %s %s is not on its actor's host (%s)", federation.ErrForbidden, typ, req.ID, actorID)
 	}
-	if !s.ourNote(req.Object) {
+	if !s.publishedNote(req.Object) {
 		s.log.Info("inbox: ignored "+typ+" about a Note that is not ours", "actor", actorID, "object", req.Object)
 		return nil
 	}
@@ -73,9 +73,9 @@ func (s *Inbox) inboxInteractionRequest(ctx context.Context, v *Verified, doc ma
 	return s.grantRequest(ctx, v, req)
 }
 
-// ourNote tells whether id is one of our Notes that is published now:
+// publishedNote tells whether id is one of our Notes that is published now:
 // BASE/posts/{slug}/{lang}, known to the library and not deleted.
-func (s *Inbox) ourNote(id string) bool {
+func (s *Inbox) publishedNote(id string) bool {
 	rest, ok := strings.CutPrefix(id, s.cfg.BaseURL+"/posts/")
 	if !ok {
 		return false

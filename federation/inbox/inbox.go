@@ -76,7 +76,10 @@ func (s *Inbox) checkHeaders(r *http.Request) (string, error) {
 // bounds of depth and size; the key's owner must be the activity's actor;
 // then the state change. It returns nil for activities it ignores (web
 // answers 202: a correctly signed request is never refused, see INTEROP
-// #16), and errors wrapping the sentinels otherwise.
+// #16), and errors wrapping the sentinels otherwise. The state changes:
+// Follow, Undo, Delete and Block of followers; replies, mentions, quotes,
+// likes and boosts of our Notes and their Undo, Update and Delete
+// (interactions.go).
 //
 // One exception to "owner == actor": a Delete whose actor is its object (an
 // account deletion) arrives when the account, and so its key, is already
@@ -146,8 +149,10 @@ func (s *Inbox) Receive(ctx context.Context, r *http.Request, body []byte) error
 		return s.inboxUndo(v, doc, actorID)
 	case "Delete":
 		if jsonID(doc["object"]) != actorID {
-			s.log.Debug("inbox: ignored Delete of an object", "actor", actorID)
-			return nil
+			return s.deleteInteraction(jsonID(doc["object"]), actorID)
+		}
+		if err := s.deleteInteractionsOf(actorID); err != nil {
+			return err
 		}
 		return s.inboxDropActor(actorID, v.KeyID, v.SignedAt, "Delete")
 	case "QuoteRequest", "LikeRequest", "ReplyRequest", "AnnounceRequest":
@@ -157,6 +162,14 @@ func (s *Inbox) Receive(ctx context.Context, r *http.Request, body []byte) error
 			return nil
 		}
 		return s.inboxDropActor(actorID, "", v.SignedAt, "Block")
+	case "Create":
+		return s.inboxCreate(v, doc, actorID)
+	case "Update":
+		return s.inboxUpdate(v, doc, actorID)
+	case "Like", "EmojiReact":
+		return s.inboxLike(v, doc, actorID)
+	case "Announce":
+		return s.inboxAnnounce(v, doc, actorID)
 	default:
 		s.log.Debug("inbox: ignored activity", "type", typ, "actor", actorID)
 		return nil
@@ -293,14 +306,18 @@ func (s *Inbox) inboxFollow(ctx context.Context, v *Verified, doc map[string]any
 }
 
 // inboxUndo handles Undo{Follow}: the Follow embedded (its actor must be
-// the Undo's actor) or by id (it must be the Follow we stored). Other Undos
-// are ignored: an Undo{Like} by id must not unfollow.
+// the Undo's actor) or by id (it must be the Follow we stored); and the Undo
+// of a Like, reaction or Announce kept (embedded or by id, only by its
+// author: undoInteraction). Other Undos are ignored: an Undo{Like} by id
+// must not unfollow.
 func (s *Inbox) inboxUndo(v *Verified, doc map[string]any, actorID string) error {
+	if o, ok := doc["object"].(map[string]any); !ok || jsonString(o["type"]) != "Follow" {
+		if handled, err := s.undoInteraction(doc, actorID); handled || err != nil || ok {
+			return err
+		}
+	}
 	switch o := doc["object"].(type) {
 	case map[string]any:
-		if jsonString(o["type"]) != "Follow" {
-			return nil
-		}
 		if a := jsonID(o["actor"]); a != "" && a != actorID {
 			return fmt.Errorf("%w: inbox: %s undoes a Follow by %s", federation.ErrForbidden, actorID, a)
 		}
@@ -356,20 +373,29 @@ func (s *Inbox) inboxDeleteGoneActor(ctx context.Context, r *http.Request, actor
 	if err != nil || !strings.EqualFold(urlHost(p.KeyID), urlHost(actorID)) {
 		return verr
 	}
-	if _, err := s.store.Follower(actorID); err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
-			// Not ours to forget: answer 202 and change nothing, as
-			// Mastodon does for deletions of unknown accounts.
-			s.log.Debug("inbox: inbox ignored Delete of an unknown gone actor", "actor", actorID)
-			return nil
-		}
+	_, err = s.store.Follower(actorID)
+	follower := err == nil
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("inbox: inbox delete: %w", err)
+	}
+	interacted, err := s.store.HasInteractionsOf(actorID)
+	if err != nil {
+		return fmt.Errorf("inbox: inbox delete: %w", err)
+	}
+	if !follower && !interacted {
+		// Not ours to forget: answer 202 and change nothing, as
+		// Mastodon does for deletions of unknown accounts.
+		s.log.Debug("inbox: inbox ignored Delete of an unknown gone actor", "actor", actorID)
+		return nil
 	}
 	// Confirm with our own fetch that the account is gone; the keyId
 	// alone is the sender's word.
 	if _, err := s.fetchObject(ctx, actorID); !errors.Is(err, errKeyGone) {
 		s.log.Info("inbox: inbox refused unverifiable Delete of a live actor", "actor", actorID, "err", verr)
 		return verr
+	}
+	if err := s.deleteInteractionsOf(actorID); err != nil {
+		return err
 	}
 	// No signed time: the account is gone, nothing it signed can follow.
 	return s.inboxDropActor(actorID, p.KeyID, time.Time{}, "Delete (account gone)")

@@ -64,6 +64,9 @@ type protoPeer struct {
 	// inboxURL, when set, is the inbox the actor document names instead
 	// of its own.
 	inboxURL string
+	// profile holds fields added to the actor document (name, url, icon:
+	// what servers shape differently).
+	profile map[string]any
 }
 
 func newProtoPeer(t *testing.T, name string, style keyStyle, key *rsa.PrivateKey, crieur *rsa.PublicKey) *protoPeer {
@@ -132,6 +135,9 @@ func (p *protoPeer) actorDoc() map[string]any {
 		"outbox":            p.ActorID() + "/outbox",
 		"endpoints":         map[string]any{"sharedInbox": p.SharedInbox()},
 		"publicKey":         p.publicKeyDoc(),
+	}
+	for k, v := range p.profile {
+		doc[k] = v
 	}
 	if p.style == keyArray {
 		other := testkit.Key(p.t, 4)
@@ -223,13 +229,14 @@ func (p *protoPeer) signer(now func() time.Time) *signature.Signer {
 // protoCrieur is an Inbox behind a loopback inbox endpoint, the way web
 // will serve it (minus Gin).
 type protoCrieur struct {
-	t     *testing.T
-	srv   *httptest.Server
-	svc   *Inbox
-	docs  *documents.Builder
-	store *storage.Store
-	key   *rsa.PrivateKey
-	now   func() time.Time
+	t      *testing.T
+	srv    *httptest.Server
+	svc    *Inbox
+	docs   *documents.Builder
+	store  *storage.Store
+	dbPath string
+	key    *rsa.PrivateKey
+	now    func() time.Time
 
 	mu      sync.Mutex
 	lastErr error
@@ -246,7 +253,8 @@ func newProtoCrieur(t *testing.T, opts protoOptions) *protoCrieur {
 	c := &protoCrieur{t: t, key: testkit.Key(t, 0), now: time.Now}
 	c.srv = httptest.NewServer(http.HandlerFunc(c.serve))
 	t.Cleanup(c.srv.Close)
-	st, err := storage.Open(filepath.Join(t.TempDir(), "crieur.db"), storage.Options{Timeout: time.Second})
+	c.dbPath = filepath.Join(t.TempDir(), "crieur.db")
+	st, err := storage.Open(c.dbPath, storage.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,6 +327,8 @@ func statusOf(err error) int {
 		return http.StatusUnauthorized
 	case errors.Is(err, federation.ErrForbidden):
 		return http.StatusForbidden
+	case errors.Is(err, federation.ErrGone):
+		return http.StatusGone
 	case errors.Is(err, federation.ErrUnsupportedMediaType):
 		return http.StatusUnsupportedMediaType
 	case errors.Is(err, federation.ErrRateLimited):
@@ -379,9 +389,10 @@ func mustJSON(t testing.TB, v any) []byte {
 
 // stateSnapshot is everything an inbox request may change.
 type stateSnapshot struct {
-	Followers []storage.Follower
-	Jobs      []storage.Job
-	Keys      map[string]bool
+	Followers    []storage.Follower
+	Jobs         []storage.Job
+	Keys         map[string]bool
+	Interactions []storage.Interaction
 }
 
 func (c *protoCrieur) snapshot(keyIDs ...string) stateSnapshot {
@@ -399,6 +410,9 @@ func (c *protoCrieur) snapshot(keyIDs ...string) stateSnapshot {
 		c.t.Fatal(err)
 	}
 	s.Jobs = jobs
+	if s.Interactions, err = c.store.RecentInteractions(1000); err != nil {
+		c.t.Fatal(err)
+	}
 	s.Keys = map[string]bool{}
 	for _, k := range keyIDs {
 		_, err := c.store.RemoteKey(k)

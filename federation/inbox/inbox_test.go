@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
@@ -592,6 +593,20 @@ func FuzzInbox(f *testing.F) {
 		}
 		f.Add(strings.NewReplacer("{{PEER}}", peer, "{{US}}", us, "{{US_BASE}}", "https://crieur.example").Replace(string(data)), "application/activity+json")
 	}
+	// The interactions' fixtures, about a Note in the ledger below.
+	talk, _ := filepath.Glob("testdata/*_*.json")
+	for _, name := range talk {
+		base := filepath.Base(name)
+		if !strings.HasPrefix(base, "mastodon_") && !strings.HasPrefix(base, "gts_") && !strings.HasPrefix(base, "misskey_") && !strings.HasPrefix(base, "akkoma_") {
+			continue
+		}
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(strings.NewReplacer("{{PEER}}", peer, "{{PEER_BASE}}", "https://192.0.2.10", "{{PEER_HOST}}", "192.0.2.10", "{{US}}", us,
+			"{{US_BASE}}", "https://crieur.example", "{{NOTE}}", "https://crieur.example/posts/hello/en").Replace(string(data)), "application/activity+json")
+	}
 	f.Add(`{"type":"Follow","actor":{"id":"`+peer+`"},"object":{"id":"`+us+`"},"id":"x"}`, "application/ld+json")
 	f.Add(`nul`, "application/json")
 
@@ -605,6 +620,10 @@ func FuzzInbox(f *testing.F) {
 	keyID := peer + "#main-key"
 	if err := st.PutRemoteKey(storage.RemoteKey{KeyID: keyID, Owner: peer, PublicKeyPEM: pemText,
 		Inbox: peer + "/inbox", Handle: "alice@192.0.2.10"}); err != nil {
+		f.Fatal(err)
+	}
+	if _, err := st.Publish(storage.LedgerEntry{Key: "hello/en", NoteID: "https://crieur.example/posts/hello/en"},
+		storage.Activity{ID: "https://crieur.example/activities/1", Type: "Create", JSON: []byte(`{}`)}, nil); err != nil {
 		f.Fatal(err)
 	}
 	// No address is allowed: a fetch the fuzzer provokes is refused.
@@ -627,6 +646,12 @@ func FuzzInbox(f *testing.F) {
 				t.Fatalf("follower %s stored from a request signed by %s", fl.ActorID, peer)
 			}
 		}
+		kept, _ := st.RecentInteractions(1000)
+		for _, i := range kept {
+			if i.Actor.ID != peer || !strings.EqualFold(urlHost(i.ID), "192.0.2.10") || strings.Contains(i.Content, "<script") {
+				t.Fatalf("interaction %+v stored from a request signed by %s", i, peer)
+			}
+		}
 	})
 }
 
@@ -638,7 +663,7 @@ func checkSentinel(t *testing.T, err error) {
 		return
 	}
 	for _, s := range []error{federation.ErrBadRequest, federation.ErrUnauthorized, federation.ErrForbidden,
-		federation.ErrTooLarge, federation.ErrUnsupportedMediaType, federation.ErrRateLimited, federation.ErrBusy} {
+		federation.ErrTooLarge, federation.ErrUnsupportedMediaType, federation.ErrRateLimited, federation.ErrBusy, federation.ErrGone} {
 		if errors.Is(err, s) {
 			return
 		}

@@ -161,6 +161,9 @@ func (s *Inbox) fetchKey(ctx context.Context, keyID string) (storage.RemoteKey, 
 		Inbox:        info.Inbox,
 		SharedInbox:  info.SharedInbox,
 		Handle:       info.Handle,
+		Name:         info.Name,
+		URL:          info.URL,
+		Avatar:       info.Avatar,
 		FetchedAt:    s.now(),
 	}, pub, nil
 }
@@ -260,14 +263,21 @@ func (s *Inbox) fetchDocument(ctx context.Context, rawURL string) (remoteDoc, er
 	return remoteDoc{obj: obj, url: f.URL}, nil
 }
 
-// actorInfo is what the inbox needs to know about a remote actor.
+// actorInfo is what the inbox needs to know about a remote actor: where to
+// deliver, and how to show it as an interaction's author.
 type actorInfo struct {
 	Inbox, SharedInbox, Handle string
+	Name, URL, Avatar          string // plain-text display name, profile page, avatar URL
 }
 
-// remoteActorInfo reads inbox, endpoints.sharedInbox and the
-// preferredUsername@host handle from an actor document. Only http(s) URLs
-// are kept.
+// maxNameRunes bounds a remote display name kept for display.
+const maxNameRunes = 100
+
+// remoteActorInfo reads inbox, endpoints.sharedInbox, the
+// preferredUsername@host handle, the display name (as plain text: names
+// are shown on crieur's pages and in admin output), the profile page (url)
+// and the avatar (icon.url) from an actor document. Only http(s) URLs are
+// kept.
 func remoteActorInfo(actor map[string]any) actorInfo {
 	var info actorInfo
 	if u := jsonID(actor["inbox"]); isHTTPURL(u) {
@@ -280,17 +290,25 @@ func remoteActorInfo(actor map[string]any) actorInfo {
 	}
 	if name := jsonString(actor["preferredUsername"]); name != "" {
 		if u, err := url.Parse(jsonID(actor["id"])); err == nil && u.Hostname() != "" {
-			info.Handle = name + "@" + u.Hostname()
+			info.Handle = plainText(name, maxNameRunes) + "@" + u.Hostname()
 		}
 	}
+	info.Name = plainText(jsonString(actor["name"]), maxNameRunes)
+	info.URL = linkHref(actor["url"])
+	info.Avatar = imageURL(actor["icon"])
 	return info
+}
+
+// actorInfoOf is the actorInfo a cached key carries.
+func actorInfoOf(k storage.RemoteKey) actorInfo {
+	return actorInfo{Inbox: k.Inbox, SharedInbox: k.SharedInbox, Handle: k.Handle, Name: k.Name, URL: k.URL, Avatar: k.Avatar}
 }
 
 // lookupActorInfo returns the inbox data of actorID: from the cached key of
 // the verified request when it has them, else by fetching the actor.
 func (s *Inbox) lookupActorInfo(ctx context.Context, v *Verified, actorID string) (actorInfo, error) {
 	if v != nil && v.Owner == actorID && v.key.Inbox != "" {
-		return actorInfo{Inbox: v.key.Inbox, SharedInbox: v.key.SharedInbox, Handle: v.key.Handle}, nil
+		return actorInfoOf(v.key), nil
 	}
 	doc, err := s.fetchObject(ctx, actorID)
 	if err != nil {

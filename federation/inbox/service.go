@@ -1,8 +1,9 @@
 // Package inbox owns what other servers send to the bot: it verifies every
 // request (HTTP signature, key resolution through signed fetches, the key's
 // owner against the activity's actor) before anything changes, then
-// handles Follow, Undo, Delete and Block, and the admin's approvals of
-// pending follow requests. It ties documents, signature and transport to
+// handles Follow, Undo, Delete and Block, the interactions with our Notes
+// (replies, mentions, quotes, likes and reactions, boosts, and their Undo,
+// Update and Delete), and the admin's approvals of pending follow requests. It ties documents, signature and transport to
 // storage; nothing in federation imports it.
 package inbox
 

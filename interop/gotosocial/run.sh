@@ -248,7 +248,7 @@ log "crieur up"
 GTSCHECK_PASSWORD=$password timeout "$STAGE_TIMEOUT" "$tmp/gtscheck" check -gts "https://$GTS_HOST" -email "$email" \
   -crieur "https://$CRIEUR_HOST" -handle "$HANDLE" -posts "$tmp/posts" -scratch "$tmp/scratch" \
   -name "$name" -bio "$bio" -field-name "$field_name" -field-value "$field_value" \
-  -timeout "${CHECK_TIMEOUT}s" &
+  -crieur-bin "$tmp/crieur" -data "$tmp/data" -timeout "${CHECK_TIMEOUT}s" &
 pids+=("$!")
 names+=(gtscheck)
 wait "${pids[-1]}"

@@ -34,6 +34,9 @@ type checker struct {
 	followersURL  string
 	followersSeen int // crieur's follower count once the follow is accepted
 	en, fr        status
+
+	crieurBin, dataDir string // to ask the running crieur what it kept (crieur status)
+	replied            status // the reply posted from GoToSocial
 }
 
 func runCheck(args []string) int {
@@ -51,6 +54,8 @@ func runCheck(args []string) int {
 	fs.StringVar(&c.fieldName, "field-name", "", "name of a profile field, as configured")
 	fs.StringVar(&c.fieldValue, "field-value", "", "value of that field")
 	fs.DurationVar(&c.timeout, "timeout", 60*time.Second, "how long each check waits for its condition")
+	fs.StringVar(&c.crieurBin, "crieur-bin", "", "the crieur binary, for crieur status (the interaction checks)")
+	fs.StringVar(&c.dataDir, "data", "", "crieur's data folder, whose admin socket crieur status asks")
 	fs.Parse(args)
 	c.run = fmt.Sprintf("%d", time.Now().Unix())
 	c.web = &http.Client{Timeout: 10 * time.Second}
@@ -71,10 +76,13 @@ func runCheck(args []string) int {
 	c.check("edit", []string{"article in home timeline"}, c.edit)
 	c.check("translation", []string{"article in home timeline"}, c.translation)
 
-	// Interaction checks (reply, favourite, boost, and their undo/delete)
-	// go here when crieur handles them (the conversation issue): post them
-	// from GoToSocial on c.en, then read crieur's page and collections.
-	// They must run before "delete", which removes the article.
+	// Interaction checks (interactions.go): a reply, a favourite and a
+	// boost from GoToSocial, then their undo and the reply's deletion, as
+	// crieur status reports what crieur kept. They must run before
+	// "delete", which removes the article.
+	c.check("reply", []string{"article in home timeline"}, c.reply)
+	c.check("favourite and boost", []string{"article in home timeline"}, c.favouriteAndBoost)
+	c.check("undo favourite and boost, delete reply", []string{"favourite and boost"}, c.undoInteractions)
 
 	c.check("delete", []string{"article in home timeline"}, c.deletion)
 	c.check("unfollow", []string{"follow accepted"}, c.unfollow)
