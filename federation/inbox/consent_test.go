@@ -221,16 +221,19 @@ func TestQuoteRequestAcceptedWithAuthorization(t *testing.T) {
 		t.Errorf("second accept %v", again)
 	}
 
-	// Someone else's Delete revokes nothing; the author's does.
-	ctx := testkit.Context(t)
-	if err := c.svc.revokeAuthorizationsFor(ctx, quote, "https://elsewhere.example/users/eve"); err != nil {
-		t.Fatal(err)
+	// Someone else's Delete of the quote, signed and sent to the inbox,
+	// revokes nothing; the author's does.
+	deleteOf := func(p *protoPeer) map[string]any {
+		return map[string]any{"@context": "https://www.w3.org/ns/activitystreams", "id": p.ActorID() + "#delete-" + quote,
+			"type": "Delete", "actor": p.ActorID(), "object": map[string]any{"id": quote, "type": "Tombstone"}}
 	}
+	eve := newProtoPeer(t, "eve", keyInActor, testkit.Key(t, 3), &c.key.PublicKey)
+	c.send(eve, deleteOf(eve))
 	if _, err := c.docs.AuthorizationJSON(result); err != nil {
 		t.Errorf("revoked by another actor: %v", err)
 	}
-	if err := c.svc.revokeAuthorizationsFor(ctx, quote, alice.ActorID()); err != nil {
-		t.Fatal(err)
+	if status, err := c.send(alice, deleteOf(alice)); status != http.StatusAccepted {
+		t.Fatalf("the author's Delete of the quote: %d %v", status, err)
 	}
 	if _, err := c.docs.AuthorizationJSON(result); !errors.Is(err, federation.ErrGone) {
 		t.Errorf("after the quote's deletion: %v, want ErrGone", err)

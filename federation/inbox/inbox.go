@@ -146,12 +146,20 @@ func (s *Inbox) Receive(ctx context.Context, r *http.Request, body []byte) error
 	case "Follow":
 		return s.inboxFollow(ctx, v, doc, actorID)
 	case "Undo":
-		return s.inboxUndo(v, doc, actorID)
+		return s.inboxUndo(ctx, v, doc, actorID)
 	case "Delete":
-		if jsonID(doc["object"]) != actorID {
-			return s.deleteInteraction(jsonID(doc["object"]), actorID)
+		if object := jsonID(doc["object"]); object != actorID {
+			if err := s.deleteInteraction(object, actorID); err != nil {
+				return err
+			}
+			// A deleted reply or quote loses the authorization it was
+			// granted (its URL then answers 410).
+			return s.revokeAuthorizationsFor(ctx, object, actorID)
 		}
 		if err := s.deleteInteractionsOf(actorID); err != nil {
+			return err
+		}
+		if err := s.revokeActorAuthorizations(ctx, actorID); err != nil {
 			return err
 		}
 		return s.inboxDropActor(actorID, v.KeyID, v.SignedAt, "Delete")
@@ -310,9 +318,14 @@ func (s *Inbox) inboxFollow(ctx context.Context, v *Verified, doc map[string]any
 // of a Like, reaction or Announce kept (embedded or by id, only by its
 // author: undoInteraction). Other Undos are ignored: an Undo{Like} by id
 // must not unfollow.
-func (s *Inbox) inboxUndo(v *Verified, doc map[string]any, actorID string) error {
+func (s *Inbox) inboxUndo(ctx context.Context, v *Verified, doc map[string]any, actorID string) error {
 	if o, ok := doc["object"].(map[string]any); !ok || jsonString(o["type"]) != "Follow" {
-		if handled, err := s.undoInteraction(doc, actorID); handled || err != nil || ok {
+		handled, err := s.undoInteraction(doc, actorID)
+		if handled && err == nil {
+			// An undone like or boost loses its authorization too.
+			err = s.revokeAuthorizationsFor(ctx, jsonID(doc["object"]), actorID)
+		}
+		if handled || err != nil || ok {
 			return err
 		}
 	}
@@ -395,6 +408,9 @@ func (s *Inbox) inboxDeleteGoneActor(ctx context.Context, r *http.Request, actor
 		return verr
 	}
 	if err := s.deleteInteractionsOf(actorID); err != nil {
+		return err
+	}
+	if err := s.revokeActorAuthorizations(ctx, actorID); err != nil {
 		return err
 	}
 	// No signed time: the account is gone, nothing it signed can follow.
