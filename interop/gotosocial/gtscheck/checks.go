@@ -86,6 +86,9 @@ func runCheck(args []string) int {
 
 	c.check("delete", []string{"article in home timeline"}, c.deletion)
 	c.check("unfollow", []string{"follow accepted"}, c.unfollow)
+	// Moderation (shown.go): a block of GoToSocial's domain on the running
+	// crieur removes its follower at once and refuses its new replies.
+	c.check("block GoToSocial's domain", []string{"follow accepted"}, c.blockGoToSocial)
 
 	fmt.Printf("%d passed, %d failed\n", c.passed, c.failed)
 	if c.failed > 0 {

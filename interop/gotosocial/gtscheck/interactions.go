@@ -16,8 +16,8 @@ import (
 // favourite and a boost of the English article; then their undo and the
 // reply's deletion. What crieur kept is read from `crieur status
 // SLUG/LANG`, which asks the running server over its admin socket in the
-// data folder: crieur serves no replies/likes/shares collections yet, and
-// the admin output reads the same storage counters those will.
+// data folder, and from what anyone sees (shown.go): the Note's replies,
+// likes and shares collections and the article's page.
 
 // talkCounts are an article's interaction counts as crieur status shows
 // them.
@@ -104,7 +104,10 @@ func (c *checker) reply() error {
 		return policyHint(err)
 	}
 	info("reply %s", c.replied.URI)
-	return c.waitCounts(talkCounts{Replies: 1})
+	if err := c.waitCounts(talkCounts{Replies: 1}); err != nil {
+		return err
+	}
+	return c.waitShown(1, 0, 0)
 }
 
 // favourite and boost: kept as a like and a boost.
@@ -116,7 +119,10 @@ func (c *checker) favouriteAndBoost() error {
 	if err := c.g.do("POST", "/api/v1/statuses/"+c.en.ID+"/reblog", url.Values{}, &s); err != nil {
 		return policyHint(fmt.Errorf("boost: %w", err))
 	}
-	return c.waitCounts(talkCounts{Replies: c.done01("reply"), Likes: 1, Boosts: 1})
+	if err := c.waitCounts(talkCounts{Replies: c.done01("reply"), Likes: 1, Boosts: 1}); err != nil {
+		return err
+	}
+	return c.waitShown(c.done01("reply"), 1, 1)
 }
 
 // undoInteractions: unfavourite and unboost remove the like and the boost;
@@ -138,7 +144,10 @@ func (c *checker) undoInteractions() error {
 	if err := c.g.do("DELETE", "/api/v1/statuses/"+c.replied.ID, nil, nil); err != nil {
 		return fmt.Errorf("delete the reply: %w", err)
 	}
-	return c.waitCounts(talkCounts{})
+	if err := c.waitCounts(talkCounts{}); err != nil {
+		return err
+	}
+	return c.waitShown(0, 0, 0)
 }
 
 // done01 is 1 when the named check passed: later checks expect what it
