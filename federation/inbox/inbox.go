@@ -163,6 +163,8 @@ func (s *Inbox) Receive(ctx context.Context, r *http.Request, body []byte) error
 			return err
 		}
 		return s.inboxDropActor(actorID, v.KeyID, v.SignedAt, "Delete")
+	case "Flag":
+		return s.inboxFlag(doc, actorID)
 	case "QuoteRequest", "LikeRequest", "ReplyRequest", "AnnounceRequest":
 		return s.inboxInteractionRequest(ctx, v, doc, actorID, typ)
 	case "Block":

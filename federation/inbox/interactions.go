@@ -117,6 +117,11 @@ func (s *Inbox) inboxCreate(v *Verified, doc map[string]any, actorID string) err
 		s.log.Debug("inbox: ignored Create about none of our posts or not addressed to us", "actor", actorID, "object", p.id)
 		return nil
 	}
+	if i.Kind == storage.KindReply || i.Kind == storage.KindQuote {
+		if i.Moderation, err = s.arrivalModeration(actorID); err != nil {
+			return err
+		}
+	}
 	// A Create delivered again (a retry, a second inbox) must not undo an
 	// Update kept since: the first one counts.
 	switch old, err := s.store.Interaction(i.ID); {

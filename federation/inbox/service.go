@@ -30,6 +30,10 @@ type Deps struct {
 	// delivery (an Accept, a Reject), so the Deliverer sends it now rather
 	// than at its next wake-up. Optional.
 	Queued func()
+	// Replies says whose replies and quotes show at once: RepliesEveryone
+	// (default), RepliesFollowers, or RepliesApproval (each waits for the
+	// admin's approval).
+	Replies string
 	// Blocked says whether the admin blocked an actor (by itself or its
 	// domain); BlockedHost whether a host is. Both optional.
 	Blocked     func(actorID string) bool
@@ -59,6 +63,7 @@ type Inbox struct {
 	// fetched; verified by the signer's host once the signature holds.
 	unverified, verified *hostLimiter
 	seen                 *seenSignatures
+	replies              string
 	blocked              func(actorID string) bool
 	blockedHost          func(host string) bool
 	slots                chan struct{}
@@ -106,6 +111,9 @@ func New(deps Deps) (*Inbox, error) {
 	s.verified = newHostLimiter(deps.HostRate, deps.HostBurst)
 	s.seen = newSeenSignatures()
 	s.blocked, s.blockedHost = deps.Blocked, deps.BlockedHost
+	if s.replies = deps.Replies; s.replies == "" {
+		s.replies = RepliesEveryone
+	}
 	if s.blocked == nil {
 		s.blocked = func(string) bool { return false }
 	}
