@@ -843,8 +843,9 @@ async function main() {
   // Interactions ------------------------------------------------------------
   // A reply and a like of the new article, built and signed by Fedify, are
   // accepted; crieur status (the running server, over its admin socket)
-  // then counts them for the article. crieur serves no replies/likes
-  // collections yet: the admin output reads the same storage counters.
+  // then counts them for the article, and the Note's replies and likes
+  // collections (read with Fedify's own parser) and the article's page show
+  // them, as a remote server and a reader would see them.
   const talkAt = Date.now();
   let replyOk = false;
   let likeOk = false;
@@ -854,7 +855,7 @@ async function main() {
       id: new URL(`${tester.id}/notes/${randomBytes(8).toString("hex")}`),
       attribution: new URL(tester.id),
       replyTarget: new URL(noteId),
-      content: `<p>A reply from the interop suite, ${marker1}.</p>`,
+      content: `<p>A reply from the interop suite, ${marker1}-reply.</p>`,
       to: PUBLIC_COLLECTION,
       ccs: [new URL(`${tester.id}/followers`), new URL(ctx.actorId)],
       tags: [new Mention({ href: new URL(ctx.actorId), name: `@${HANDLE}@${crieurHost}` })],
@@ -884,6 +885,16 @@ async function main() {
         return counts.replies === 1 && counts.likes === 1 ? true : undefined;
       }).catch((e) => fail(`${e.message}; crieur status says ${last}`));
       note(`crieur status ${slug}/en: ${last}, ${((Date.now() - talkAt) / 1000).toFixed(1)}s after the reply was sent`);
+    });
+    await check("talk: the Note's replies and likes collections, read by Fedify, and the article's page show them", async () => {
+      must(replyOk && likeOk, "the reply or the like was not accepted");
+      const note = await Note.fromJsonLd(await load(noteId), loaders);
+      const replies = await note.getReplies(loaders);
+      const likes = await note.getLikes(loaders);
+      must(replies && replies.totalItems === 1, `replies totalItems ${replies?.totalItems}`);
+      must(likes && likes.totalItems === 1, `likes totalItems ${likes?.totalItems}`);
+      const page = await rawGet(noteId, "text/html");
+      must(page.status === 200 && page.text.includes(`${marker1}-reply`), `the page (HTTP ${page.status}) does not show the reply`);
     });
   } else {
     note("talk: INTEROP_CRIEUR_BIN/INTEROP_DATA unset (selftest): what crieur kept is not checked");
