@@ -124,28 +124,9 @@ func purge(tx *bbolt.Tx, b Block, p *Purged) error {
 		}
 	}
 	p.Interactions = len(ids)
-	keys := tx.Bucket(bucketRemoteKeys)
-	var drop [][]byte
-	err = keys.ForEach(func(k, v []byte) error {
-		var rk RemoteKey
-		if err := decode(v, &rk); err != nil {
-			return fmt.Errorf("remote key %q: %w", k, err)
-		}
-		if b.Covers(rk.Owner) || b.Covers(rk.KeyID) {
-			drop = append(drop, append([]byte(nil), k...))
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, k := range drop {
-		if err := keys.Delete(k); err != nil {
-			return err
-		}
-	}
-	p.Keys = len(drop)
-	return nil
+	n, err := deleteRemoteKeysWhere(tx, func(rk RemoteKey) bool { return b.Covers(rk.Owner) || b.Covers(rk.KeyID) })
+	p.Keys = n
+	return err
 }
 
 // DeleteBlock removes a block; found is false when there was none.

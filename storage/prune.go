@@ -120,28 +120,11 @@ func (s *Store) PruneRemoteKeys(before time.Time) (int, error) {
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		n = 0
 		followers := tx.Bucket(bucketFollowers)
-		keys := tx.Bucket(bucketRemoteKeys)
-		var drop [][]byte
-		err := keys.ForEach(func(k, v []byte) error {
-			var rk RemoteKey
-			if err := decode(v, &rk); err != nil {
-				return fmt.Errorf("remote key %q: %w", k, err)
-			}
-			if rk.FetchedAt.Before(before) && followers.Get([]byte(rk.Owner)) == nil {
-				drop = append(drop, append([]byte(nil), k...))
-			}
-			return nil
+		var err error
+		n, err = deleteRemoteKeysWhere(tx, func(rk RemoteKey) bool {
+			return rk.FetchedAt.Before(before) && followers.Get([]byte(rk.Owner)) == nil
 		})
-		if err != nil {
-			return err
-		}
-		for _, k := range drop {
-			if err := keys.Delete(k); err != nil {
-				return err
-			}
-		}
-		n = len(drop)
-		return nil
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("storage: prune remote keys: %w", err)

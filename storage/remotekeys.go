@@ -47,3 +47,29 @@ func (s *Store) DeleteRemoteKey(keyID string) error {
 	}
 	return nil
 }
+
+// deleteRemoteKeysWhere removes the cached keys for which drop is true and
+// returns how many.
+func deleteRemoteKeysWhere(tx *bbolt.Tx, drop func(RemoteKey) bool) (int, error) {
+	keys := tx.Bucket(bucketRemoteKeys)
+	var doomed [][]byte
+	err := keys.ForEach(func(k, v []byte) error {
+		var rk RemoteKey
+		if err := decode(v, &rk); err != nil {
+			return fmt.Errorf("remote key %q: %w", k, err)
+		}
+		if drop(rk) {
+			doomed = append(doomed, append([]byte(nil), k...))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range doomed {
+		if err := keys.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(doomed), nil
+}

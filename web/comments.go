@@ -3,7 +3,6 @@ package web
 import (
 	"html/template"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -282,14 +281,4 @@ func plausibleTag(l string) string {
 }
 
 // commentsParam reads ?comments=N (the page of comments); absent is 1.
-func commentsParam(c *gin.Context) (int, bool) {
-	v, present := c.GetQuery("comments")
-	if !present {
-		return 1, true
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > maxPage {
-		return 0, false
-	}
-	return n, true
-}
+func commentsParam(c *gin.Context) (int, bool) { return pageQuery(c, "comments") }

@@ -311,8 +311,12 @@ func (s *server) authorizeInteraction(c *gin.Context) {
 
 // pageParam reads ?page=N; absent means 1. ok is false for anything but a
 // number from 1 to maxPage.
-func pageParam(c *gin.Context) (int, bool) {
-	v, present := c.GetQuery("page")
+func pageParam(c *gin.Context) (int, bool) { return pageQuery(c, "page") }
+
+// pageQuery reads the page number in the query parameter name, as
+// pageParam does.
+func pageQuery(c *gin.Context, name string) (int, bool) {
+	v, present := c.GetQuery(name)
 	if !present {
 		return 1, true
 	}
