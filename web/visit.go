@@ -141,7 +141,7 @@ var hostProfile = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.ValidateLa
 	idna.StrictDomainName(true), idna.Transitional(false))
 
 // localSuffixes name hosts that are never a public server.
-var localSuffixes = []string{".localhost", ".local", ".internal", ".lan", ".home.arpa", ".intranet", ".corp", ".private", ".onion", ".test", ".invalid", ".example"}
+var localSuffixes = []string{".localhost", ".local", ".internal", ".lan", ".home.arpa", ".intranet", ".corp", ".private", ".onion"}
 
 // asciiHost turns a typed server name into its lower-case A-label form.
 // A non-ASCII name is accepted only when each label is written in one
