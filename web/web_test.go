@@ -314,5 +314,7 @@ func (e *testEnv) publishDeleted(t *testing.T, key string) {
 func TestMain(m *testing.M) {
 	// Quiet route listing; cmd/crieur sets the mode for the real server.
 	gin.SetMode(gin.TestMode)
-	os.Exit(m.Run())
+	code := m.Run()
+	rig.close() // the browser tests' shared Chromium, when one was started
+	os.Exit(code)
 }
