@@ -38,6 +38,10 @@ const (
 	visitMaxForm = 4 << 10
 	// maxHandle bounds what is typed (RFC 5321's address length).
 	maxHandle = 320
+	// visitLookups is how many visitors' servers are looked up at once:
+	// the form makes crieur fetch from hosts anyone names, so it must not
+	// become a way to make crieur send many requests.
+	visitLookups = 8
 )
 
 // FetchJSONFunc fetches a small public JSON document (WebFinger, NodeInfo)
@@ -302,16 +306,36 @@ func expandTemplate(tmpl, name, value string) string {
 	}
 }
 
-// checkTarget accepts a page on the visitor's own server only: https, the
-// host asked about, no port, no credentials. A server that points
-// elsewhere could send the visitor anywhere under crieur's name.
-func checkTarget(raw, host string) (string, error) {
+// checkTarget accepts a page on the visitor's own server only: https, one
+// of hosts (the host typed, and the one its WebFinger redirected to, for
+// a server whose accounts are named after another domain), no port, no
+// credentials. A server that points elsewhere could send the visitor
+// anywhere under crieur's name.
+func checkTarget(raw string, hosts ...string) (string, error) {
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "https" || u.User != nil || u.Port() != "" || !strings.EqualFold(u.Hostname(), host) {
-		return "", &visitError{key: "visit_err_badpage", status: http.StatusBadGateway,
-			err: fmt.Errorf("template points at %q, not https://%s", raw, host)}
+	if err == nil && u.Scheme == "https" && u.User == nil && u.Port() == "" {
+		for _, h := range hosts {
+			if h != "" && strings.EqualFold(u.Hostname(), h) {
+				return u.String(), nil
+			}
+		}
 	}
-	return u.String(), nil
+	return "", &visitError{key: "visit_err_badpage", status: http.StatusBadGateway,
+		err: fmt.Errorf("template points at %q, not https://%s", raw, strings.Join(hosts, " or https://"))}
+}
+
+// answeredBy is the host that served a WebFinger answer after redirects,
+// when it is an https host name (not an address): the domain delegated its
+// accounts to it. "" otherwise.
+func answeredBy(finalURL string) string {
+	u, err := url.Parse(finalURL)
+	if err != nil || u.Scheme != "https" || u.Port() != "" {
+		return ""
+	}
+	if _, err := netip.ParseAddr(u.Hostname()); err != nil && u.Hostname() != "" {
+		return strings.ToLower(u.Hostname())
+	}
+	return ""
 }
 
 // visitTarget finds the page of the visitor's server for action on
@@ -324,7 +348,7 @@ func (s *server) visitTarget(ctx context.Context, h remoteHandle, action visitAc
 		return s.visitByServer(ctx, h.host, object)
 	}
 	resource := "acct:" + h.user + "@" + h.host
-	body, _, err := s.fetchJSON(ctx, "https://"+h.host+"/.well-known/webfinger?"+url.Values{"resource": {resource}}.Encode())
+	body, final, err := s.fetchJSON(ctx, "https://"+h.host+"/.well-known/webfinger?"+url.Values{"resource": {resource}}.Encode())
 	if err != nil {
 		return "", fetchRefusal(err)
 	}
@@ -335,7 +359,7 @@ func (s *server) visitTarget(ctx context.Context, h remoteHandle, action visitAc
 	for _, want := range intentRels(action) {
 		for _, l := range doc.Links {
 			if l.Rel == want[0] && l.Template != "" {
-				return checkTarget(expandTemplate(l.Template, want[1], object), h.host)
+				return checkTarget(expandTemplate(l.Template, want[1], object), h.host, answeredBy(final))
 			}
 		}
 	}
@@ -496,6 +520,12 @@ func (s *server) visitFor(ctx context.Context, typed string, action visitAction,
 	h, err := parseHandle(typed)
 	if err != nil {
 		return "", err
+	}
+	select {
+	case s.visitSlots <- struct{}{}:
+		defer func() { <-s.visitSlots }()
+	default:
+		return "", &visitError{key: "visit_err_busy", status: http.StatusTooManyRequests}
 	}
 	own, _, _ := strings.Cut(s.host, ":")
 	if strings.EqualFold(h.host, own) {

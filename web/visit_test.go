@@ -321,3 +321,48 @@ func TestWebFingerAdvertisesIntents(t *testing.T) {
 func htmlEscape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;").Replace(s)
 }
+
+func TestVisitSplitDomain(t *testing.T) {
+	// Accounts named @alice@example-domain.test, served by
+	// social.example-domain.test: WebFinger on the domain redirects there.
+	fetch := func(_ context.Context, raw string) ([]byte, string, error) {
+		body := `{"subject":"acct:alice@example-domain.test","links":[{"rel":"` + relSubscribe +
+			`","template":"https://social.example-domain.test/authorize_interaction?uri={uri}"}]}`
+		return []byte(body), "https://social.example-domain.test/.well-known/webfinger?resource=x", nil
+	}
+	s := newServer(Config{BaseURL: testBase, Handle: testHandle}, Deps{FetchJSON: fetch})
+	got, err := s.visitFor(context.Background(), "alice@example-domain.test", actionFollow, testBase+"/@reports")
+	if want := "https://social.example-domain.test/authorize_interaction?uri=" + url.QueryEscape(testBase+"/@reports"); err != nil || got != want {
+		t.Errorf("split domain: %q, %v; want %q", got, err, want)
+	}
+	for final, want := range map[string]string{
+		"https://social.example/x":   "social.example",
+		"https://Social.Example/x":   "social.example",
+		"http://social.example/x":    "",
+		"https://social.example:8/x": "",
+		"https://203.0.113.7/x":      "",
+		"":                           "",
+	} {
+		if got := answeredBy(final); got != want {
+			t.Errorf("answeredBy(%q) = %q, want %q", final, got, want)
+		}
+	}
+}
+
+func TestVisitLookupsAreBounded(t *testing.T) {
+	calls := 0
+	fetch := func(context.Context, string) ([]byte, string, error) { calls++; return nil, "", errors.New("down") }
+	s := newServer(Config{BaseURL: testBase, Handle: testHandle}, Deps{FetchJSON: fetch})
+	for range visitLookups {
+		s.visitSlots <- struct{}{}
+	}
+	_, err := s.visitFor(context.Background(), "alice@social.example", actionFollow, testBase+"/@reports")
+	var ve *visitError
+	if !errors.As(err, &ve) || ve.key != "visit_err_busy" || ve.status != http.StatusTooManyRequests || calls != 0 {
+		t.Errorf("all slots taken: %v after %d fetches, want visit_err_busy and none", err, calls)
+	}
+	<-s.visitSlots
+	if _, err := s.visitFor(context.Background(), "alice@social.example", actionFollow, testBase+"/@reports"); !errors.As(err, &ve) || ve.key != "visit_err_dead" || calls != 1 {
+		t.Errorf("a slot free: %v after %d fetches", err, calls)
+	}
+}

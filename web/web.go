@@ -224,6 +224,7 @@ type server struct {
 	// fetchJSON and blockedHost serve the visitor's forms (visit.go).
 	fetchJSON   FetchJSONFunc
 	blockedHost func(host string) bool
+	visitSlots  chan struct{} // visitLookups at once
 }
 
 // New builds the HTTP handler: a gin.Engine made with gin.New() (gin mode is
@@ -309,6 +310,7 @@ func newServer(cfg Config, deps Deps) *server {
 
 		fetchJSON:   deps.FetchJSON,
 		blockedHost: deps.BlockedHost,
+		visitSlots:  make(chan struct{}, visitLookups),
 	}
 	s.pages = parsePages()
 	return s
