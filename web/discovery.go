@@ -55,6 +55,14 @@ func (s *server) webfinger(c *gin.Context) {
 		{Rel: relProfilePage, Type: "text/html", Href: s.actorID},
 		{Rel: relAvatar, Type: s.cfg.AvatarType(), Href: s.cfg.AvatarURL()},
 		{Rel: relSubscribe, Template: s.base + "/authorize_interaction?uri={uri}"},
+		// FEP-3b86: crieur has no accounts to act from, so each intent
+		// leads to the page that explains how to do it from one's own
+		// server, naming what was asked about.
+		{Rel: relIntentFollow, Template: s.base + "/authorize_interaction?uri={object}"},
+		{Rel: relIntentObject, Template: s.base + "/authorize_interaction?uri={object}"},
+		{Rel: relIntentCreate, Template: s.base + "/authorize_interaction?uri={inReplyTo}"},
+		{Rel: relIntentLike, Template: s.base + "/authorize_interaction?uri={object}"},
+		{Rel: relIntentAnnounce, Template: s.base + "/authorize_interaction?uri={object}"},
 	}
 	// RFC 7033 §4.3: with rel parameters, only the links asked for.
 	if rels := c.QueryArray("rel"); len(rels) > 0 {

@@ -60,6 +60,7 @@ func (s *server) profilePage(c *gin.Context, canonical string) {
 		}
 	}
 	s.alternateLink(c, s.actorID)
+	allowFormRedirect(c)
 	c.Header("Cache-Control", cachePages)
 	s.render(c, http.StatusOK, "home", d)
 }
@@ -115,6 +116,7 @@ func (s *server) articleHTML(c *gin.Context, slug, lang string) {
 	d.Article = av
 	d.Conversation = conv
 	s.alternateLink(c, noteID)
+	allowFormRedirect(c)
 	c.Header("Cache-Control", cachePages)
 	s.render(c, http.StatusOK, "article", d)
 }

@@ -35,7 +35,7 @@ var avatarPNG []byte
 
 // pageNames are the page templates; each is parsed together with base.html
 // (the one layout) and partials.html.
-var pageNames = []string{"home", "article", "tag", "tags", "error", "interact"}
+var pageNames = []string{"home", "article", "tag", "tags", "error", "interact", "visit"}
 
 // parsePages parses every page once at start. The templates are embedded,
 // so a parse error is a programming error caught by any test: panic.
@@ -97,6 +97,9 @@ type page struct {
 	Tags         []tagLink
 	Object       string     // the uri asked about on /authorize_interaction
 	Feeds        []feedLink // per-language feeds, on the home page
+	// Visit is the form that sends a visitor to their own server, with
+	// its refusal when one was typed.
+	Visit *visitView
 }
 
 // commentData is what the "comment" template gets.

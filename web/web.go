@@ -188,6 +188,13 @@ type Deps struct {
 	// FetchImage fetches a remote avatar through the guarded client; nil
 	// shows every remote avatar as a placeholder.
 	FetchImage FetchImageFunc
+	// FetchJSON reads the visitor's server's WebFinger and NodeInfo
+	// through the guarded client, for the follow and interaction forms;
+	// nil answers every form with the address to copy.
+	FetchJSON FetchJSONFunc
+	// BlockedHost reports a domain the admin blocked (and its
+	// subdomains): the forms refuse to send a visitor there.
+	BlockedHost func(host string) bool
 	// Context ends the background avatar fetchers (the server's life);
 	// nil is context.Background().
 	Context context.Context
@@ -214,6 +221,10 @@ type server struct {
 	inboxBytes *atomic.Int64
 	// avatars are the remote authors' avatars, served by crieur.
 	avatars *avatarCache
+	// fetchJSON and blockedHost serve the visitor's forms (visit.go).
+	fetchJSON   FetchJSONFunc
+	blockedHost func(host string) bool
+	visitSlots  chan struct{} // visitLookups at once
 }
 
 // New builds the HTTP handler: a gin.Engine made with gin.New() (gin mode is
@@ -296,6 +307,10 @@ func newServer(cfg Config, deps Deps) *server {
 
 		inboxBytes: new(atomic.Int64),
 		avatars:    newAvatarCache(deps.Store, deps.FetchImage, deps.Context, logger, now),
+
+		fetchJSON:   deps.FetchJSON,
+		blockedHost: deps.BlockedHost,
+		visitSlots:  make(chan struct{}, visitLookups),
 	}
 	s.pages = parsePages()
 	return s
@@ -321,6 +336,8 @@ func (s *server) routes(e *gin.Engine) {
 	get("/feed.atom", s.atomFeed)
 	get("/feed.rss", s.rssFeed)
 	get("/authorize_interaction", s.authorizeInteraction)
+	get(visitPath, s.visitPage)
+	e.POST(visitPath, s.visit)
 	get("/avatar", s.avatar)
 	get("/header", s.header)
 	// The same images under their extension (Config.AvatarURL/HeaderURL).

@@ -88,6 +88,13 @@ func newTestEnv(t testing.TB, tweak ...func(*Config)) *testEnv {
 // newTestEnvDir is newTestEnv with another posts folder.
 func newTestEnvDir(t testing.TB, postsDir string, tweak ...func(*Config)) *testEnv {
 	t.Helper()
+	return newTestEnvDeps(t, postsDir, nil, tweak...)
+}
+
+// newTestEnvDeps is newTestEnvDir with the Deps changed by deps before
+// New (the visitor's fetcher and blocks, for instance).
+func newTestEnvDeps(t testing.TB, postsDir string, deps func(*Deps), tweak ...func(*Config)) *testEnv {
+	t.Helper()
 	cfg := Config{
 		BaseURL:      testBase,
 		Handle:       testHandle,
@@ -154,7 +161,7 @@ func newTestEnvDir(t testing.TB, postsDir string, tweak ...func(*Config)) *testE
 	}})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	h := New(cfg, Deps{
+	d := Deps{
 		Posts: current, Docs: docs, Inbox: in, Store: store, Logger: logger,
 		Now: func() time.Time { return testNow }, PostsDir: postsDir,
 		FetchImage: func(ctx context.Context, u string) ([]byte, string, error) {
@@ -165,7 +172,11 @@ func newTestEnvDir(t testing.TB, postsDir string, tweak ...func(*Config)) *testE
 			return img.Body, img.ContentType, nil
 		},
 		Context: ctx,
-	})
+	}
+	if deps != nil {
+		deps(&d)
+	}
+	h := New(cfg, d)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &testEnv{srv: srv, url: srv.URL, cfg: cfg, store: store, lib: lib, logs: logs, handler: h}
@@ -303,5 +314,7 @@ func (e *testEnv) publishDeleted(t *testing.T, key string) {
 func TestMain(m *testing.M) {
 	// Quiet route listing; cmd/crieur sets the mode for the real server.
 	gin.SetMode(gin.TestMode)
-	os.Exit(m.Run())
+	code := m.Run()
+	rig.close() // the browser tests' shared Chromium, when one was started
+	os.Exit(code)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/crieur/crieur/articles"
+	"github.com/crieur/crieur/federation"
 	"github.com/crieur/crieur/federation/delivery"
 	"github.com/crieur/crieur/federation/documents"
 	"github.com/crieur/crieur/federation/inbox"
@@ -270,7 +271,21 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			}
 			return img.Body, img.ContentType, nil
 		},
-		Context: ctx,
+		// The visitor's forms read their server's WebFinger and NodeInfo
+		// through the same guard; its refusals become ErrForbidden, which
+		// web tells apart from a dead server.
+		FetchJSON: func(ctx context.Context, u string) ([]byte, string, error) {
+			f, err := a.client.FetchJSON(ctx, u)
+			if transport.IsRefused(err) {
+				return nil, "", fmt.Errorf("%w: %w", federation.ErrForbidden, err)
+			}
+			if err != nil {
+				return nil, "", err
+			}
+			return f.Body, f.URL, nil
+		},
+		BlockedHost: a.blocks.Host,
+		Context:     ctx,
 	})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -1,0 +1,68 @@
+package transport
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// Limits of the small JSON documents crieur reads on a web visitor's
+// behalf (their server's WebFinger and NodeInfo, to find its follow page).
+const (
+	// JSONMaxBody bounds such a document: a WebFinger answer is a few
+	// hundred bytes, NodeInfo a few KiB.
+	JSONMaxBody = 64 << 10
+	// jsonTimeout is the whole fetch, redirects included: a visitor is
+	// waiting for the page.
+	jsonTimeout = 5 * time.Second
+)
+
+// FetchJSON GETs a small public JSON document (WebFinger, NodeInfo),
+// unsigned, through the guard (every address dialled, redirects included,
+// is checked), within jsonTimeout and JSONMaxBody bytes. It returns the
+// body and the URL that answered after redirects. A non-2xx answer is a
+// *StatusError; the caller decodes and checks the body.
+func (c *Client) FetchJSON(ctx context.Context, rawURL string) (*Fetched, error) {
+	u, err := c.checkURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, jsonTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("transport: GET json %s: %w", rawURL, err)
+	}
+	req.Header.Set("Accept", "application/jrd+json, application/json")
+	req.Header.Set("User-Agent", c.cfg.UserAgent)
+	hc := *c.http
+	hc.CheckRedirect = func(next *http.Request, via []*http.Request) error {
+		if len(via) > c.cfg.MaxRedirects {
+			return fmt.Errorf("%w (%d)", ErrTooManyRedirects, c.cfg.MaxRedirects)
+		}
+		_, err := c.checkURL(next.URL.String())
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("transport: GET json %s: %w", rawURL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		c.drain(resp.Body)
+		return nil, &StatusError{URL: rawURL, Status: resp.StatusCode}
+	}
+	if resp.ContentLength > JSONMaxBody {
+		return nil, fmt.Errorf("%w: GET json %s: %d bytes declared, at most %d", ErrResponseTooLarge, rawURL, resp.ContentLength, JSONMaxBody)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, JSONMaxBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("transport: GET json %s: read body: %w", rawURL, err)
+	}
+	if len(data) > JSONMaxBody {
+		return nil, fmt.Errorf("%w: GET json %s: more than %d bytes", ErrResponseTooLarge, rawURL, JSONMaxBody)
+	}
+	return &Fetched{Body: data, URL: resp.Request.URL.String(), ContentType: resp.Header.Get("Content-Type")}, nil
+}
