@@ -1,9 +1,13 @@
-// Package inbox owns what other servers send to the bot: it verifies every
-// request (HTTP signature, key resolution through signed fetches, the key's
-// owner against the activity's actor) before anything changes, then
-// handles Follow, Undo, Delete and Block, the interactions with our Notes
-// (replies, mentions, quotes, likes and reactions, boosts, and their Undo,
-// Update and Delete), and the admin's approvals of pending follow requests. It ties documents, signature and transport to
+// Package inbox owns what other servers send to the bot: it checks every
+// request, cheapest first (the headers before the body, the HTTP signature
+// with keys resolved through signed fetches under the origin rule, replays,
+// per-host rates, the key owner against the activity's actor) before
+// anything changes, then handles Follow, Undo, Delete and Block; the
+// interactions with our Notes (replies, mentions, quotes, likes and emoji
+// reactions, boosts, and their Undo, Update and Delete by their author);
+// the consent requests (QuoteRequest, Like/Reply/AnnounceRequest) with
+// their authorizations; reports (Flag); and the admin's approvals of
+// pending follow requests. It ties documents, signature and transport to
 // storage; nothing in federation imports it.
 package inbox
 
