@@ -25,7 +25,8 @@ import (
 // loopback, while 4 readers load the article's page. It reports the
 // interactions stored per second against the rate at which this machine
 // verifies RSA-2048 signatures on every CPU, measured in the same run
-// (target: at least 70%), and the page's answer times (p50, p99).
+// (target: at least 70%), and the page's answer times (p50, p99) for
+// readers loading it 80 times a second.
 //
 //	go test -run '^$' -bench InboxStorm -benchtime 3x ./web
 func BenchmarkInboxStorm(b *testing.B) {
@@ -100,13 +101,18 @@ func BenchmarkInboxStorm(b *testing.B) {
 		var mu sync.Mutex
 		var lat []time.Duration
 		var readers sync.WaitGroup
+		// Readers load the page every 50 ms each (80 pages a second in all):
+		// the question is whether pages keep answering, not how many a
+		// saturated machine renders.
 		for range 4 {
 			readers.Go(func() {
+				tick := time.NewTicker(50 * time.Millisecond)
+				defer tick.Stop()
 				for {
 					select {
 					case <-stop:
 						return
-					default:
+					case <-tick.C:
 					}
 					t0 := time.Now()
 					resp, err := http.Get(e.url + "/posts/hello/en")
