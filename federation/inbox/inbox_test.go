@@ -610,25 +610,7 @@ func FuzzInbox(f *testing.F) {
 	f.Add(`{"type":"Follow","actor":{"id":"`+peer+`"},"object":{"id":"`+us+`"},"id":"x"}`, "application/ld+json")
 	f.Add(`nul`, "application/json")
 
-	st, err := storage.Open(f.TempDir()+"/fuzz.db", storage.Options{Timeout: time.Second})
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer st.Close()
-	key := testkit.Key(f, 1)
-	pemText, _ := signature.PublicKeyPEM(&key.PublicKey)
-	keyID := peer + "#main-key"
-	if err := st.PutRemoteKey(storage.RemoteKey{KeyID: keyID, Owner: peer, PublicKeyPEM: pemText,
-		Inbox: peer + "/inbox", Handle: "alice@192.0.2.10"}); err != nil {
-		f.Fatal(err)
-	}
-	if _, err := st.Publish(storage.LedgerEntry{Key: "hello/en", NoteID: "https://crieur.example/posts/hello/en"},
-		storage.Activity{ID: "https://crieur.example/activities/1", Type: "Create", JSON: []byte(`{}`)}, nil); err != nil {
-		f.Fatal(err)
-	}
-	// No address is allowed: a fetch the fuzzer provokes is refused.
-	svc := newInbox(f, st, transport.NewClient(transport.ClientConfig{Timeout: time.Second}), nil)
-	signer, _ := signature.NewSigner(keyID, key, nil)
+	st, svc, signer := fuzzInbox(f, peer)
 	f.Fuzz(func(t *testing.T, body, ct string) {
 		if len(body) > 4096 {
 			return
@@ -686,22 +668,8 @@ func FuzzInboxRequest(f *testing.F) {
 	f.Add(`[`+follow+`]`, "application/json", "", "", "", "SHA-256=AAAA", true)
 	f.Add(strings.Repeat(`{"a":`, 40)+`1`+strings.Repeat(`}`, 40), "application/activity+json", "", "", "", "", true)
 
-	st, err := storage.Open(f.TempDir()+"/fuzz.db", storage.Options{Timeout: time.Second})
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer st.Close()
-	key := testkit.Key(f, 1)
-	pemText, _ := signature.PublicKeyPEM(&key.PublicKey)
-	keyID := peer + "#main-key"
-	if err := st.PutRemoteKey(storage.RemoteKey{KeyID: keyID, Owner: peer, PublicKeyPEM: pemText,
-		Inbox: peer + "/inbox", Handle: "alice@192.0.2.10"}); err != nil {
-		f.Fatal(err)
-	}
-	// No address is allowed: a fetch the fuzzer provokes is refused.
-	svc := newInbox(f, st, transport.NewClient(transport.ClientConfig{Timeout: time.Second}), nil)
+	st, svc, signer := fuzzInbox(f, peer)
 	svc.unverified, svc.verified = newHostLimiter(1e9, 1<<30), newHostLimiter(1e9, 1<<30)
-	signer, _ := signature.NewSigner(keyID, key, nil)
 	f.Fuzz(func(t *testing.T, body, ct, sig, sigInput, date, digest string, sign bool) {
 		if len(body) > 8192 {
 			return
@@ -733,4 +701,32 @@ func FuzzInboxRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fuzzInbox is the fuzz targets' crieur: a store that knows peer's key and
+// one published Note (hello/en), an Inbox whose client may fetch nothing
+// (a fetch the fuzzer provokes is refused), and a signer for peer.
+func fuzzInbox(f *testing.F, peer string) (*storage.Store, *Inbox, *signature.Signer) {
+	st, err := storage.Open(f.TempDir()+"/fuzz.db", storage.Options{Timeout: time.Second})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { st.Close() })
+	key := testkit.Key(f, 1)
+	pemText, _ := signature.PublicKeyPEM(&key.PublicKey)
+	keyID := peer + "#main-key"
+	if err := st.PutRemoteKey(storage.RemoteKey{KeyID: keyID, Owner: peer, PublicKeyPEM: pemText,
+		Inbox: peer + "/inbox", Handle: "alice@192.0.2.10"}); err != nil {
+		f.Fatal(err)
+	}
+	if _, err := st.Publish(storage.LedgerEntry{Key: "hello/en", NoteID: "https://crieur.example/posts/hello/en"},
+		storage.Activity{ID: "https://crieur.example/activities/1", Type: "Create", JSON: []byte(`{}`)}, nil); err != nil {
+		f.Fatal(err)
+	}
+	svc := newInbox(f, st, transport.NewClient(transport.ClientConfig{Timeout: time.Second}), nil)
+	signer, err := signature.NewSigner(keyID, key, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return st, svc, signer
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -60,49 +59,20 @@ func ImageType(ct string) string {
 // nothing about who serves it, so the origin rule of documents does not
 // apply; the guard does.
 func (c *Client) FetchImage(ctx context.Context, rawURL string) (*Image, error) {
-	u, err := c.checkURL(rawURL)
+	ctx, cancel := context.WithTimeout(ctx, imageTimeout)
+	defer cancel()
+	// Not an image by its header: refused before its body is read.
+	isImage := func(resp *http.Response) error {
+		if ImageType(resp.Header.Get("Content-Type")) == "" {
+			return fmt.Errorf("%w: GET %s: Content-Type %q", ErrNotImage, rawURL, resp.Header.Get("Content-Type"))
+		}
+		return nil
+	}
+	resp, data, err := c.getPublic(ctx, rawURL, "image/webp, image/png, image/jpeg, image/gif", ImageMaxBody, isImage)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, imageTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("transport: GET image %s: %w", rawURL, err)
-	}
-	req.Header.Set("Accept", "image/webp, image/png, image/jpeg, image/gif")
-	req.Header.Set("User-Agent", c.cfg.UserAgent)
-	hc := *c.http
-	hc.CheckRedirect = func(next *http.Request, via []*http.Request) error {
-		if len(via) > c.cfg.MaxRedirects {
-			return fmt.Errorf("%w (%d)", ErrTooManyRedirects, c.cfg.MaxRedirects)
-		}
-		_, err := c.checkURL(next.URL.String())
-		return err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("transport: GET image %s: %w", rawURL, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		c.drain(resp.Body)
-		return nil, &StatusError{URL: rawURL, Status: resp.StatusCode}
-	}
 	ct := ImageType(resp.Header.Get("Content-Type"))
-	if ct == "" {
-		return nil, fmt.Errorf("%w: GET %s: Content-Type %q", ErrNotImage, rawURL, resp.Header.Get("Content-Type"))
-	}
-	if resp.ContentLength > ImageMaxBody {
-		return nil, fmt.Errorf("%w: GET image %s: %d bytes declared, at most %d", ErrResponseTooLarge, rawURL, resp.ContentLength, ImageMaxBody)
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, ImageMaxBody+1))
-	if err != nil {
-		return nil, fmt.Errorf("transport: GET image %s: read body: %w", rawURL, err)
-	}
-	if len(data) > ImageMaxBody {
-		return nil, fmt.Errorf("%w: GET image %s: more than %d bytes", ErrResponseTooLarge, rawURL, ImageMaxBody)
-	}
 	// The first bytes decide, not the header alone: a server that labels
 	// HTML as image/png gets nothing stored.
 	if sniffed := http.DetectContentType(data); sniffed != ct {

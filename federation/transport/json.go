@@ -25,17 +25,32 @@ const (
 // body and the URL that answered after redirects. A non-2xx answer is a
 // *StatusError; the caller decodes and checks the body.
 func (c *Client) FetchJSON(ctx context.Context, rawURL string) (*Fetched, error) {
-	u, err := c.checkURL(rawURL)
+	ctx, cancel := context.WithTimeout(ctx, jsonTimeout)
+	defer cancel()
+	resp, data, err := c.getPublic(ctx, rawURL, "application/jrd+json, application/json", JSONMaxBody, nil)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, jsonTimeout)
-	defer cancel()
+	return &Fetched{Body: data, URL: resp.Request.URL.String(), ContentType: resp.Header.Get("Content-Type")}, nil
+}
+
+// getPublic GETs rawURL unsigned through the guard (every address dialled,
+// redirects included, is checked; any origin may answer) and reads a 2xx
+// answer's body, at most max bytes (a larger declared length is refused
+// before the body is read). A non-2xx answer is a *StatusError; check,
+// when not nil, refuses an answer from its header before its body is
+// read. The response's body is consumed; its header and final URL stay
+// readable.
+func (c *Client) getPublic(ctx context.Context, rawURL, accept string, max int64, check func(*http.Response) error) (*http.Response, []byte, error) {
+	u, err := c.checkURL(rawURL)
+	if err != nil {
+		return nil, nil, err
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, fmt.Errorf("transport: GET json %s: %w", rawURL, err)
+		return nil, nil, fmt.Errorf("transport: GET %s: %w", rawURL, err)
 	}
-	req.Header.Set("Accept", "application/jrd+json, application/json")
+	req.Header.Set("Accept", accept)
 	req.Header.Set("User-Agent", c.cfg.UserAgent)
 	hc := *c.http
 	hc.CheckRedirect = func(next *http.Request, via []*http.Request) error {
@@ -47,22 +62,27 @@ func (c *Client) FetchJSON(ctx context.Context, rawURL string) (*Fetched, error)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("transport: GET json %s: %w", rawURL, err)
+		return nil, nil, fmt.Errorf("transport: GET %s: %w", rawURL, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		c.drain(resp.Body)
-		return nil, &StatusError{URL: rawURL, Status: resp.StatusCode}
+		return nil, nil, &StatusError{URL: rawURL, Status: resp.StatusCode}
 	}
-	if resp.ContentLength > JSONMaxBody {
-		return nil, fmt.Errorf("%w: GET json %s: %d bytes declared, at most %d", ErrResponseTooLarge, rawURL, resp.ContentLength, JSONMaxBody)
+	if check != nil {
+		if err := check(resp); err != nil {
+			return nil, nil, err
+		}
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, JSONMaxBody+1))
+	if resp.ContentLength > max {
+		return nil, nil, fmt.Errorf("%w: GET %s: %d bytes declared, at most %d", ErrResponseTooLarge, rawURL, resp.ContentLength, max)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
 	if err != nil {
-		return nil, fmt.Errorf("transport: GET json %s: read body: %w", rawURL, err)
+		return nil, nil, fmt.Errorf("transport: GET %s: read body: %w", rawURL, err)
 	}
-	if len(data) > JSONMaxBody {
-		return nil, fmt.Errorf("%w: GET json %s: more than %d bytes", ErrResponseTooLarge, rawURL, JSONMaxBody)
+	if int64(len(data)) > max {
+		return nil, nil, fmt.Errorf("%w: GET %s: more than %d bytes", ErrResponseTooLarge, rawURL, max)
 	}
-	return &Fetched{Body: data, URL: resp.Request.URL.String(), ContentType: resp.Header.Get("Content-Type")}, nil
+	return resp, data, nil
 }
