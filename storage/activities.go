@@ -92,6 +92,10 @@ func (s *Store) Outbox(offset, limit int) ([]Activity, int, error) {
 
 // LedgerEntry returns what was announced for one post key, or ErrNotFound.
 func (s *Store) LedgerEntry(key string) (LedgerEntry, error) {
+	if e, ok := s.ledger.get(key); ok {
+		return e, nil
+	}
+	gen := s.ledger.begin()
 	var e LedgerEntry
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		found, err := getJSON(tx.Bucket(bucketLedger), []byte(key), &e)
@@ -103,6 +107,7 @@ func (s *Store) LedgerEntry(key string) (LedgerEntry, error) {
 	if err != nil {
 		return LedgerEntry{}, fmt.Errorf("storage: get ledger entry %s: %w", key, err)
 	}
+	s.ledger.put(gen, key, e)
 	return e, nil
 }
 
@@ -147,6 +152,7 @@ func (s *Store) Publish(entry LedgerEntry, act Activity, jobs []Job) ([]Job, err
 		ready, err = s.enqueue(tx, act, jobs)
 		return err
 	})
+	s.ledger.forget(entry.Key)
 	if err != nil {
 		return nil, fmt.Errorf("storage: publish %s: %w", entry.Key, err)
 	}

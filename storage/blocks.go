@@ -77,6 +77,7 @@ func (s *Store) PutBlock(b Block) (Purged, error) {
 		}
 		return purge(tx, b, &p)
 	})
+	s.remoteKeys.forget()
 	if err != nil {
 		return Purged{}, fmt.Errorf("storage: block %s %s: %w", b.Kind, b.Value, err)
 	}

@@ -126,6 +126,7 @@ func (s *Store) PruneRemoteKeys(before time.Time) (int, error) {
 		})
 		return err
 	})
+	s.remoteKeys.forget()
 	if err != nil {
 		return 0, fmt.Errorf("storage: prune remote keys: %w", err)
 	}

@@ -14,6 +14,7 @@ func (s *Store) PutRemoteKey(k RemoteKey) error {
 	err := s.update(func(tx *bbolt.Tx) error {
 		return putJSON(tx.Bucket(bucketRemoteKeys), []byte(k.KeyID), k)
 	})
+	s.remoteKeys.forget(k.KeyID)
 	if err != nil {
 		return fmt.Errorf("storage: put remote key: %w", err)
 	}
@@ -22,6 +23,10 @@ func (s *Store) PutRemoteKey(k RemoteKey) error {
 
 // RemoteKey returns a cached key, or ErrNotFound.
 func (s *Store) RemoteKey(keyID string) (RemoteKey, error) {
+	if k, ok := s.remoteKeys.get(keyID); ok {
+		return k, nil
+	}
+	gen := s.remoteKeys.begin()
 	var k RemoteKey
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		found, err := getJSON(tx.Bucket(bucketRemoteKeys), []byte(keyID), &k)
@@ -33,6 +38,7 @@ func (s *Store) RemoteKey(keyID string) (RemoteKey, error) {
 	if err != nil {
 		return RemoteKey{}, fmt.Errorf("storage: get remote key %s: %w", keyID, err)
 	}
+	s.remoteKeys.put(gen, keyID, k)
 	return k, nil
 }
 
@@ -42,6 +48,7 @@ func (s *Store) DeleteRemoteKey(keyID string) error {
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketRemoteKeys).Delete([]byte(keyID))
 	})
+	s.remoteKeys.forget(keyID)
 	if err != nil {
 		return fmt.Errorf("storage: delete remote key: %w", err)
 	}
@@ -49,7 +56,7 @@ func (s *Store) DeleteRemoteKey(keyID string) error {
 }
 
 // deleteRemoteKeysWhere removes the cached keys for which drop is true and
-// returns how many.
+// returns how many. Its caller forgets every memoised key afterwards.
 func deleteRemoteKeysWhere(tx *bbolt.Tx, drop func(RemoteKey) bool) (int, error) {
 	keys := tx.Bucket(bucketRemoteKeys)
 	var doomed [][]byte

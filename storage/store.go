@@ -111,7 +111,18 @@ type Store struct {
 	// FailJob) through group commit, lingering for company; a benchmark
 	// swaps in db.Batch.
 	batch func(func(*bbolt.Tx) error) error
+	// Records read on every inbox request, kept decoded (memo.go).
+	remoteKeys *memo[RemoteKey]
+	ledger     *memo[LedgerEntry]
 }
+
+// Memo sizes: a remote key is about 1 KiB decoded, so 16,384 of them (the
+// keys of as many senders) hold at most about 16 MiB; ledger entries are
+// one per article and language.
+const (
+	remoteKeyMemo = 16384
+	ledgerMemo    = 4096
+)
 
 // Open opens (creating if needed) the bbolt file at path, makes sure every
 // bucket exists and reads the whole file once: a damaged file is
@@ -163,7 +174,7 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
-	st := &Store{db: db, now: now}
+	st := &Store{db: db, now: now, remoteKeys: newMemo[RemoteKey](remoteKeyMemo), ledger: newMemo[LedgerEntry](ledgerMemo)}
 	st.batch = func(fn func(*bbolt.Tx) error) error { return st.group.do(db, fn, true) }
 	return st, nil
 }
