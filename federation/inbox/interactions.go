@@ -7,8 +7,10 @@ package inbox
 // transaction (storage.Store.PutInteraction / DeleteInteraction).
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"time"
@@ -346,7 +348,14 @@ func (s *Inbox) putInteraction(i storage.Interaction, action string) error {
 	if err != nil {
 		return fmt.Errorf("inbox: %s: %w", action, err)
 	}
-	s.log.Info("inbox: interaction stored", "kind", i.Kind, "note", i.NoteID, "actor", i.Actor.ID, "id", i.ID, "new", created)
+	// Likes and boosts come by the thousand when a post travels: the
+	// request line says they came, crieur inbox shows them; replies,
+	// mentions and quotes, rarer and read, get a line of their own.
+	level := slog.LevelInfo
+	if i.Kind == storage.KindLike || i.Kind == storage.KindAnnounce {
+		level = slog.LevelDebug
+	}
+	s.log.Log(context.Background(), level, "inbox: interaction stored", "kind", i.Kind, "note", i.NoteID, "actor", i.Actor.ID, "id", i.ID, "new", created)
 	return nil
 }
 
