@@ -50,10 +50,15 @@ func (in *instance) startProcess(t testing.TB) *exec.Cmd {
 	go func() {
 		s := bufio.NewScanner(stderr)
 		for s.Scan() {
+			in.logLines.Add(1)
+			in.logBytes.Add(int64(len(s.Bytes()) + 1))
 			if testing.Verbose() {
 				t.Log("crieur:", s.Text())
 			}
 		}
+		// A line too long for the scanner must not leave the pipe full
+		// and the process blocked writing its log.
+		io.Copy(io.Discard, stderr)
 	}()
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -27,6 +28,9 @@ type instance struct {
 	done     chan error
 	out      *syncBuffer
 	extraEnv map[string]string
+	// logLines and logBytes count what a process started by startProcess
+	// wrote to its standard error.
+	logLines, logBytes atomic.Int64
 }
 
 type syncBuffer struct {
