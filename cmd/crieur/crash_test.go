@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,11 +24,28 @@ import (
 // test re-executes it with CRIEUR_TEST_MAIN=1 to get a real process it can
 // kill with SIGKILL.
 func TestMain(m *testing.M) {
-	if os.Getenv("CRIEUR_TEST_MAIN") == "1" {
-		main()
+	switch os.Getenv("CRIEUR_TEST_MAIN") {
+	case "1":
+		testMainCrieur()
+		os.Exit(0)
+	case "floor":
+		stormFloorServer(os.Getenv("CRIEUR_LISTEN"))
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+// testMainCrieur is the re-executed crieur. CRIEUR_TEST_CPUPROFILE, when
+// set, writes a CPU profile of it until main returns (the storm benchmark
+// stops it with SIGTERM).
+func testMainCrieur() {
+	if path := os.Getenv("CRIEUR_TEST_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			defer f.Close()
+			defer pprof.StopCPUProfile()
+		}
+	}
+	main()
 }
 
 // startProcess runs `crieur serve` as a child process and waits until it

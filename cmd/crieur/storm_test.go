@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -107,6 +108,7 @@ func BenchmarkInboxStorm(b *testing.B) {
 	cmd := in.startProcess(b)
 	pid := cmd.Process.Pid
 	waitNote(b, note)
+	floorHost, floorPid := startStormFloor(b)
 
 	// One signer per actor (its key id), made once: NewSigner picks
 	// OpenSSL when it loads and checks it with a signature of its own.
@@ -128,7 +130,7 @@ func BenchmarkInboxStorm(b *testing.B) {
 	goVerify := func() error { return rsa.VerifyPKCS1v15(&key.PublicKey, crypto.SHA256, sum[:], sig) }
 
 	var (
-		total                   stormResult
+		total, floor            stormResult
 		verifyPerCPU, verifyAll float64 // summed over iterations
 		iters                   int
 		signTime                time.Duration
@@ -167,6 +169,13 @@ func BenchmarkInboxStorm(b *testing.B) {
 		_, perCPU := verifyRate(1, stormVerifyFor, goVerify)
 		all, _ := verifyRate(runtime.GOMAXPROCS(0), stormVerifyFor, goVerify)
 		idle := procCPU(b, pid) - idle0
+
+		// The floor: the same requests answered by a bare net/http server.
+		f := storm(b, floorPid, floorHost, "", reqs)
+		if f.failed > 0 {
+			b.Fatalf("iteration %d: the floor server failed %d requests; first: %s", iter, f.failed, f.firstFailure)
+		}
+		floor.add(f)
 
 		logLines := in.logLines.Load()
 		b.StartTimer()
@@ -230,6 +239,11 @@ func BenchmarkInboxStorm(b *testing.B) {
 		p50, p99 = total.latencies[n/2], total.latencies[n*99/100]
 	}
 	usPerInteraction := float64(total.cpu.Microseconds()) / float64(total.stored)
+	// The ceiling: the best headline any inbox on net/http could reach
+	// here, if verifying were all it did beyond answering the request.
+	floorUS := float64(floor.cpu.Microseconds()) / float64(floor.stored)
+	verifyUS := 1e6 / verifyPerCPU
+	ceiling := 100 * verifyUS / (verifyUS + floorUS)
 	b.ReportMetric(storedPerSec, "stored/s")
 	b.ReportMetric(storedPerCPU, "stored/cpu-s")
 	b.ReportMetric(verifyPerCPU, "verify/cpu-s")
@@ -237,8 +251,12 @@ func BenchmarkInboxStorm(b *testing.B) {
 	b.ReportMetric(usPerInteraction, "us-cpu/interaction")
 	b.ReportMetric(verifyAll, "verify/s-all-cpus")
 	b.ReportMetric(100*storedPerSec/verifyAll, "%verify-wall")
+	b.ReportMetric(floorUS, "floor-us-cpu/request")
+	b.ReportMetric(ceiling, "%ceiling")
 	b.ReportMetric(float64(p50.Microseconds())/1000, "page-p50-ms")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "page-p99-ms")
+	b.Logf("a bare net/http server answered the same requests with %.1f µs of CPU each: with a Go verification (%.1f µs) on top, the ceiling of the headline is %.1f%%",
+		floorUS, verifyUS, ceiling)
 	b.Logf("%d iterations of %d interactions: %.0f stored/s, %.0f stored/cpu-s (%.0f µs of crieur CPU each, %.2f CPUs busy) "+
 		"against %.0f Go verify/cpu-s = %.1f%% (target 70%%); %.0f verify/s on %d CPUs = %.1f%% of wall; "+
 		"page p50 %s p99 %s (%d loads); crieur logged %.2f lines per interaction (%d bytes in all); signing took %s per iteration (%s)",
@@ -294,12 +312,12 @@ func storm(b *testing.B, pid int, host, page string, reqs [][]byte) stormResult 
 		*count++
 	}
 
-	// Readers, each on its own kept-alive connection.
+	// Readers, each on its own kept-alive connection (none without a page).
 	stop := make(chan struct{})
 	var readers sync.WaitGroup
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: stormReaders}, Timeout: 30 * time.Second}
 	defer client.CloseIdleConnections()
-	for range stormReaders {
+	for range stormReaders * min(len(page), 1) {
 		readers.Go(func() {
 			tick := time.NewTicker(stormReadEvery)
 			defer tick.Stop()
@@ -556,4 +574,47 @@ func collectionTotal(b *testing.B, note, name string) int {
 		b.Fatalf("%s without totalItems: %v", url, c)
 	}
 	return int(n)
+}
+
+// startStormFloor starts the floor server (stormFloorServer in a
+// re-executed test binary) on a free loopback port and returns its address
+// and pid; it is killed when the benchmark ends.
+func startStormFloor(b *testing.B) (host string, pid int) {
+	host = fmt.Sprintf("127.0.0.1:%d", freePort(b))
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "CRIEUR_TEST_MAIN=floor", "CRIEUR_LISTEN="+host)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	deadline := time.Now().Add(stormStartTimeout)
+	for {
+		c, err := net.Dial("tcp", host)
+		if err == nil {
+			c.Close()
+			return host, cmd.Process.Pid
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("floor server did not listen on %s: %v", host, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// stormFloorServer is the storm's floor: what answering the same POSTs
+// costs a bare net/http server that reads each body (at most 1 MiB, as
+// crieur) and answers 202, with nothing verified, stored or logged.
+func stormFloorServer(addr string) {
+	srv := &http.Server{Addr: addr, ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.ReadAll(io.LimitReader(r.Body, 1<<20)); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusAccepted)
+	})}
+	_ = srv.ListenAndServe()
 }
