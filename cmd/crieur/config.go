@@ -73,7 +73,7 @@ var settingsDoc = []setting{
 	{"per-host", "CRIEUR_PER_HOST", "4", "concurrent deliveries to one remote host"},
 	{"retry-for", "CRIEUR_RETRY_FOR", "48h", "how long a failing delivery is retried before it is given up"},
 	{"keep-failed", "CRIEUR_KEEP_FAILED", "720h", "how long a given-up delivery stays listed for crieur queue retry"},
-	{"rsa", "CRIEUR_RSA", "auto", "what makes RSA signatures: auto (OpenSSL's libcrypto.so.3 when it loads, else Go), openssl or go"},
+	{"rsa", "CRIEUR_RSA", "auto", "what makes and verifies RSA signatures: auto (OpenSSL's libcrypto.so.3 when it loads, else Go), openssl or go"},
 	{"log-level", "CRIEUR_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"log-format", "CRIEUR_LOG_FORMAT", "text", "text or json"},
 }

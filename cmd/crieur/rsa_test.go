@@ -11,18 +11,20 @@ import (
 	"github.com/crieur/crieur/federation/signature"
 )
 
-// TestServeSignsWithTheChosenEngine: -rsa picks what signs; the log says
-// which, and a follower's server verifies the Accept either way. Where
+// TestServeSignsWithTheChosenEngine: -rsa picks what signs and verifies;
+// the log says which, and a follower's server verifies the Accept either
+// way (and crieur the Follow). Where
 // OpenSSL cannot load, -rsa openssl refuses to start and says why, and
 // auto falls back to Go and says why.
 func TestServeSignsWithTheChosenEngine(t *testing.T) {
 	version, loadErr := signature.OpenSSL()
-	type engineCase struct{ rsa, want string }
-	cases := []engineCase{{"go", `engine="Go crypto/rsa"`}}
+	type engineCase struct{ rsa, want, verify string }
+	cases := []engineCase{{"go", `engine="Go crypto/rsa"`, `msg=verifying engine="Go crypto/rsa"`}}
 	if loadErr == nil {
-		cases = append(cases, engineCase{"openssl", `engine="` + version + `"`}, engineCase{"auto", `engine="` + version + `"`})
+		cases = append(cases, engineCase{"openssl", `engine="` + version + `"`, `msg=verifying engine="` + version + `"`},
+			engineCase{"auto", `engine="` + version + `"`, `msg=verifying engine="` + version + `"`})
 	} else {
-		cases = append(cases, engineCase{"auto", "OpenSSL is not available"})
+		cases = append(cases, engineCase{"auto", "OpenSSL is not available", `msg="verifying with Go's RSA: OpenSSL is not available"`})
 	}
 	for _, tc := range cases {
 		t.Run(tc.rsa, func(t *testing.T) {
@@ -39,8 +41,10 @@ func TestServeSignsWithTheChosenEngine(t *testing.T) {
 			r.waitFor(10*time.Second, "Accept", ofType("Accept"))
 			// Written right after the server starts: long before the
 			// Accept left.
-			if !strings.Contains(in.out.String(), tc.want) {
-				t.Errorf("log does not say %s:\n%s", tc.want, in.out.String())
+			for _, want := range []string{tc.want, tc.verify} {
+				if !strings.Contains(in.out.String(), want) {
+					t.Errorf("log does not say %s:\n%s", want, in.out.String())
+				}
 			}
 		})
 	}

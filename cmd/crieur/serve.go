@@ -52,9 +52,11 @@ type app struct {
 	docs    *documents.Builder
 	inbox   *inbox.Inbox
 	signer  *signature.Signer
-	pub     *publish.Publisher
-	del     *delivery.Deliverer
-	blocks  *moderation.Blocklist
+	// verifier checks incoming signatures (inbox).
+	verifier *signature.Verifier
+	pub      *publish.Publisher
+	del      *delivery.Deliverer
+	blocks   *moderation.Blocklist
 	// client is the one guarded outgoing client; web fetches remote
 	// avatars through it.
 	client *transport.Client
@@ -138,6 +140,12 @@ func openApp(cfg config, log *slog.Logger) (*app, error) {
 		store.Close()
 		return nil, err
 	}
+	// The same setting chooses what verifies incoming signatures.
+	verifier, err := signature.NewVerifier(cfg.RSA)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
 	del := delivery.NewDeliverer(store, client, signer, delivery.Options{
 		Workers:    cfg.Workers,
 		PerHost:    cfg.PerHost,
@@ -146,11 +154,12 @@ func openApp(cfg config, log *slog.Logger) (*app, error) {
 		Logger:     log.With("room", "delivery"),
 	})
 	in, err := inbox.New(inbox.Deps{
-		Docs:   docs,
-		Store:  store,
-		Signer: signer,
-		Client: client,
-		Logger: log.With("room", "inbox"),
+		Docs:     docs,
+		Store:    store,
+		Signer:   signer,
+		Verifier: verifier,
+		Client:   client,
+		Logger:   log.With("room", "inbox"),
 		// Blocks apply at once: the inbox asks the live list every time.
 		Blocked:     blocks.Actor,
 		BlockedHost: blocks.Host,
@@ -165,7 +174,7 @@ func openApp(cfg config, log *slog.Logger) (*app, error) {
 	pub := publish.NewPublisher(docs, del, publish.Options{
 		Logger: log.With("room", "publisher"),
 	})
-	return &app{cfg: cfg, log: log, store: store, watcher: w, docs: docs, inbox: in, signer: signer, pub: pub, del: del, blocks: blocks, client: client}, nil
+	return &app{cfg: cfg, log: log, store: store, watcher: w, docs: docs, inbox: in, signer: signer, verifier: verifier, pub: pub, del: del, blocks: blocks, client: client}, nil
 }
 
 func (a *app) close() error { return a.store.Close() }
@@ -332,6 +341,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		log.Info("signing with Go's RSA: OpenSSL is not available", "engine", engine, "reason", why)
 	} else {
 		log.Info("signing", "engine", engine)
+	}
+	if engine, why := a.verifier.Engine(); why != "" {
+		log.Info("verifying with Go's RSA: OpenSSL is not available", "engine", engine, "reason", why)
+	} else {
+		log.Info("verifying", "engine", engine)
 	}
 	for _, img := range []struct{ name, file string }{{"avatar", cfg.Avatar}, {"header", cfg.Header}} {
 		if strings.EqualFold(filepath.Ext(img.file), ".svg") {

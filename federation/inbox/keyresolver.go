@@ -3,7 +3,6 @@ package inbox
 import (
 	"bytes"
 	"context"
-	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,8 +24,17 @@ var errKeyGone = errors.New("inbox: remote key gone")
 // resolvedKey is a usable remote key and where it came from.
 type resolvedKey struct {
 	rec   storage.RemoteKey
-	pub   *rsa.PublicKey
+	pub   *signature.PublicKey
 	fresh bool // fetched during this call, not from the cache
+}
+
+// parseKey reads a publicKeyPem and prepares it for verification.
+func (s *Inbox) parseKey(pemText string) (*signature.PublicKey, error) {
+	pub, err := signature.ParsePublicKeyPEM(pemText)
+	if err != nil {
+		return nil, err
+	}
+	return s.verify.Key(pub)
 }
 
 // resolveKey returns the public key for keyID: from the cache unless
@@ -42,7 +50,7 @@ func (s *Inbox) resolveKey(ctx context.Context, keyID string, refresh bool) (res
 		rec, err := s.store.RemoteKey(keyID)
 		switch {
 		case err == nil:
-			if pub, perr := signature.ParsePublicKeyPEM(rec.PublicKeyPEM); perr == nil {
+			if pub, perr := s.parseKey(rec.PublicKeyPEM); perr == nil {
 				return resolvedKey{rec: rec, pub: pub}, nil
 			}
 			// An unusable cached key is refetched below.
@@ -83,8 +91,8 @@ func (s *Inbox) resolveKey(ctx context.Context, keyID string, refresh bool) (res
 // (a key document served from its own id may give it when the entry does
 // not, and may not contradict it). A document served from another path of
 // the same host (an upload, a redirect target) so speaks for nobody.
-func (s *Inbox) fetchKey(ctx context.Context, keyID string) (storage.RemoteKey, *rsa.PublicKey, error) {
-	fail := func(format string, args ...any) (storage.RemoteKey, *rsa.PublicKey, error) {
+func (s *Inbox) fetchKey(ctx context.Context, keyID string) (storage.RemoteKey, *signature.PublicKey, error) {
+	fail := func(format string, args ...any) (storage.RemoteKey, *signature.PublicKey, error) {
 		return storage.RemoteKey{}, nil, fmt.Errorf("%w: key %s: %s", federation.ErrUnauthorized, keyID, fmt.Sprintf(format, args...))
 	}
 	ku, err := url.Parse(keyID)
@@ -149,7 +157,7 @@ func (s *Inbox) fetchKey(ctx context.Context, keyID string) (storage.RemoteKey, 
 	case keyPEM != "" && !samePublicKey(keyPEM, pemText):
 		return fail("the key document and owner %s give different keys", owner)
 	}
-	pub, err := signature.ParsePublicKeyPEM(pemText)
+	pub, err := s.parseKey(pemText)
 	if err != nil {
 		return fail("publicKeyPem: %v", err)
 	}

@@ -210,7 +210,7 @@ func TestResolveKeyCacheAndPKCS1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rk.fresh || !rk.pub.Equal(&testkit.Key(t, 2).PublicKey) {
+	if !rk.fresh || !rk.pub.Public().Equal(&testkit.Key(t, 2).PublicKey) {
 		t.Errorf("first resolve: fresh %v", rk.fresh)
 	}
 	if rk.rec.Inbox != A+"/users/bob/inbox" || rk.rec.SharedInbox != "" || rk.rec.Handle != "bob@127.0.0.1" {
@@ -239,7 +239,7 @@ func TestResolveKeyOriginAccepted(t *testing.T) {
 	a.set("/u/1", 0, map[string]any{"id": A + "/u/1", "type": "Person", "inbox": A + "/u/1/inbox",
 		"publicKey": map[string]any{"id": A + "/keys/1", "owner": A + "/u/1"}})
 	rk, err := c.svc.resolveKey(testkit.Context(t), A+"/keys/1", false)
-	if err != nil || !rk.pub.Equal(&testkit.Key(t, 1).PublicKey) || rk.rec.Owner != A+"/u/1" || rk.rec.Inbox != A+"/u/1/inbox" {
+	if err != nil || !rk.pub.Public().Equal(&testkit.Key(t, 1).PublicKey) || rk.rec.Owner != A+"/u/1" || rk.rec.Inbox != A+"/u/1/inbox" {
 		t.Errorf("bare key: %+v %v", rk.rec, err)
 	}
 	a.setRedirect("/@two", "/u/2")
@@ -305,7 +305,7 @@ func FuzzFetchKey(f *testing.F) {
 		if rec.KeyID != keyID || pub == nil {
 			t.Fatalf("accepted %+v for %s (public key %v)", rec, keyID, pub)
 		}
-		if p, perr := signature.ParsePublicKeyPEM(rec.PublicKeyPEM); perr != nil || !p.Equal(pub) {
+		if p, perr := signature.ParsePublicKeyPEM(rec.PublicKeyPEM); perr != nil || !p.Equal(pub.Public()) {
 			t.Fatalf("the stored PEM is not the key returned: %v", perr)
 		}
 		if !strings.EqualFold(urlHost(rec.Owner), urlHost(keyID)) {

@@ -13,6 +13,7 @@ package inbox
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -27,9 +28,12 @@ type Deps struct {
 	Docs   *documents.Builder
 	Store  *storage.Store
 	Signer *signature.Signer // signs key fetches and follow replies' deliveries
-	Client *transport.Client // fetches keys and actors
-	Logger *slog.Logger      // nil: discard
-	Now    func() time.Time  // nil: time.Now
+	// Verifier prepares remote keys for verifying signatures; nil:
+	// signature.NewVerifier(signature.RSAAuto), as NewSigner's default.
+	Verifier *signature.Verifier
+	Client   *transport.Client // fetches keys and actors
+	Logger   *slog.Logger      // nil: discard
+	Now      func() time.Time  // nil: time.Now
 	// Queued is called after the inbox or an admin action queued a
 	// delivery (an Accept, a Reject), so the Deliverer sends it now rather
 	// than at its next wake-up. Optional.
@@ -57,6 +61,7 @@ type Inbox struct {
 	docs   *documents.Builder
 	store  *storage.Store
 	signer *signature.Signer
+	verify *signature.Verifier
 	client *transport.Client
 	log    *slog.Logger
 	now    func() time.Time
@@ -84,6 +89,7 @@ func New(deps Deps) (*Inbox, error) {
 		docs:   deps.Docs,
 		store:  deps.Store,
 		signer: deps.Signer,
+		verify: deps.Verifier,
 		client: deps.Client,
 		log:    deps.Logger,
 		now:    deps.Now,
@@ -94,6 +100,13 @@ func New(deps Deps) (*Inbox, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.verify == nil {
+		v, err := signature.NewVerifier(signature.RSAAuto)
+		if err != nil {
+			return nil, fmt.Errorf("inbox: new: %w", err)
+		}
+		s.verify = v
 	}
 	if s.queued == nil {
 		s.queued = func() {}

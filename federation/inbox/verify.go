@@ -2,7 +2,6 @@ package inbox
 
 import (
 	"context"
-	"crypto/rsa"
 	"errors"
 	"fmt"
 	"net/http"
@@ -42,7 +41,7 @@ func (s *Inbox) Verify(r *http.Request, body []byte) (*Verified, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = signature.VerifyCavage(r, rk.pub)
+	err = signature.VerifyCavage(r, p, rk.pub)
 	if err != nil && !rk.fresh {
 		// The cached key failed: the sender may have rotated it. Fetch
 		// once more, like Mastodon.
@@ -51,7 +50,7 @@ func (s *Inbox) Verify(r *http.Request, body []byte) (*Verified, error) {
 		if err != nil {
 			return nil, err
 		}
-		err = signature.VerifyCavage(r, rk.pub)
+		err = signature.VerifyCavage(r, p, rk.pub)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: signature by %s does not verify: %v", federation.ErrUnauthorized, p.KeyID, err)
@@ -67,7 +66,7 @@ func (s *Inbox) Verify(r *http.Request, body []byte) (*Verified, error) {
 func (s *Inbox) verifyRFC9421(r *http.Request, body []byte) (*Verified, error) {
 	var rk resolvedKey
 	lookup := func(refresh bool) signature.KeyLookup {
-		return func(ctx context.Context, keyID string) (*rsa.PublicKey, error) {
+		return func(ctx context.Context, keyID string) (*signature.PublicKey, error) {
 			if refresh && rk.fresh {
 				// Fetched for this very request: a refetch finds the same key.
 				return rk.pub, nil

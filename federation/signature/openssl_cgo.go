@@ -28,6 +28,11 @@ static struct {
 	int (*set_signature_md)(EVP_PKEY_CTX *, const EVP_MD *);
 	const EVP_MD *(*sha256)(void);
 	int (*sign)(EVP_PKEY_CTX *, unsigned char *, size_t *, const unsigned char *, size_t);
+	EVP_PKEY *(*d2i_pubkey)(EVP_PKEY **, const unsigned char **, long);
+	int (*pkey_is_a)(const EVP_PKEY *, const char *);
+	int (*pkey_get_size)(const EVP_PKEY *);
+	int (*verify_init)(EVP_PKEY_CTX *);
+	int (*verify)(EVP_PKEY_CTX *, const unsigned char *, size_t, const unsigned char *, size_t);
 	unsigned long (*err_get_error)(void);
 	void (*err_error_string_n)(unsigned long, char *, size_t);
 	void (*err_clear_error)(void);
@@ -63,6 +68,11 @@ static int crieur_ossl_open(char *err, size_t errlen) {
 	CRIEUR_SYM(set_signature_md, "EVP_PKEY_CTX_set_signature_md")
 	CRIEUR_SYM(sha256, "EVP_sha256")
 	CRIEUR_SYM(sign, "EVP_PKEY_sign")
+	CRIEUR_SYM(d2i_pubkey, "d2i_PUBKEY")
+	CRIEUR_SYM(pkey_is_a, "EVP_PKEY_is_a")
+	CRIEUR_SYM(pkey_get_size, "EVP_PKEY_get_size")
+	CRIEUR_SYM(verify_init, "EVP_PKEY_verify_init")
+	CRIEUR_SYM(verify, "EVP_PKEY_verify")
 	CRIEUR_SYM(err_get_error, "ERR_get_error")
 	CRIEUR_SYM(err_error_string_n, "ERR_error_string_n")
 	CRIEUR_SYM(err_clear_error, "ERR_clear_error")
@@ -130,6 +140,52 @@ static int crieur_ossl_sign(EVP_PKEY *k, const unsigned char *digest, size_t dle
 		rc = 1;
 	} else if (crieur_ossl.sign(c, sig, siglen, digest, dlen) <= 0) {
 		crieur_ossl_error("sign", err, errlen);
+		rc = 1;
+	}
+	crieur_ossl.ctx_free(c);
+	return rc;
+}
+
+// crieur_ossl_pubkey imports a SubjectPublicKeyInfo (DER) that must hold
+// an RSA key whose signatures are size bytes long.
+static EVP_PKEY *crieur_ossl_pubkey(const unsigned char *der, long n, int size, char *err, size_t errlen) {
+	const unsigned char *p = der;
+	EVP_PKEY *k = crieur_ossl.d2i_pubkey(NULL, &p, n);
+	if (k == NULL) {
+		crieur_ossl_error("import public key", err, errlen);
+		return NULL;
+	}
+	if (p != der + n || !crieur_ossl.pkey_is_a(k, "RSA") || crieur_ossl.pkey_get_size(k) != size) {
+		snprintf(err, errlen, "import public key: not the RSA key handed over");
+		crieur_ossl.err_clear_error();
+		crieur_ossl.pkey_free(k);
+		return NULL;
+	}
+	return k;
+}
+
+// crieur_ossl_verify checks an RSASSA-PKCS1-v1_5 signature of a SHA-256
+// digest: 0 when it verifies, 1 when it does not, -1 when OpenSSL could
+// not tell. A context per call, as for signing.
+static int crieur_ossl_verify(EVP_PKEY *k, const unsigned char *digest, size_t dlen,
+		const unsigned char *sig, size_t siglen, char *err, size_t errlen) {
+	EVP_PKEY_CTX *c = crieur_ossl.ctx_new(k, NULL);
+	if (c == NULL) {
+		crieur_ossl_error("new context", err, errlen);
+		return -1;
+	}
+	int rc = -1;
+	if (crieur_ossl.verify_init(c) <= 0) {
+		crieur_ossl_error("verify init", err, errlen);
+	} else if (crieur_ossl.set_rsa_padding(c, CRIEUR_RSA_PKCS1_PADDING) <= 0) {
+		crieur_ossl_error("set padding", err, errlen);
+	} else if (crieur_ossl.set_signature_md(c, crieur_ossl.sha256()) <= 0) {
+		crieur_ossl_error("set digest", err, errlen);
+	} else if (crieur_ossl.verify(c, sig, siglen, digest, dlen) == 1) {
+		rc = 0;
+	} else {
+		// 0 or a negative value: either way the signature is not good.
+		crieur_ossl_error("verify", err, errlen);
 		rc = 1;
 	}
 	crieur_ossl.ctx_free(c);
@@ -224,4 +280,56 @@ func cString(buf []byte) string {
 		buf = buf[:i]
 	}
 	return string(buf)
+}
+
+// opensslPublicKey is an RSA public key held by OpenSSL. Verifying with it
+// is safe from several goroutines at once: each call makes its own
+// context, and OpenSSL keeps the key's Montgomery constants with the key.
+type opensslPublicKey struct {
+	pkey *C.EVP_PKEY
+	size int // signature length in bytes
+}
+
+// newOpenSSLPublicKey hands pub to OpenSSL. pub must have passed
+// checkPublicKey.
+func newOpenSSLPublicKey(pub *rsa.PublicKey) (*opensslPublicKey, error) {
+	if _, err := openssl(); err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, errLen)
+	pkey := C.crieur_ossl_pubkey((*C.uchar)(unsafe.Pointer(&der[0])), C.long(len(der)), C.int(pub.Size()),
+		(*C.char)(unsafe.Pointer(&buf[0])), errLen)
+	if pkey == nil {
+		return nil, errors.New(cString(buf))
+	}
+	k := &opensslPublicKey{pkey: pkey, size: pub.Size()}
+	runtime.AddCleanup(k, func(p *C.EVP_PKEY) { C.crieur_ossl_key_free(p) }, pkey)
+	return k, nil
+}
+
+// verifySHA256 checks sig over a SHA-256 digest. The lengths are checked
+// here too, not only by the caller: OpenSSL would take a signature shorter
+// than the modulus as if left-padded with zeros, which Go refuses.
+func (k *opensslPublicKey) verifySHA256(digest, sig []byte) error {
+	if len(digest) != sha256.Size {
+		return fmt.Errorf("digest of %d bytes, want %d", len(digest), sha256.Size)
+	}
+	if len(sig) != k.size {
+		return rsa.ErrVerification
+	}
+	buf := make([]byte, errLen)
+	rc := C.crieur_ossl_verify(k.pkey, (*C.uchar)(unsafe.Pointer(&digest[0])), C.size_t(len(digest)),
+		(*C.uchar)(unsafe.Pointer(&sig[0])), C.size_t(len(sig)), (*C.char)(unsafe.Pointer(&buf[0])), errLen)
+	runtime.KeepAlive(k) // the cleanup must not free the key mid-call
+	switch rc {
+	case 0:
+		return nil
+	case 1:
+		return fmt.Errorf("%w (%s)", rsa.ErrVerification, cString(buf))
+	}
+	return errors.New(cString(buf))
 }

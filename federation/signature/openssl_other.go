@@ -18,3 +18,10 @@ type opensslKey struct{ version string }
 func newOpenSSLKey(*rsa.PrivateKey) (*opensslKey, error) { return nil, errNoOpenSSL }
 
 func (*opensslKey) signSHA256([]byte) ([]byte, error) { return nil, errNoOpenSSL }
+
+// opensslPublicKey is never made in this build.
+type opensslPublicKey struct{}
+
+func newOpenSSLPublicKey(*rsa.PublicKey) (*opensslPublicKey, error) { return nil, errNoOpenSSL }
+
+func (*opensslPublicKey) verifySHA256([]byte, []byte) error { return errNoOpenSSL }

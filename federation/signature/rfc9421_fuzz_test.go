@@ -2,7 +2,6 @@ package signature
 
 import (
 	"context"
-	"crypto/rsa"
 	"errors"
 	"fmt"
 	"net/http"
@@ -49,12 +48,13 @@ func FuzzVerifyRFC9421(f *testing.F) {
 		"x", []byte(`{"hello": "world"}`))
 	f.Add("POST", "/inbox", `a=(), b=("@method";x=%"\", "c,d");created=1.5, c=:AA==:`, `a=:AA==:, a=?0`, `sha-256=(1 2)`, "y", []byte{0xff})
 
+	pub := testKey(f, &key.PublicKey)
 	opts := Options{
-		Key: func(_ context.Context, id string) (*rsa.PublicKey, error) {
+		Key: func(_ context.Context, id string) (*PublicKey, error) {
 			if id != testKeyID {
 				return nil, fmt.Errorf("no key %q", id)
 			}
-			return &key.PublicKey, nil
+			return pub, nil
 		},
 		Now:     func() time.Time { return now },
 		BaseURL: "https://blog.example",

@@ -166,7 +166,7 @@ func TestRFC9421Vectors(t *testing.T) {
 			if got != want {
 				t.Fatalf("signature base\n got: %q\nwant: %q", got, want)
 			}
-			pub := v.key(t)
+			pub := testKey(t, v.key(t))
 			if err := verifyBytes(v.alg, pub, []byte(got), e.sig); err != nil {
 				t.Fatalf("RFC signature does not verify: %v", err)
 			}
@@ -183,11 +183,11 @@ func TestRFC9421Vectors(t *testing.T) {
 // verifier: those that cover what crieur requires verify, the others are
 // refused for their coverage.
 func TestRFC9421VectorsEndToEnd(t *testing.T) {
-	keys := map[string]*rsa.PublicKey{
-		"test-key-rsa-pss": rfcPSSKey(t),
-		"test-key-rsa":     &rfcRSAKey(t).PublicKey,
+	keys := map[string]*PublicKey{
+		"test-key-rsa-pss": testKey(t, rfcPSSKey(t)),
+		"test-key-rsa":     testKey(t, &rfcRSAKey(t).PublicKey),
 	}
-	lookup := func(_ context.Context, id string) (*rsa.PublicKey, error) {
+	lookup := func(_ context.Context, id string) (*PublicKey, error) {
 		if k, ok := keys[id]; ok {
 			return k, nil
 		}
@@ -516,11 +516,11 @@ type fixture struct {
 func newFixture(t testing.TB) *fixture {
 	f := &fixture{key: rfcRSAKey(t), now: time.Unix(testNow, 0)}
 	f.opts = Options{
-		Key: func(_ context.Context, id string) (*rsa.PublicKey, error) {
+		Key: func(_ context.Context, id string) (*PublicKey, error) {
 			if id != testKeyID {
 				return nil, fmt.Errorf("no key %q", id)
 			}
-			return &f.key.PublicKey, nil
+			return testKey(t, &f.key.PublicKey), nil
 		},
 		Now:     func() time.Time { return f.now },
 		BaseURL: "https://blog.example",
@@ -654,7 +654,7 @@ func TestMultipleSignatures(t *testing.T) {
 	wordpress(f.key, f.now).sign(t, r, inboxURL, follow)
 	lookups := 0
 	opts := f.opts
-	opts.Key = func(ctx context.Context, id string) (*rsa.PublicKey, error) {
+	opts.Key = func(ctx context.Context, id string) (*PublicKey, error) {
 		lookups++
 		return f.opts.Key(ctx, id)
 	}
@@ -689,16 +689,16 @@ func TestRefetch(t *testing.T) {
 	mastodon(f.key, f.now).sign(t, r, inboxURL, follow)
 	opts := f.opts
 	right := opts.Key
-	opts.Key = func(context.Context, string) (*rsa.PublicKey, error) { return &anotherKey(t).PublicKey, nil }
+	opts.Key = func(context.Context, string) (*PublicKey, error) { return testKey(t, &anotherKey(t).PublicKey), nil }
 	if _, err := VerifyRFC9421(r, follow, opts); !errors.Is(err, ErrBadSignature) {
 		t.Fatalf("stale key without refetch: %v", err)
 	}
 	refetched := 0
-	opts.Refetch = func(ctx context.Context, id string) (*rsa.PublicKey, error) { refetched++; return right(ctx, id) }
+	opts.Refetch = func(ctx context.Context, id string) (*PublicKey, error) { refetched++; return right(ctx, id) }
 	if _, err := VerifyRFC9421(r, follow, opts); err != nil || refetched != 1 {
 		t.Fatalf("%v, %d refetches", err, refetched)
 	}
-	opts.Refetch = func(context.Context, string) (*rsa.PublicKey, error) { return nil, errors.New("gone") }
+	opts.Refetch = func(context.Context, string) (*PublicKey, error) { return nil, errors.New("gone") }
 	if _, err := VerifyRFC9421(r, follow, opts); !errors.Is(err, ErrKey) {
 		t.Fatalf("failed refetch: %v", err)
 	}
@@ -921,11 +921,11 @@ func TestKeyLookupErrorIsWrapped(t *testing.T) {
 	mastodon(f.key, f.now).sign(t, r, inboxURL, follow)
 	cause := errors.New("host unreachable")
 	opts := f.opts
-	opts.Key = func(context.Context, string) (*rsa.PublicKey, error) { return nil, cause }
+	opts.Key = func(context.Context, string) (*PublicKey, error) { return nil, cause }
 	if _, err := VerifyRFC9421(r, follow, opts); !errors.Is(err, ErrKey) || !errors.Is(err, cause) {
 		t.Fatalf("err = %v", err)
 	}
-	opts.Key = func(context.Context, string) (*rsa.PublicKey, error) { return nil, nil }
+	opts.Key = func(context.Context, string) (*PublicKey, error) { return nil, nil }
 	if _, err := VerifyRFC9421(r, follow, opts); !errors.Is(err, ErrKey) {
 		t.Fatalf("nil key: %v", err)
 	}
@@ -940,7 +940,7 @@ func TestKeyLookupErrorIsWrapped(t *testing.T) {
 func TestNoKeyLookupBeforeCheapChecks(t *testing.T) {
 	f := newFixture(t)
 	opts := f.opts
-	opts.Key = func(context.Context, string) (*rsa.PublicKey, error) {
+	opts.Key = func(context.Context, string) (*PublicKey, error) {
 		t.Error("key looked up")
 		return nil, errors.New("no")
 	}

@@ -161,7 +161,7 @@ func TestRSAEngineChoice(t *testing.T) {
 // TestSignerEnginesAgree: the Signature header is the same byte for byte
 // whichever engine signs, and the same as go-fed's own RSA path makes with
 // crypto/rsa (what crieur sent before OpenSSL): a peer cannot tell them
-// apart. The header verifies with go-fed's verifier.
+// apart. The request verifies with VerifyKnown.
 func TestSignerEnginesAgree(t *testing.T) {
 	key := testkit.Key(t, 0)
 	clock := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
@@ -202,7 +202,7 @@ func TestSignerEnginesAgree(t *testing.T) {
 		if got, want := req.Header.Get("Digest"), ref.Header.Get("Digest"); got != want {
 			t.Errorf("%s: Digest %q, want %q", e, got, want)
 		}
-		if err := VerifyCavage(req, &key.PublicKey); err != nil {
+		if err := VerifyKnown(req, body, keyID, &key.PublicKey, clock); err != nil {
 			t.Errorf("%s: %v", e, err)
 		}
 	}
