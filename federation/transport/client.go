@@ -68,7 +68,7 @@ var ErrTooManyRedirects = errors.New("transport: too many redirects")
 // reserved address). The delivery workers treat it as permanent.
 func IsRefused(err error) bool { return errors.Is(err, ErrRefused) }
 
-// StatusError is returned by GetActivity for a non-2xx answer.
+// StatusError is returned by FetchActivity for a non-2xx answer.
 type StatusError struct {
 	URL    string
 	Status int
@@ -305,21 +305,6 @@ func (c *Client) checkURL(raw string) (*url.URL, error) {
 		return nil, fmt.Errorf("%w: %s is blocked by the admin", ErrRefused, u.Hostname())
 	}
 	return u, nil
-}
-
-// GetActivity fetches an ActivityPub document with a signed GET (servers in
-// authorized-fetch mode and GoToSocial refuse unsigned ones; sign may be nil
-// for an unsigned fetch). Redirects are followed up to MaxRedirects, each
-// target checked and re-signed. A non-2xx answer is a *StatusError. It
-// checks neither where the document was finally served from nor its
-// Content-Type: a document that will be believed is fetched with
-// FetchActivity.
-func (c *Client) GetActivity(ctx context.Context, rawURL string, sign *signature.Signer) ([]byte, error) {
-	f, err := c.get(ctx, rawURL, sign, false)
-	if err != nil {
-		return nil, err
-	}
-	return f.Body, nil
 }
 
 // Response is what Post learnt from the remote inbox.

@@ -75,15 +75,16 @@ func countingServer(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic
 
 func TestClientLoopbackGuard(t *testing.T) {
 	srv, hits := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/activity+json")
 		w.Write([]byte(`{"id":"x"}`))
 	})
 	localhostURL := strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
 
 	guarded := NewClient(ClientConfig{})
 	for _, u := range []string{srv.URL + "/a", localhostURL + "/a"} {
-		_, err := guarded.GetActivity(testkit.Context(t), u, nil)
-		if !IsRefused(err) {
-			t.Errorf("GET %s: err %v, want a refusal", u, err)
+		f, err := guarded.FetchActivity(testkit.Context(t), u, nil)
+		if !IsRefused(err) || f != nil {
+			t.Errorf("GET %s: %+v, %v, want a refusal", u, f, err)
 		}
 		resp, err := guarded.Post(testkit.Context(t), u+"/inbox", []byte(`{}`), nil)
 		if !IsRefused(err) || resp != nil {
@@ -97,9 +98,9 @@ func TestClientLoopbackGuard(t *testing.T) {
 	open := NewClient(ClientConfig{AllowPrefixes: testkit.Loopback()})
 	t.Cleanup(open.CloseIdleConnections)
 	for _, u := range []string{srv.URL + "/a", localhostURL + "/a"} {
-		body, err := open.GetActivity(testkit.Context(t), u, nil)
-		if err != nil || string(body) != `{"id":"x"}` {
-			t.Errorf("GET %s with 127.0.0.0/8 allowed: %q %v", u, body, err)
+		f, err := open.FetchActivity(testkit.Context(t), u, nil)
+		if err != nil || string(f.Body) != `{"id":"x"}` {
+			t.Errorf("GET %s with 127.0.0.0/8 allowed: %+v %v", u, f, err)
 		}
 	}
 }
@@ -122,6 +123,7 @@ func TestClientRedirects(t *testing.T) {
 				w.WriteHeader(http.StatusUnauthorized)
 				return
 			}
+			w.Header().Set("Content-Type", "application/activity+json")
 			w.Write([]byte(`{"ok":true}`))
 		}
 	})
@@ -130,18 +132,18 @@ func TestClientRedirects(t *testing.T) {
 	t.Cleanup(c.CloseIdleConnections)
 	signer, _ := signature.NewSigner("https://crieur.example/@reports#main-key", testkit.Key(t, 0), nil)
 
-	if body, err := c.GetActivity(testkit.Context(t), srv.URL+"/r/3", signer); err != nil || string(body) != `{"ok":true}` {
-		t.Errorf("3 redirects with a cap of 3: %q %v", body, err)
+	if f, err := c.FetchActivity(testkit.Context(t), srv.URL+"/r/3", signer); err != nil || string(f.Body) != `{"ok":true}` || f.URL != srv.URL+"/r/0" {
+		t.Errorf("3 redirects with a cap of 3: %+v %v", f, err)
 	}
 	hits.Store(0)
-	if _, err := c.GetActivity(testkit.Context(t), srv.URL+"/r/4", signer); !errors.Is(err, ErrTooManyRedirects) {
+	if _, err := c.FetchActivity(testkit.Context(t), srv.URL+"/r/4", signer); !errors.Is(err, ErrTooManyRedirects) {
 		t.Errorf("4 redirects: err %v, want ErrTooManyRedirects", err)
 	}
 	if hits.Load() != 4 {
 		t.Errorf("%d requests for 4 redirects with a cap of 3, want 4 (no fifth)", hits.Load())
 	}
 	for _, path := range []string{"/to-private", "/to-file"} {
-		if _, err := c.GetActivity(testkit.Context(t), srv.URL+path, signer); !IsRefused(err) {
+		if _, err := c.FetchActivity(testkit.Context(t), srv.URL+path, signer); !IsRefused(err) {
 			t.Errorf("redirect %s: err %v, want a refusal", path, err)
 		}
 	}
@@ -157,14 +159,15 @@ func TestClientBodyCap(t *testing.T) {
 	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
 		var n int
 		fmt.Sscanf(r.URL.Path, "/%d", &n)
+		w.Header().Set("Content-Type", "application/activity+json")
 		w.Write(bytes.Repeat([]byte("a"), n))
 	})
 	c := NewClient(ClientConfig{AllowPrefixes: testkit.Loopback(), MaxBody: limit})
 	t.Cleanup(c.CloseIdleConnections)
-	if body, err := c.GetActivity(testkit.Context(t), fmt.Sprintf("%s/%d", srv.URL, limit), nil); err != nil || len(body) != limit {
-		t.Errorf("body of exactly the cap: %d bytes, %v", len(body), err)
+	if f, err := c.FetchActivity(testkit.Context(t), fmt.Sprintf("%s/%d", srv.URL, limit), nil); err != nil || len(f.Body) != limit {
+		t.Errorf("body of exactly the cap: %+v, %v", f, err)
 	}
-	if _, err := c.GetActivity(testkit.Context(t), fmt.Sprintf("%s/%d", srv.URL, limit+1), nil); !errors.Is(err, ErrResponseTooLarge) {
+	if _, err := c.FetchActivity(testkit.Context(t), fmt.Sprintf("%s/%d", srv.URL, limit+1), nil); !errors.Is(err, ErrResponseTooLarge) {
 		t.Errorf("body over the cap: %v, want ErrResponseTooLarge", err)
 	}
 	resp, err := c.Post(testkit.Context(t), fmt.Sprintf("%s/%d", srv.URL, 100*limit), []byte(`{}`), nil)
@@ -188,6 +191,7 @@ func TestClientDefaults(t *testing.T) {
 
 func TestClientStatusAndRetryAfter(t *testing.T) {
 	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/activity+json")
 		switch r.URL.Path {
 		case "/gone":
 			w.WriteHeader(http.StatusGone)
@@ -201,7 +205,7 @@ func TestClientStatusAndRetryAfter(t *testing.T) {
 	})
 	c := NewClient(ClientConfig{AllowPrefixes: testkit.Loopback()})
 	t.Cleanup(c.CloseIdleConnections)
-	if _, err := c.GetActivity(testkit.Context(t), srv.URL+"/gone", nil); HTTPStatus(err) != http.StatusGone {
+	if _, err := c.FetchActivity(testkit.Context(t), srv.URL+"/gone", nil); HTTPStatus(err) != http.StatusGone {
 		t.Errorf("GET 410: %v", err)
 	}
 	resp, err := c.Post(testkit.Context(t), srv.URL+"/busy", []byte(`{}`), nil)
@@ -232,8 +236,7 @@ func TestParseRetryAfter(t *testing.T) {
 // TestFetchActivityOrigin: FetchActivity follows redirects on the origin
 // it was asked for and reports where the document came from; a redirect
 // to another origin (another port, another host name, another scheme) is
-// refused before the other origin sees a request. GetActivity keeps
-// following them, as before.
+// refused before the other origin sees a request.
 func TestFetchActivityOrigin(t *testing.T) {
 	other, otherHits := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/activity+json")
@@ -279,9 +282,6 @@ func TestFetchActivityOrigin(t *testing.T) {
 	}
 	if n := otherHits.Load(); n != 0 {
 		t.Errorf("the other origin saw %d requests, want none", n)
-	}
-	if body, err := c.GetActivity(testkit.Context(t), srv.URL+"/other-port", nil); err != nil || string(body) != `{"id":"elsewhere"}` {
-		t.Errorf("GetActivity across origins: %q %v, want the old behaviour", body, err)
 	}
 }
 

@@ -39,20 +39,23 @@ type Fetched struct {
 	ContentType string
 }
 
-// FetchActivity GETs an ActivityPub document like GetActivity (signed when
-// sign is not nil, the guard, the limits, at most MaxRedirects redirects),
-// with the origin rules on top: a redirect to another origin is refused
-// before it is followed (ErrCrossOrigin), and a 2xx answer whose
+// FetchActivity fetches an ActivityPub document with a GET, signed when
+// sign is not nil (servers in authorized-fetch mode and GoToSocial refuse
+// unsigned ones), through the guard and the limits. Redirects are followed
+// up to MaxRedirects (ErrTooManyRedirects beyond), each target checked and
+// re-signed, with the origin rules on top: a redirect to another origin is
+// refused before it is followed (ErrCrossOrigin), and a 2xx answer whose
 // Content-Type is not an ActivityStreams JSON type is refused before its
-// body is read (ErrNotActivityStreams). A non-2xx answer is a *StatusError.
-// Checking that the document's id is Fetched.URL is the caller's: only it
-// decodes the body.
+// body is read (ErrNotActivityStreams). A non-2xx answer is a
+// *StatusError. Checking that the document's id is Fetched.URL is the
+// caller's: only it decodes the body.
 func (c *Client) FetchActivity(ctx context.Context, rawURL string, sign *signature.Signer) (*Fetched, error) {
-	return c.get(ctx, rawURL, sign, true)
+	return c.get(ctx, rawURL, sign)
 }
 
-// get is GetActivity and FetchActivity; strict adds the origin rules.
-func (c *Client) get(ctx context.Context, rawURL string, sign *signature.Signer, strict bool) (*Fetched, error) {
+// get does FetchActivity's work, the origin rules always applied: no
+// ActivityPub document is fetched without them.
+func (c *Client) get(ctx context.Context, rawURL string, sign *signature.Signer) (*Fetched, error) {
 	u, err := c.checkURL(rawURL)
 	if err != nil {
 		return nil, err
@@ -80,7 +83,7 @@ func (c *Client) get(ctx context.Context, rawURL string, sign *signature.Signer,
 		}
 		// Refused before the request is made: the other origin never
 		// sees crieur's signed GET.
-		if strict && !SameOrigin(u, next.URL) {
+		if !SameOrigin(u, next.URL) {
 			return fmt.Errorf("%w: %s to %s", ErrCrossOrigin, rawURL, next.URL.Redacted())
 		}
 		if sign != nil {
@@ -98,7 +101,7 @@ func (c *Client) get(ctx context.Context, rawURL string, sign *signature.Signer,
 		return nil, &StatusError{URL: rawURL, Status: resp.StatusCode}
 	}
 	ct := resp.Header.Get("Content-Type")
-	if strict && !IsActivityContentType(ct) {
+	if !IsActivityContentType(ct) {
 		c.drain(resp.Body)
 		return nil, fmt.Errorf("%w: GET %s: Content-Type %q", ErrNotActivityStreams, rawURL, ct)
 	}
