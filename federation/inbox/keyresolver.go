@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/crieur/crieur/federation"
 	"github.com/crieur/crieur/federation/signature"
@@ -28,13 +29,62 @@ type resolvedKey struct {
 	fresh bool // fetched during this call, not from the cache
 }
 
-// parseKey reads a publicKeyPem and prepares it for verification.
+// parseKey reads a publicKeyPem and prepares it for verification, once
+// per PEM text: parsing and importing a key into OpenSSL cost about half a
+// verification, and the same senders sign request after request.
 func (s *Inbox) parseKey(pemText string) (*signature.PublicKey, error) {
+	if k := s.ready.get(pemText); k != nil {
+		return k, nil
+	}
 	pub, err := signature.ParsePublicKeyPEM(pemText)
 	if err != nil {
 		return nil, err
 	}
-	return s.verify.Key(pub)
+	k, err := s.verify.Key(pub)
+	if err != nil {
+		return nil, err
+	}
+	s.ready.put(pemText, k)
+	return k, nil
+}
+
+// readyKeysMax bounds readyKeys: an RSA-2048 key ready for verification
+// holds about 2 KiB with its PEM text (and OpenSSL's copy), so at most
+// about 16 MiB, the size of storage's memo of remote keys.
+const readyKeysMax = 8192
+
+// readyKeys maps PEM texts to their parsed keys. A PEM text always gives
+// the same key, so nothing is ever stale: the map is only bounded, and a
+// full one drops an eighth of its entries.
+type readyKeys struct {
+	mu  sync.Mutex
+	m   map[string]*signature.PublicKey
+	max int
+}
+
+func newReadyKeys(max int) *readyKeys {
+	return &readyKeys{m: make(map[string]*signature.PublicKey), max: max}
+}
+
+func (r *readyKeys) get(pemText string) *signature.PublicKey {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.m[pemText]
+}
+
+func (r *readyKeys) put(pemText string, k *signature.PublicKey) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.m) >= r.max {
+		n := r.max / 8
+		for p := range r.m {
+			delete(r.m, p)
+			if n--; n <= 0 {
+				break
+			}
+		}
+	}
+	r.m[pemText] = k
 }
 
 // resolveKey returns the public key for keyID: from the cache unless

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -340,5 +341,38 @@ func TestKeyFetchRefusedIsAWarning(t *testing.T) {
 	_, _ = c.svc.resolveKey(testkit.Context(t), a.srv.URL+"/users/bob#main-key", false)
 	if strings.Count(logs.String(), "level=WARN") != before {
 		t.Errorf("a 500 is not a refusal of crieur's key, yet it was warned about:\n%s", logs.String())
+	}
+}
+
+// A key is parsed and imported once per PEM text, and the keys kept are
+// bounded.
+func TestReadyKeysParsedOnceAndBounded(t *testing.T) {
+	s := &Inbox{verify: &signature.Verifier{}, ready: newReadyKeys(8)}
+	for i := range 20 {
+		key, err := rsa.GenerateKey(rand.Reader, 1024+64*(i%2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pemText, err := signature.PublicKeyPEM(&key.PublicKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k1, err := s.parseKey(pemText)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k2, err := s.parseKey(pemText)
+		if err != nil || k2 != k1 {
+			t.Fatalf("key %d parsed twice (%p, %p, %v)", i, k1, k2, err)
+		}
+		if !k1.Public().Equal(&key.PublicKey) {
+			t.Fatalf("key %d: parsed key differs", i)
+		}
+		if len(s.ready.m) > 8 {
+			t.Fatalf("%d keys kept, bound 8", len(s.ready.m))
+		}
+	}
+	if _, err := s.parseKey("not a key"); err == nil {
+		t.Fatal("a bad PEM text was accepted")
 	}
 }

@@ -62,6 +62,7 @@ type Inbox struct {
 	store  *storage.Store
 	signer *signature.Signer
 	verify *signature.Verifier
+	ready  *readyKeys // keys parsed and imported for verification
 	client *transport.Client
 	log    *slog.Logger
 	now    func() time.Time
@@ -112,6 +113,7 @@ func New(deps Deps) (*Inbox, error) {
 		s.queued = func() {}
 	}
 	s.keys = newKeyPool(keyPoolConfig{Now: s.now})
+	s.ready = newReadyKeys(readyKeysMax)
 	if deps.Concurrency <= 0 {
 		deps.Concurrency = DefaultConcurrency
 	}
