@@ -18,7 +18,9 @@ import (
 // before every commit, lone calls included.
 //
 // Functions may run twice (alone, after a batch failed because of another
-// function), so they must reset any state they report.
+// function), so they must reset any state they report. A function that
+// refuses its caller before writing anything returns refuse(err): the
+// batch goes on without it.
 type groupCommit struct {
 	mu    sync.Mutex
 	queue []*groupCall
@@ -111,6 +113,30 @@ func (g *groupCommit) do(db *bbolt.DB, fn func(*bbolt.Tx) error, linger bool) er
 	return c.err
 }
 
+// refusal is an error a function returns before its first write: the
+// caller is refused (an interaction of another actor, say) and the batch
+// goes on. Any other error rolls the whole batch back and reruns its
+// functions one by one, a commit each: were refusals to do that, one
+// verified sender refused on purpose again and again would turn every
+// commit it shares into dozens (see TestRefusalKeepsTheBatch).
+type refusal struct{ err error }
+
+func (r *refusal) Error() string { return r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
+
+// refuse marks err as a refusal: return it only before writing anything.
+func refuse(err error) error { return &refusal{err: err} }
+
+// callResult is what a function's error means for its caller: a refusal
+// is its own error, unwrapped.
+func callResult(err error) error {
+	var r *refusal
+	if errors.As(err, &r) {
+		return r.err
+	}
+	return err
+}
+
 // errInBatch marks which function of a batch failed.
 type errInBatch struct {
 	call *groupCall
@@ -122,7 +148,13 @@ func (e *errInBatch) Error() string { return e.err.Error() }
 func commitBatch(db *bbolt.DB, batch []*groupCall) {
 	err := db.Update(func(tx *bbolt.Tx) error {
 		for _, c := range batch {
+			c.err = nil
 			if err := c.fn(tx); err != nil {
+				var r *refusal
+				if errors.As(err, &r) {
+					c.err = r.err
+					continue
+				}
 				return &errInBatch{call: c, err: err}
 			}
 		}
@@ -139,13 +171,15 @@ func commitBatch(db *bbolt.DB, batch []*groupCall) {
 			err = failed.err
 		}
 		for _, c := range batch {
-			c.err = err
+			if c.err == nil {
+				c.err = err
+			}
 		}
 		return
 	}
 	// One function failed and rolled the others back: run each alone so
 	// only the faulty one reports an error.
 	for _, c := range batch {
-		c.err = db.Update(c.fn)
+		c.err = callResult(db.Update(c.fn))
 	}
 }

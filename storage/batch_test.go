@@ -133,3 +133,84 @@ func TestGroupCommitDoesNotLingerForALoop(t *testing.T) {
 		t.Errorf("5 lingering calls in a row waited %d times, want at least 4", n)
 	}
 }
+
+// TestRefusalKeepsTheBatch: a call refused before writing (another actor's
+// interaction id, on purpose) gets its error while the calls it shares a
+// commit with stay in that one commit, instead of rolling it back and
+// rerunning each of them in a commit (two fsyncs) of its own.
+func TestRefusalKeepsTheBatch(t *testing.T) {
+	s, clock, _ := newTestStore(t)
+	mine := Interaction{ID: "https://a.example/likes/1", Kind: KindLike, NoteID: "https://crieur.example/posts/hello/en",
+		Actor: RemoteActor{ID: "https://a.example/users/a"}, ReceivedAt: clock.Now()}
+	if _, err := s.PutInteraction(mine); err != nil {
+		t.Fatal(err)
+	}
+
+	// A leader holds the commit open until the others have queued: they
+	// then share the next one.
+	release := make(chan struct{})
+	leaderDone := make(chan error, 1)
+	go func() {
+		leaderDone <- s.group.do(s.db, func(*bbolt.Tx) error { <-release; return nil }, false)
+	}()
+	waitQueue := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			s.group.mu.Lock()
+			busy, queued := s.group.busy, len(s.group.queue)
+			s.group.mu.Unlock()
+			if busy && queued >= n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d calls queued, want %d", queued, n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitQueue(0)
+
+	const others = 6
+	var wg sync.WaitGroup
+	txIDs := make([]int, others)
+	errs := make([]error, others)
+	var refused error
+	for i := range others {
+		wg.Go(func() {
+			errs[i] = s.group.do(s.db, func(tx *bbolt.Tx) error {
+				txIDs[i] = tx.ID()
+				return tx.Bucket(bucketMeta).Put(fmt.Appendf(nil, "other%d", i), []byte("v"))
+			}, false)
+		})
+	}
+	waitQueue(others)
+	wg.Go(func() {
+		// Another actor sends a Like with an id already kept for a.
+		_, refused = s.PutInteraction(Interaction{ID: mine.ID, Kind: KindLike, NoteID: mine.NoteID,
+			Actor: RemoteActor{ID: "https://a.example/users/b"}})
+	})
+	waitQueue(others + 1)
+	close(release)
+	wg.Wait()
+	if err := <-leaderDone; err != nil {
+		t.Fatal(err)
+	}
+
+	if !errors.Is(refused, ErrNotOwner) {
+		t.Fatalf("the other actor's Like: %v, want ErrNotOwner", refused)
+	}
+	for i := range others {
+		if errs[i] != nil {
+			t.Fatalf("call %d: %v", i, errs[i])
+		}
+		if txIDs[i] != txIDs[0] {
+			t.Fatalf("calls ran in transactions %v: the refusal split their commit", txIDs)
+		}
+	}
+	got, err := s.Interaction(mine.ID)
+	if err != nil || got.Actor.ID != mine.Actor.ID {
+		t.Fatalf("the kept like: %+v, %v", got, err)
+	}
+	checkInvariants(t, s)
+}

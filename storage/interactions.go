@@ -143,7 +143,7 @@ func (s *Store) PutInteraction(i Interaction) (created bool, err error) {
 		}
 		if found {
 			if old.Actor.ID != i.Actor.ID {
-				return ErrNotOwner
+				return refuse(ErrNotOwner)
 			}
 			// An edit keeps the admin's decision about it.
 			i.ReceivedAt, i.Moderation = old.ReceivedAt, old.Moderation
@@ -276,7 +276,7 @@ func (s *Store) DeleteInteraction(id, actorID string) (removed Interaction, foun
 			return err
 		}
 		if old.Actor.ID != actorID {
-			return ErrNotOwner
+			return refuse(ErrNotOwner)
 		}
 		removed, err = deleteInteraction(tx, id)
 		found = err == nil
