@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 	case "floor":
 		stormFloorServer(os.Getenv("CRIEUR_LISTEN"))
 		os.Exit(0)
+	case "rawfloor":
+		stormRawFloorServer(os.Getenv("CRIEUR_LISTEN"))
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }

@@ -119,7 +119,8 @@ func BenchmarkInboxStorm(b *testing.B) {
 	cmd := in.startProcess(b)
 	pid := cmd.Process.Pid
 	waitNote(b, note)
-	floorHost, floorPid := startStormFloor(b)
+	floorHost, floorPid := startStormFloor(b, "floor")
+	rawHost, rawPid := startStormFloor(b, "rawfloor")
 
 	// One signer per actor (its key id), made once: NewSigner picks
 	// OpenSSL when it loads and checks it with a signature of its own.
@@ -153,7 +154,7 @@ func BenchmarkInboxStorm(b *testing.B) {
 	engineVerify := func() error { return ready.VerifySHA256(sum[:], sig) }
 
 	var (
-		total, floor            stormResult
+		total, floor, rawFloor  stormResult
 		verifyPerCPU, verifyAll float64 // the engine's, summed over iterations
 		goPerCPU                float64
 		iters                   int
@@ -201,6 +202,11 @@ func BenchmarkInboxStorm(b *testing.B) {
 			b.Fatalf("iteration %d: the floor server failed %d requests; first: %s", iter, f.failed, f.firstFailure)
 		}
 		floor.add(f)
+		f = storm(b, rawPid, rawHost, "", reqs)
+		if f.failed > 0 {
+			b.Fatalf("iteration %d: the raw floor server failed %d requests; first: %s", iter, f.failed, f.firstFailure)
+		}
+		rawFloor.add(f)
 
 		logLines := in.logLines.Load()
 		b.StartTimer()
@@ -269,11 +275,13 @@ func BenchmarkInboxStorm(b *testing.B) {
 	// The ceiling: the best headline any inbox on net/http could reach
 	// here, if verifying were all it did beyond answering the request.
 	floorUS := float64(floor.cpu.Microseconds()) / float64(floor.stored)
-	ceilingOf := func(verifyPerCPU float64) float64 {
+	rawFloorUS := float64(rawFloor.cpu.Microseconds()) / float64(rawFloor.stored)
+	ceilingOf := func(verifyPerCPU, floorUS float64) float64 {
 		verifyUS := 1e6 / verifyPerCPU
 		return 100 * verifyUS / (verifyUS + floorUS)
 	}
-	ceiling, goCeiling := ceilingOf(verifyPerCPU), ceilingOf(goPerCPU)
+	ceiling, goCeiling := ceilingOf(verifyPerCPU, floorUS), ceilingOf(goPerCPU, floorUS)
+	rawCeiling := ceilingOf(verifyPerCPU, rawFloorUS)
 	b.ReportMetric(storedPerSec, "stored/s")
 	b.ReportMetric(storedPerCPU, "stored/cpu-s")
 	b.ReportMetric(verifyPerCPU, "verify/cpu-s")
@@ -286,10 +294,14 @@ func BenchmarkInboxStorm(b *testing.B) {
 	b.ReportMetric(100*storedPerSec/verifyAll, "%verify-wall")
 	b.ReportMetric(floorUS, "floor-us-cpu/request")
 	b.ReportMetric(ceiling, "%ceiling")
+	b.ReportMetric(rawFloorUS, "raw-floor-us-cpu/request")
+	b.ReportMetric(rawCeiling, "%raw-ceiling")
 	b.ReportMetric(float64(p50.Microseconds())/1000, "page-p50-ms")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "page-p99-ms")
 	b.Logf("a bare net/http server answered the same requests with %.1f µs of CPU each: with a verification on top, the headline could reach %.1f%% at most (%.1f%% against Go's crypto/rsa)",
 		floorUS, ceiling, goCeiling)
+	b.Logf("a minimal HTTP/1.1 responder on raw sockets answered them with %.1f µs of CPU each: an inbox on it that verified and did nothing else could reach %.1f%%",
+		rawFloorUS, rawCeiling)
 	b.Logf("%d iterations of %d interactions: %.0f stored/s, %.0f stored/cpu-s (%.0f µs of crieur CPU each, %.2f CPUs busy) "+
 		"against %.0f verify/cpu-s = %.1f%% (target 70%%; %s), %.0f Go verify/cpu-s = %.1f%%; %.0f verify/s on %d CPUs = %.1f%% of wall; "+
 		"page p50 %s p99 %s (%d loads); crieur logged %.2f lines per interaction (%d bytes in all); signing took %s per iteration (%s)",
@@ -609,13 +621,14 @@ func collectionTotal(b *testing.B, note, name string) int {
 	return int(n)
 }
 
-// startStormFloor starts the floor server (stormFloorServer in a
-// re-executed test binary) on a free loopback port and returns its address
-// and pid; it is killed when the benchmark ends.
-func startStormFloor(b *testing.B) (host string, pid int) {
+// startStormFloor starts a floor server (mode "floor": stormFloorServer,
+// "rawfloor": stormRawFloorServer, in a re-executed test binary) on a free
+// loopback port and returns its address and pid; it is killed when the
+// benchmark ends.
+func startStormFloor(b *testing.B, mode string) (host string, pid int) {
 	host = fmt.Sprintf("127.0.0.1:%d", freePort(b))
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "CRIEUR_TEST_MAIN=floor", "CRIEUR_LISTEN="+host)
+	cmd.Env = append(os.Environ(), "CRIEUR_TEST_MAIN="+mode, "CRIEUR_LISTEN="+host)
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
@@ -650,4 +663,58 @@ func stormFloorServer(addr string) {
 		w.WriteHeader(http.StatusAccepted)
 	})}
 	_ = srv.ListenAndServe()
+}
+
+// stormRawFloorServer is the floor under any HTTP server: a responder on
+// raw sockets that finds each request's end (its header block, then
+// Content-Length bytes) and writes a fixed 202, nothing parsed beyond
+// that. What it costs is the system calls and little else: no inbox
+// answering over TCP can spend less per request. Only for the storm's
+// requests (one Content-Length header, as rawSignedPost writes them).
+func stormRawFloorServer(addr string) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return
+	}
+	answer := []byte("HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			buf := make([]byte, 64<<10)
+			n := 0
+			for {
+				m, err := c.Read(buf[n:])
+				if err != nil {
+					return
+				}
+				n += m
+				for {
+					head := bytes.Index(buf[:n], []byte("\r\n\r\n"))
+					if head < 0 {
+						break
+					}
+					length := 0
+					if i := bytes.Index(buf[:head], []byte("\r\nContent-Length: ")); i >= 0 {
+						v := buf[i+len("\r\nContent-Length: ") : head+2]
+						length, _ = strconv.Atoi(string(v[:bytes.IndexByte(v, '\r')]))
+					}
+					end := head + 4 + length
+					if end > n {
+						break
+					}
+					if _, err := c.Write(answer); err != nil {
+						return
+					}
+					n = copy(buf, buf[end:n])
+				}
+				if n == len(buf) {
+					return // a request larger than the buffer: not the storm's
+				}
+			}
+		}()
+	}
 }
