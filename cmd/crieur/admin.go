@@ -79,8 +79,11 @@ func listenAdmin(path string) (net.Listener, error) {
 	return ln, nil
 }
 
-func newAdminHandler(a *app) http.Handler {
+// newAdminHandler serves the admin operations (POST /admin, buffered) and
+// the backup stream (GET /backup); stop ends with the server.
+func newAdminHandler(stop context.Context, a *app) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /backup", func(w http.ResponseWriter, r *http.Request) { serveBackup(stop, a, w, r) })
 	mux.HandleFunc("POST /admin", func(w http.ResponseWriter, r *http.Request) {
 		var req adminRequest
 		// A blocklist to import travels in the request: 8 MiB holds the

@@ -43,7 +43,14 @@ type config struct {
 	RSA           signature.RSAEngine
 	LogLevel      string
 	LogFormat     string
+	// given names the settings a flag or the environment set, as opposed
+	// to their defaults (by flag name).
+	given map[string]bool
 }
+
+// isGiven tells whether a flag or the environment set the setting named
+// by its flag.
+func (c config) isGiven(flag string) bool { return c.given[flag] }
 
 // setting ties one flag to its environment variable; the README's
 // configuration table is written from the same list.
@@ -159,8 +166,16 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 			}
 		}
 	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, s := range settingsDoc {
+		if getenv(s.env) != "" {
+			given[s.flag] = true
+		}
+	}
 	get := func(k string) string { return strings.TrimSpace(*values[k]) }
 	c = config{
+		given:       given,
 		BaseURL:     strings.TrimRight(get("base-url"), "/"),
 		Listen:      get("listen"),
 		PostsDir:    get("posts"),

@@ -66,6 +66,10 @@ Usage:
                              block a domain (with its subdomains) or an actor, at once
   crieur replies   [flags] [waiting | hide ID | show ID | approve ID]   moderate replies
   crieur reports   [flags]   reports (Flag) other servers sent about crieur's posts
+  crieur backup    [flags] [-o FILE|-]   one archive of the database and the key, taken
+                             while crieur serve runs or not
+  crieur restore   [flags] [-force] FILE|-   put a backup back (crieur serve stopped); the
+                             files it replaces are kept aside
   crieur version
 
 Every flag has an environment variable (see crieur serve -h and README.md).
@@ -104,6 +108,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runReplies(ctx, rest, getenv, stdout, stderr)
 	case "reports":
 		return runReports(ctx, rest, getenv, stdout, stderr)
+	case "backup":
+		return runBackup(ctx, rest, getenv, stdout, stderr)
+	case "restore":
+		return runRestore(ctx, rest, getenv, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "crieur", version)
 		printEngine(stdout, getenv("CRIEUR_RSA"))

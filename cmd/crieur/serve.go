@@ -251,6 +251,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer a.close()
+	if err := recordIdentity(a.store, cfg); err != nil {
+		return err
+	}
 	for _, p := range a.watcher.Library().Problems() {
 		log.Warn("article not published", "problem", p.Error())
 	}
@@ -313,10 +316,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		ln.Close()
 		return err
 	}
-	adminSrv := &http.Server{Handler: newAdminHandler(a), ReadHeaderTimeout: readHeaderTimeout}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	adminSrv := &http.Server{Handler: newAdminHandler(ctx, a), ReadHeaderTimeout: readHeaderTimeout}
 	var wg sync.WaitGroup
 	errc := make(chan error, 5)
 	goRun := func(name string, f func() error) {

@@ -57,6 +57,17 @@ func loadKeyFile(path string, info fs.FileInfo) (*rsa.PrivateKey, error) {
 	return key, nil
 }
 
+// ParsePrivateKeyPEM reads an actor key as LoadOrCreateKey reads its file:
+// RSA of at least 2048 bits, in PKCS#8 or PKCS#1 PEM, nothing after it.
+// A backup checks the key it carries with it.
+func ParsePrivateKeyPEM(data []byte) (*rsa.PrivateKey, error) {
+	key, err := parsePrivateKeyPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("signature: parse key: %w", err)
+	}
+	return key, nil
+}
+
 // parsePrivateKeyPEM accepts PKCS#8 ("PRIVATE KEY") and, for keys made by
 // other tools, PKCS#1 ("RSA PRIVATE KEY").
 func parsePrivateKeyPEM(data []byte) (*rsa.PrivateKey, error) {
