@@ -2,6 +2,7 @@ package main
 
 import (
 	"archive/tar"
+	"bufio"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -201,10 +202,14 @@ func writeArchive(cfg config, store *storage.Store, now time.Time, w io.Writer, 
 // manifest and actor.pem's bytes.
 func readArchive(r io.Reader, db io.Writer) (backupManifest, []byte, error) {
 	var m backupManifest
-	gz, err := gzip.NewReader(r)
+	// gzip reads through br byte by byte, so what follows its stream
+	// stays in br, to be found below.
+	br := bufio.NewReader(r)
+	gz, err := gzip.NewReader(br)
 	if err != nil {
 		return m, nil, archiveError(err)
 	}
+	gz.Multistream(false)
 	tr := tar.NewReader(gz)
 	seen := map[string]bool{}
 	var keyPEM, manifest []byte
@@ -256,6 +261,11 @@ func readArchive(r io.Reader, db io.Writer) (backupManifest, []byte, error) {
 	// its end.
 	if _, err := io.Copy(io.Discard, gz); err != nil {
 		return m, nil, archiveError(err)
+	}
+	if rest, err := io.Copy(io.Discard, br); err != nil {
+		return m, nil, archiveError(err)
+	} else if rest > 0 {
+		return m, nil, fmt.Errorf("%d bytes follow the end of the archive: it is damaged", rest)
 	}
 	if manifest == nil {
 		return m, nil, errors.New("the archive has no backup.json: it is not a crieur backup")
@@ -326,16 +336,8 @@ func (t *trackWriter) Write(p []byte) (int, error) {
 // it. It returns the manifest and the bytes written.
 func receiveArchive(r io.Reader, dst io.Writer) (backupManifest, int64, error) {
 	tw := &trackWriter{w: dst}
+	// readArchive reads r to its end: dst gets every byte it checked.
 	m, _, err := readArchive(io.TeeReader(r, tw), io.Discard)
-	if err == nil {
-		// Whatever follows the gzip stream goes to dst as well, which
-		// the checks above did not cover: there must be nothing.
-		var rest int64
-		rest, err = io.Copy(tw, r)
-		if err == nil && rest > 0 {
-			err = fmt.Errorf("%d bytes follow the archive", rest)
-		}
-	}
 	switch {
 	case tw.err != nil:
 		return m, tw.n, tw.err

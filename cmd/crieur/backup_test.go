@@ -391,12 +391,21 @@ func TestBackupWithoutAServer(t *testing.T) {
 		t.Errorf("manifest %+v", m)
 	}
 
+	// The manifest names the instance crieur serve ran as, even when the
+	// backup command is not told.
+	env := in.env()
+	noBase := func(k string) string {
+		if k == "CRIEUR_BASE_URL" {
+			return ""
+		}
+		return env(k)
+	}
 	var stdout, stderr bytes.Buffer
-	if err := run(context.Background(), []string{"backup", "-o", "-"}, in.env(), &stdout, &stderr); err != nil {
+	if err := run(context.Background(), []string{"backup", "-o", "-"}, noBase, &stdout, &stderr); err != nil {
 		t.Fatalf("backup -o -: %v\n%s", err, stderr.String())
 	}
 	files, _ = archiveFiles(t, stdout.Bytes())
-	if m := readManifest(t, files); m.KeyFingerprint != fp || m.Followers != 1 {
+	if m := readManifest(t, files); m.KeyFingerprint != fp || m.Followers != 1 || m.BaseURL != in.base || m.Handle != "reports" {
 		t.Errorf("-o - manifest %+v", m)
 	}
 	if !strings.HasPrefix(stderr.String(), "backup written to standard output: ") {
@@ -535,6 +544,7 @@ func TestRestoreRefusesBrokenArchives(t *testing.T) {
 		{"cut short", func() []byte { return good[:len(good)/2] }, []string{"cut short"}},
 		{"the gzip end missing", func() []byte { return good[:len(good)-4] }, []string{"cut short"}},
 		{"not an archive", func() []byte { return []byte("hello, this is not gzip") }, []string{"not a gzip'd archive"}},
+		{"bytes after the end", func() []byte { return append(append([]byte(nil), good...), good[:100]...) }, []string{"100 bytes follow the end"}},
 		{"no actor.pem", func() []byte {
 			f := copyFiles(files)
 			delete(f, archiveKey)
