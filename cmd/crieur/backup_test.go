@@ -617,6 +617,19 @@ func TestRestoreRefusesBrokenArchives(t *testing.T) {
 			sameState(t, c.name, before, folderState(t, in.data))
 		})
 	}
+	// Refused into a folder that was not there, it leaves none.
+	fresh := newInstance(t, nil)
+	fresh.base = in.base
+	fresh.data = filepath.Join(t.TempDir(), "new")
+	bad := filepath.Join(t.TempDir(), "cut.tar.gz")
+	os.WriteFile(bad, good[:len(good)/2], 0o600)
+	if out, err := fresh.admin("restore", bad); err == nil {
+		t.Errorf("restored a cut archive:\n%s", out)
+	}
+	if _, err := os.Stat(fresh.data); err == nil {
+		t.Errorf("a refused restore left the data folder it made")
+	}
+
 	// The good archive restores, and the instance starts on it.
 	if out, err := in.admin("restore", filepath.Join(t.TempDir(), "none.tar.gz")); err == nil {
 		t.Errorf("restore of a missing file:\n%s", out)

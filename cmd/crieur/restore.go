@@ -40,7 +40,7 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 
 // restoreArchive restores the archive src (- is stdin) into cfg's data
 // folder and reports to w.
-func restoreArchive(ctx context.Context, cfg config, src string, stdin io.Reader, force bool, now time.Time, w io.Writer) error {
+func restoreArchive(ctx context.Context, cfg config, src string, stdin io.Reader, force bool, now time.Time, w io.Writer) (err error) {
 	unchanged := "nothing was changed"
 	if c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "unix", cfg.sockPath()); err == nil {
 		c.Close()
@@ -55,7 +55,15 @@ func restoreArchive(ctx context.Context, cfg config, src string, stdin io.Reader
 		defer f.Close()
 		name, in = src, f
 	}
-	// A new machine has no data folder yet: restoring makes one.
+	// A new machine has no data folder yet: restoring makes one, and
+	// takes it away again when it restores nothing.
+	if _, serr := os.Stat(cfg.DataDir); errors.Is(serr, fs.ErrNotExist) {
+		defer func() {
+			if err != nil {
+				os.Remove(cfg.DataDir)
+			}
+		}()
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("restore: data folder: %w", err)
 	}
