@@ -116,6 +116,28 @@ func (m *Metrics) ReadStore(store *storage.Store) {
 	m.reg.MustRegister(newStoreCollector(store))
 }
 
+// CountSignatures adds the RSA operations' counters, read from the Signer
+// and the Verifier at scrape time (they count with one atomic add each).
+func (m *Metrics) CountSignatures(signed func() uint64, verified func() (valid, invalid uint64)) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "crieur_signatures_total",
+		Help: "HTTP signatures crieur made (deliveries and signed fetches, every attempt).",
+	}, func() float64 { return float64(signed()) }))
+	for _, result := range []string{"valid", "invalid"} {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "crieur_signature_verifications_total",
+			Help:        "RSA verifications of incoming signatures, by result (valid, invalid).",
+			ConstLabels: prometheus.Labels{"result": result},
+		}, func() float64 {
+			valid, invalid := verified()
+			if result == "valid" {
+				return float64(valid)
+			}
+			return float64(invalid)
+		}))
+	}
+}
+
 // Registry is the registry the metrics live in (tests gather from it).
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 

@@ -133,6 +133,12 @@ func TestMetricsAndHealth(t *testing.T) {
 	if v := value(fams, "crieur_delivery_duration_seconds", "outcome", "delivered"); v < 1 {
 		t.Errorf("delivery duration observed %v times", v)
 	}
+	if v := value(fams, "crieur_signatures_total"); v < 1 {
+		t.Errorf("signatures made: %v, want at least the Accept's", v)
+	}
+	if v := value(fams, "crieur_signature_verifications_total", "result", "valid"); v != 1 {
+		t.Errorf("valid verifications: %v, want the Follow's", v)
+	}
 	if v := value(fams, "crieur_delivery_jobs", "state", "pending"); v != 0 {
 		t.Errorf("pending jobs after the Accept: %v", v)
 	}

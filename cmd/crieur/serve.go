@@ -271,6 +271,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	defer a.close()
 	if met != nil {
 		met.ReadStore(a.store)
+		met.CountSignatures(a.signer.Signed, a.verifier.Verifications)
 	}
 	if err := recordIdentity(a.store, cfg); err != nil {
 		return err
