@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -14,6 +16,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/crieur/crieur/storage"
 )
 
 // scrape reads /metrics from addr with Prometheus's own text parser.
@@ -244,4 +248,24 @@ func httpGet(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+func TestHealthCheck(t *testing.T) {
+	store, err := storage.Open(filepath.Join(t.TempDir(), "crieur.db"), storage.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serving atomic.Bool
+	check := health(store, &serving)
+	if err := check(t.Context()); err == nil || !strings.Contains(err.Error(), "not serving") {
+		t.Errorf("before serving: %v", err)
+	}
+	serving.Store(true)
+	if err := check(t.Context()); err != nil {
+		t.Errorf("serving: %v", err)
+	}
+	store.Close()
+	if err := check(t.Context()); err == nil || !strings.HasPrefix(err.Error(), "store: ") {
+		t.Errorf("store closed: %v", err)
+	}
 }
