@@ -179,29 +179,40 @@ func (s *server) activity(c *gin.Context) {
 func (s *server) inbox(c *gin.Context) {
 	c.Header("Cache-Control", cacheNone)
 	if s.receiver == nil {
-		s.jsonError(c, errNoFederation)
+		s.inboxRefused(c, errNoFederation)
 		return
 	}
 	if c.Request.ContentLength > s.cfg.InboxMaxBody {
-		s.jsonError(c, fmt.Errorf("web: inbox: declared body of %d bytes: %w", c.Request.ContentLength, federation.ErrTooLarge))
+		s.inboxRefused(c, fmt.Errorf("web: inbox: declared body of %d bytes: %w", c.Request.ContentLength, federation.ErrTooLarge))
 		return
 	}
 	if err := s.receiver.Precheck(c.Request); err != nil {
-		s.jsonError(c, err)
+		s.inboxRefused(c, err)
 		return
 	}
 	body, err := s.readInboxBody(c)
 	defer s.inboxBytes.Add(-int64(cap(body)))
 	if err != nil {
-		s.jsonError(c, err)
+		s.inboxRefused(c, err)
 		return
 	}
 	if err := s.receiver.Receive(c.Request.Context(), c.Request, body); err != nil {
-		s.jsonError(c, err)
+		s.inboxRefused(c, err)
 		return
 	}
 	c.Status(http.StatusAccepted)
 	c.Writer.WriteHeaderNow()
+	if s.hooks.Inbox != nil {
+		s.hooks.Inbox(InboxAccepted)
+	}
+}
+
+// inboxRefused answers an inbox POST that failed and counts its outcome.
+func (s *server) inboxRefused(c *gin.Context, err error) {
+	status := s.jsonError(c, err)
+	if s.hooks.Inbox != nil {
+		s.hooks.Inbox(inboxOutcome(status))
+	}
 }
 
 // readInboxBody reads the body within InboxReadTimeout and InboxMaxBody,

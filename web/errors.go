@@ -48,16 +48,17 @@ type errorBody struct {
 	Error string `json:"error"`
 }
 
-// jsonError answers a protocol request that failed. The cause is attached to
-// the Gin context so the request log line carries it: the failure is logged
-// once, where the request ends.
-func (s *server) jsonError(c *gin.Context, err error) {
+// jsonError answers a protocol request that failed, and returns the status
+// it chose. The cause is attached to the Gin context so the request log
+// line carries it: the failure is logged once, where the request ends.
+func (s *server) jsonError(c *gin.Context, err error) int {
 	status, msg := errorStatus(err)
 	var retry *federation.RetryError
 	if errors.As(err, &retry) {
 		c.Header("Retry-After", strconv.Itoa(max(1, int(math.Ceil(retry.After.Seconds())))))
 	}
 	s.jsonStatus(c, status, msg, err)
+	return status
 }
 
 // jsonStatus answers with a status and a safe message; cause (may be nil)

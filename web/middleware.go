@@ -45,11 +45,17 @@ func (s *server) recovery(c *gin.Context) {
 
 // requestLog writes one structured line per request, with the cause of a
 // failure when a handler attached one (see jsonError/htmlError): each
-// failure is logged once, here.
+// failure is logged once, here. Hooks.Request counts the request here too.
 func (s *server) requestLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
 	status := c.Writer.Status()
+	elapsed := time.Since(start)
+	if s.hooks.Request != nil {
+		// FullPath is the matched route's template ("" for none): the
+		// group comes from a map filled once, no URL is ever a label.
+		s.hooks.Request(s.groups[c.FullPath()], status, elapsed)
+	}
 	level := slog.LevelInfo
 	if status >= 500 {
 		level = slog.LevelError
@@ -59,7 +65,7 @@ func (s *server) requestLog(c *gin.Context) {
 		slog.String("path", c.Request.URL.Path),
 		slog.Int("status", status),
 		slog.Int("bytes", max(c.Writer.Size(), 0)),
-		slog.Duration("duration", time.Since(start)),
+		slog.Duration("duration", elapsed),
 		slog.String("remote", c.Request.RemoteAddr),
 		slog.String("user_agent", c.Request.UserAgent()),
 	}

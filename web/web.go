@@ -198,6 +198,9 @@ type Deps struct {
 	// Context ends the background avatar fetchers (the server's life);
 	// nil is context.Background().
 	Context context.Context
+	// Hooks count requests and inbox outcomes; the zero value counts
+	// nothing.
+	Hooks Hooks
 }
 
 // server holds everything the handlers share. It is built once by New and
@@ -225,6 +228,10 @@ type server struct {
 	fetchJSON   FetchJSONFunc
 	blockedHost func(host string) bool
 	visitSlots  chan struct{} // visitLookups at once
+	// hooks count requests; groups is each route's group by its
+	// template (gin's FullPath), filled by routes.
+	hooks  Hooks
+	groups map[string]RouteGroup
 }
 
 // New builds the HTTP handler: a gin.Engine made with gin.New() (gin mode is
@@ -311,15 +318,21 @@ func newServer(cfg Config, deps Deps) *server {
 		fetchJSON:   deps.FetchJSON,
 		blockedHost: deps.BlockedHost,
 		visitSlots:  make(chan struct{}, visitLookups),
+
+		hooks:  deps.Hooks,
+		groups: map[string]RouteGroup{},
 	}
 	s.pages = parsePages()
 	return s
 }
 
 func (s *server) routes(e *gin.Engine) {
+	// group is the route group of the routes registered next.
+	group := RoutePage
 	get := func(path string, h gin.HandlerFunc) {
 		e.GET(path, h)
 		e.HEAD(path, h)
+		s.groups[path] = group
 	}
 	actor := "/@" + s.cfg.Handle
 
@@ -330,14 +343,16 @@ func (s *server) routes(e *gin.Engine) {
 	get("/posts/:slug/:lang/replies", s.replies)
 	get("/posts/:slug/:lang/likes", s.likes)
 	get("/posts/:slug/:lang/shares", s.shares)
-	get("/avatars/:key", s.avatarImage)
 	get("/tags", s.tagIndex)
 	get("/tags/:tag", s.tagPage)
-	get("/feed.atom", s.atomFeed)
-	get("/feed.rss", s.rssFeed)
 	get("/authorize_interaction", s.authorizeInteraction)
 	get(visitPath, s.visitPage)
 	e.POST(visitPath, s.visit)
+	group = RouteFeed
+	get("/feed.atom", s.atomFeed)
+	get("/feed.rss", s.rssFeed)
+	group = RouteMedia
+	get("/avatars/:key", s.avatarImage)
 	get("/avatar", s.avatar)
 	get("/header", s.header)
 	// The same images under their extension (Config.AvatarURL/HeaderURL).
@@ -353,6 +368,7 @@ func (s *server) routes(e *gin.Engine) {
 	get("/static/*path", s.static)
 
 	// Discovery.
+	group = RouteDiscovery
 	get("/.well-known/webfinger", s.webfinger)
 	get("/.well-known/host-meta", s.hostMeta)
 	get("/.well-known/host-meta.json", s.hostMetaJSON)
@@ -361,6 +377,7 @@ func (s *server) routes(e *gin.Engine) {
 	get("/nodeinfo/2.1", s.nodeinfo21)
 
 	// ActivityPub.
+	group = RouteActivityPub
 	get(actor, s.actor)
 	get(actor+"/outbox", s.outbox)
 	get(actor+"/followers", s.followers)
@@ -368,6 +385,7 @@ func (s *server) routes(e *gin.Engine) {
 	get(actor+"/featured", s.featured)
 	get("/activities/:id", s.activity)
 	get(documents.AuthorizationPath+":id", s.authorization)
+	group = RouteInbox
 	for _, inbox := range []string{actor + "/inbox", "/inbox"} {
 		e.POST(inbox, s.inbox)
 		get(inbox, s.inboxGet)

@@ -139,7 +139,7 @@ func runAdmin(ctx context.Context, cfg config, op string, args []string, stdout,
 	if _, err := os.Stat(cfg.DataDir); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("no data folder %s, and no server answers there: give -data or CRIEUR_DATA as crieur serve has them", cfg.DataDir)
 	}
-	a, err := openApp(cfg, newLogger(cfg, stderr))
+	a, err := openApp(cfg, newLogger(cfg, stderr), appOptions{})
 	if err != nil {
 		return err
 	}

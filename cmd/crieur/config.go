@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -43,6 +44,9 @@ type config struct {
 	RSA           signature.RSAEngine
 	LogLevel      string
 	LogFormat     string
+	// Metrics is the address of the listener for /metrics and /healthz;
+	// empty: none.
+	Metrics string
 	// given names the settings a flag or the environment set, as opposed
 	// to their defaults (by flag name).
 	given map[string]bool
@@ -83,6 +87,7 @@ var settingsDoc = []setting{
 	{"rsa", "CRIEUR_RSA", "auto", "what makes and verifies RSA signatures: auto (OpenSSL's libcrypto.so.3 when it loads, else Go), openssl or go"},
 	{"log-level", "CRIEUR_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"log-format", "CRIEUR_LOG_FORMAT", "text", "text or json"},
+	{"metrics", "CRIEUR_METRICS", "", "host:port of a second listener for Prometheus's /metrics and /healthz; bind it to loopback or a private interface (empty: off)"},
 }
 
 type fieldList []string
@@ -189,6 +194,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		Fields:      fields,
 		LogLevel:    get("log-level"),
 		LogFormat:   get("log-format"),
+		Metrics:     get("metrics"),
 	}
 	var errs []error
 	boolOf := func(k string) bool {
@@ -279,7 +285,30 @@ func (c config) validate() []error {
 	default:
 		errs = append(errs, fmt.Errorf("-log-format: %q must be text or json", c.LogFormat))
 	}
+	if c.Metrics != "" {
+		if err := checkListenAddr(c.Metrics); err != nil {
+			errs = append(errs, fmt.Errorf("-metrics: %q %v (host:port, such as 127.0.0.1:9464)", c.Metrics, err))
+		} else if c.Metrics == c.Listen {
+			errs = append(errs, fmt.Errorf("-metrics: %q is -listen's address: the metrics need a listener of their own", c.Metrics))
+		}
+	}
 	return errs
+}
+
+// checkListenAddr checks that addr is host:port with a port number, as
+// net.Listen takes it; whether it can be bound is only known at start.
+func checkListenAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("is not host:port")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("has no port number 0-65535")
+	}
+	if strings.ContainsAny(host, " /") {
+		return errors.New("has no valid host")
+	}
+	return nil
 }
 
 func (c config) dbPath() string   { return filepath.Join(c.DataDir, "crieur.db") }

@@ -71,6 +71,10 @@ func TestConfigRejectsBadValuesWithClearMessages(t *testing.T) {
 		"log level":            {"-log-level", "loud"},
 		"rsa engine":           {"-rsa", "boringssl"},
 		"quotes":               {"-quotes", "everyone"},
+		"metrics no port":      {"-metrics", "127.0.0.1"},
+		"metrics bad port":     {"-metrics", "127.0.0.1:http9"},
+		"metrics port range":   {"-metrics", "127.0.0.1:70000"},
+		"metrics is listen":    {"-metrics", ":8080"},
 	}
 	for name, args := range cases {
 		_, _, err := parseConfig("serve", args, envOf(nil), io.Discard, nil)
@@ -157,6 +161,29 @@ func TestConfigQuotes(t *testing.T) {
 		}
 		if c.Quotes != tc.want {
 			t.Errorf("%v %v: quotes %q, want %q", tc.args, tc.env, c.Quotes, tc.want)
+		}
+	}
+}
+
+func TestConfigMetrics(t *testing.T) {
+	c, _, err := parseConfig("serve", nil, envOf(nil), io.Discard, nil)
+	if err != nil || c.Metrics != "" {
+		t.Fatalf("default: %q %v, want off", c.Metrics, err)
+	}
+	for _, addr := range []string{"127.0.0.1:9464", "[::1]:9464", "localhost:9464", "10.0.0.2:0"} {
+		c, _, err := parseConfig("serve", nil, envOf(map[string]string{"CRIEUR_METRICS": addr}), io.Discard, nil)
+		if err != nil || c.Metrics != addr {
+			t.Errorf("CRIEUR_METRICS=%s: %q %v", addr, c.Metrics, err)
+		}
+	}
+	_, _, err = parseConfig("serve", []string{"-metrics", "9464"}, envOf(nil), io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), `-metrics: "9464" is not host:port`) {
+		t.Errorf("a bare port: %v", err)
+	}
+	for host, private := range map[string]bool{"127.0.0.1": true, "::1": true, "10.1.2.3": true, "localhost": true,
+		"metrics.internal": true, "": false, "0.0.0.0": false, "::": false, "203.0.113.9": false} {
+		if privateHost(host) != private {
+			t.Errorf("privateHost(%q) = %v", host, !private)
 		}
 	}
 }

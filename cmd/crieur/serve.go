@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -27,6 +28,7 @@ import (
 	"github.com/crieur/crieur/federation/publish"
 	"github.com/crieur/crieur/federation/signature"
 	"github.com/crieur/crieur/federation/transport"
+	"github.com/crieur/crieur/metrics"
 	"github.com/crieur/crieur/storage"
 	"github.com/crieur/crieur/web"
 )
@@ -72,9 +74,15 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// appOptions are what serve adds to the rooms admin commands build too.
+type appOptions struct {
+	// onDelivered is told of every delivery's outcome (the metrics).
+	onDelivered func(delivery.Result)
+}
+
 // openApp builds storage → posts → federation in that order. The caller
 // must call close.
-func openApp(cfg config, log *slog.Logger) (*app, error) {
+func openApp(cfg config, log *slog.Logger, opts appOptions) (*app, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data folder: %w", err)
 	}
@@ -152,6 +160,7 @@ func openApp(cfg config, log *slog.Logger) (*app, error) {
 		MaxAge:     cfg.RetryFor,
 		KeepFailed: cfg.KeepFailed,
 		Logger:     log.With("room", "delivery"),
+		OnDone:     opts.onDelivered,
 	})
 	in, err := inbox.New(inbox.Deps{
 		Docs:     docs,
@@ -246,11 +255,24 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return errUsage
 	}
 	log := newLogger(cfg, stderr)
-	a, err := openApp(cfg, log)
+	// Metrics only when asked for: without -metrics nothing is counted.
+	var met *metrics.Metrics
+	var opts appOptions
+	var hooks web.Hooks
+	if cfg.Metrics != "" {
+		met = metrics.New(log.With("room", "metrics"))
+		opts.onDelivered = met.Delivered
+		hooks = met.WebHooks()
+	}
+	a, err := openApp(cfg, log, opts)
 	if err != nil {
 		return err
 	}
 	defer a.close()
+	if met != nil {
+		met.ReadStore(a.store)
+		met.CountSignatures(a.signer.Signed, a.verifier.Verifications)
+	}
 	if err := recordIdentity(a.store, cfg); err != nil {
 		return err
 	}
@@ -298,6 +320,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		},
 		BlockedHost: a.blocks.Host,
 		Context:     ctx,
+		Hooks:       hooks,
 	})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -316,12 +339,31 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		ln.Close()
 		return err
 	}
+	// serving is true while the web server answers (for /healthz).
+	var serving atomic.Bool
+	var metricsSrv *http.Server
+	var metricsLn net.Listener
+	if met != nil {
+		if metricsLn, err = net.Listen("tcp", cfg.Metrics); err != nil {
+			ln.Close()
+			adminLn.Close()
+			return fmt.Errorf("listen on %s for -metrics: %w", cfg.Metrics, err)
+		}
+		metricsSrv = &http.Server{
+			Handler:           met.Handler(health(a.store, &serving)),
+			ReadHeaderTimeout: readHeaderTimeout,
+			ReadTimeout:       readTimeout,
+			WriteTimeout:      writeTimeout,
+			IdleTimeout:       idleTimeout,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	adminSrv := &http.Server{Handler: newAdminHandler(ctx, a), ReadHeaderTimeout: readHeaderTimeout}
 	var wg sync.WaitGroup
-	errc := make(chan error, 5)
+	errc := make(chan error, 6)
 	goRun := func(name string, f func() error) {
 		wg.Add(1)
 		go func() {
@@ -335,8 +377,16 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	goRun("posts watcher", func() error { return a.watcher.Run(ctx) })
 	goRun("delivery", func() error { return a.del.Run(ctx) })
 	goRun("publisher", func() error { return a.pub.Run(ctx, events) })
+	serving.Store(true)
 	goRun("http server", func() error { return srv.Serve(ln) })
 	goRun("admin socket", func() error { return adminSrv.Serve(adminLn) })
+	if metricsSrv != nil {
+		goRun("metrics server", func() error { return metricsSrv.Serve(metricsLn) })
+		log.Info("metrics", "listen", metricsLn.Addr().String())
+		if h, _, _ := net.SplitHostPort(cfg.Metrics); !privateHost(h) {
+			log.Warn("the metrics listener is not on loopback or a private address: it is not meant for the internet", "listen", cfg.Metrics)
+		}
+	}
 
 	fmt.Fprintf(stdout, "crieur: serving %s as @%s@%s on http://%s\n", cfg.BaseURL, cfg.Handle, a.docs.Config().Host(), ln.Addr())
 	log.Info("serving", "base_url", cfg.BaseURL, "listen", ln.Addr().String(), "posts", cfg.PostsDir, "data", cfg.DataDir)
@@ -364,6 +414,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	case runErr = <-errc:
 		log.Error("stopping", "err", runErr)
 	}
+	serving.Store(false)
 	cancel()
 	sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer scancel()
@@ -371,7 +422,48 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		log.Warn("http shutdown", "err", err)
 	}
 	_ = adminSrv.Shutdown(sctx)
+	if metricsSrv != nil {
+		_ = metricsSrv.Shutdown(sctx)
+	}
 	wg.Wait()
 	os.Remove(cfg.sockPath())
 	return runErr
+}
+
+// health is /healthz's check: the web server is serving and the store
+// answers a read within the request's deadline.
+func health(store *storage.Store, serving *atomic.Bool) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if !serving.Load() {
+			return errors.New("not serving: the web server is starting or shutting down")
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := store.Meta("health")
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+			return nil
+		case <-ctx.Done():
+			return errors.New("store: no answer in time")
+		}
+	}
+}
+
+// privateHost tells whether a listener's host is loopback or a private
+// address (or a name, which the admin chose). Empty and unspecified
+// addresses listen on every interface.
+func privateHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host != ""
+	}
+	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast()
 }

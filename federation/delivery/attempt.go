@@ -30,8 +30,10 @@ func (d *Deliverer) deliver(t deliveryTask) {
 			d.mu.Unlock()
 		}
 	}
+	start := d.now()
 	res, health, pauseUntil := d.attempt(reqCtx, job, t.last, admit)
 	now := d.now()
+	res.Elapsed = now.Sub(start)
 
 	d.mu.Lock()
 	if admitted.CompareAndSwap(false, true) {

@@ -125,7 +125,8 @@ type Options struct {
 	Logger             *slog.Logger
 	Now                func() time.Time
 	// OnDone, when set, is called after each job's outcome is stored (tests
-	// and the benchmark count with it). It must not block for long.
+	// and the benchmark count with it, cmd/crieur's metrics too). It must
+	// not block for long.
 	OnDone func(Result)
 }
 
@@ -147,6 +148,9 @@ type Result struct {
 	Status      int       // HTTP status, 0 when there was no answer
 	Err         string    // what went wrong, empty on success
 	NextAttempt time.Time // for OutcomeRetry and OutcomeDeferred
+	// Elapsed is how long the attempt took, signing and the request
+	// included; zero when nothing was tried (OutcomeDeferred).
+	Elapsed time.Duration
 }
 
 // Deliverer sends queued jobs: it takes due jobs from storage, signs each

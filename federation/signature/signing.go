@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-fed/httpsig"
@@ -40,6 +41,8 @@ type Signer struct {
 	// pool makes the RSA operations, one CPU at a time each (see
 	// signPool for why).
 	pool *signPool
+	// made counts the request signatures made (Signed).
+	made atomic.Uint64
 }
 
 // NewSigner returns a Signer for keyID (BASE/@handle#main-key) and key,
@@ -74,6 +77,10 @@ func NewSignerEngine(keyID string, key *rsa.PrivateKey, now func() time.Time, en
 // Engine names what makes the signatures ("OpenSSL 3.0.19 27 Jan 2026",
 // "Go crypto/rsa"), and when OpenSSL was wanted but not used, why.
 func (s *Signer) Engine() (engine, fallback string) { return s.rsa.Engine(), s.rsa.fallback }
+
+// Signed is how many request signatures the Signer has made (for the
+// metrics).
+func (s *Signer) Signed() uint64 { return s.made.Load() }
 
 // KeyID is the key id written into signatures.
 func (s *Signer) KeyID() string { return s.keyID }
@@ -151,6 +158,7 @@ func (s *Signer) sign(ctx context.Context, req *http.Request, digest string, sta
 	if err != nil {
 		return fmt.Errorf("signature: sign request: %w", err)
 	}
+	s.made.Add(1)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"sync/atomic"
 )
 
 // Verifier prepares remote RSA public keys for verifying incoming
@@ -23,6 +24,19 @@ type Verifier struct {
 	version string // OpenSSL's, when ossl
 	// fallback is why OpenSSL is not used under RSAAuto; empty otherwise.
 	fallback string
+	// counts are the verifications made with the keys it prepared.
+	counts verifyCounts
+}
+
+// verifyCounts count verifications by result (Verifications).
+type verifyCounts struct {
+	valid, invalid atomic.Uint64
+}
+
+// Verifications is how many signatures the keys prepared by v verified,
+// and how many they found not valid (for the metrics).
+func (v *Verifier) Verifications() (valid, invalid uint64) {
+	return v.counts.valid.Load(), v.counts.invalid.Load()
 }
 
 // NewVerifier returns a Verifier for engine. RSAAuto verifies with OpenSSL
@@ -64,8 +78,9 @@ func (v *Verifier) Engine() (engine, fallback string) {
 // OpenSSL, imported into it once. It is safe for concurrent use and
 // never changes.
 type PublicKey struct {
-	pub  *rsa.PublicKey
-	ossl *opensslPublicKey // nil: Go verifies
+	pub    *rsa.PublicKey
+	ossl   *opensslPublicKey // nil: Go verifies
+	counts *verifyCounts     // its Verifier's
 }
 
 // Key prepares pub. It refuses the keys Go's crypto/rsa refuses to verify
@@ -75,7 +90,7 @@ func (v *Verifier) Key(pub *rsa.PublicKey) (*PublicKey, error) {
 	if err := checkPublicKey(pub); err != nil {
 		return nil, fmt.Errorf("signature: public key: %w", err)
 	}
-	k := &PublicKey{pub: &rsa.PublicKey{N: new(big.Int).Set(pub.N), E: pub.E}}
+	k := &PublicKey{pub: &rsa.PublicKey{N: new(big.Int).Set(pub.N), E: pub.E}, counts: &v.counts}
 	if v.ossl {
 		o, err := newOpenSSLPublicKey(k.pub)
 		if err != nil {
@@ -102,14 +117,24 @@ func (k *PublicKey) VerifySHA256(digest, sig []byte) error {
 	if len(digest) != sha256.Size {
 		return fmt.Errorf("signature: verify: digest of %d bytes, want %d", len(digest), sha256.Size)
 	}
-	// Go refuses any other length; OpenSSL would left-pad a short one.
-	if len(sig) != k.pub.Size() {
-		return rsa.ErrVerification
+	var err error
+	switch {
+	case len(sig) != k.pub.Size():
+		// Go refuses any other length; OpenSSL would left-pad a short one.
+		err = rsa.ErrVerification
+	case k.ossl != nil:
+		err = k.ossl.verifySHA256(digest, sig)
+	default:
+		err = rsa.VerifyPKCS1v15(k.pub, crypto.SHA256, digest, sig)
 	}
-	if k.ossl != nil {
-		return k.ossl.verifySHA256(digest, sig)
+	if k.counts != nil {
+		if err == nil {
+			k.counts.valid.Add(1)
+		} else {
+			k.counts.invalid.Add(1)
+		}
 	}
-	return rsa.VerifyPKCS1v15(k.pub, crypto.SHA256, digest, sig)
+	return err
 }
 
 // checkPublicKey applies the checks crypto/rsa makes before verifying
