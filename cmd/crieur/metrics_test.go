@@ -98,7 +98,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	in.extraEnv["CRIEUR_METRICS"] = addr
 	in.start()
 
-	if code, body := httpGet(t, "http://"+addr+"/healthz"); code != http.StatusOK || body != "ok\n" {
+	if code, body := getBody(t, "http://"+addr+"/healthz"); code != http.StatusOK || body != "ok\n" {
 		t.Fatalf("/healthz while serving: %d %q", code, body)
 	}
 	fams := scrape(t, addr)
@@ -243,17 +243,6 @@ func TestMetricsAddressInUseStopsTheStart(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "-metrics") {
 		t.Fatalf("serve with the metrics address taken: %v\n%s", err, out.String())
 	}
-}
-
-func httpGet(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }
 
 func TestHealthCheck(t *testing.T) {
