@@ -134,7 +134,7 @@ func TestGroupCommitDoesNotLingerForALoop(t *testing.T) {
 	}
 }
 
-// TestRefusalKeepsTheBatch: a call refused before writing (another actor's
+// TestRefusalKeepsTheBatch: calls refused before writing (another actor's
 // interaction id, on purpose) gets its error while the calls it shares a
 // commit with stay in that one commit, instead of rolling it back and
 // rerunning each of them in a commit (two fsyncs) of its own.
@@ -175,7 +175,7 @@ func TestRefusalKeepsTheBatch(t *testing.T) {
 	var wg sync.WaitGroup
 	txIDs := make([]int, others)
 	errs := make([]error, others)
-	var refused error
+	var refused, refusedDelete error
 	for i := range others {
 		wg.Go(func() {
 			errs[i] = s.group.do(s.db, func(tx *bbolt.Tx) error {
@@ -191,6 +191,11 @@ func TestRefusalKeepsTheBatch(t *testing.T) {
 			Actor: RemoteActor{ID: "https://a.example/users/b"}})
 	})
 	waitQueue(others + 1)
+	wg.Go(func() {
+		// And an Undo of a's like by b.
+		_, _, refusedDelete = s.DeleteInteraction(mine.ID, "https://a.example/users/b")
+	})
+	waitQueue(others + 2)
 	close(release)
 	wg.Wait()
 	if err := <-leaderDone; err != nil {
@@ -199,6 +204,9 @@ func TestRefusalKeepsTheBatch(t *testing.T) {
 
 	if !errors.Is(refused, ErrNotOwner) {
 		t.Fatalf("the other actor's Like: %v, want ErrNotOwner", refused)
+	}
+	if !errors.Is(refusedDelete, ErrNotOwner) {
+		t.Fatalf("the other actor's Undo: %v, want ErrNotOwner", refusedDelete)
 	}
 	for i := range others {
 		if errs[i] != nil {
