@@ -135,8 +135,8 @@ func TestGroupCommitDoesNotLingerForALoop(t *testing.T) {
 }
 
 // TestRefusalKeepsTheBatch: calls refused before writing (another actor's
-// interaction id, on purpose) gets its error while the calls it shares a
-// commit with stay in that one commit, instead of rolling it back and
+// like, or its Undo, on purpose) get their error while the calls they share
+// a commit with stay in that one commit, instead of rolling it back and
 // rerunning each of them in a commit (two fsyncs) of its own.
 func TestRefusalKeepsTheBatch(t *testing.T) {
 	s, clock, _ := newTestStore(t)
